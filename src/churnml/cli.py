@@ -1,0 +1,186 @@
+"""The ``churnml`` command: a thin Typer layer over the Python API.
+
+Every command that reads data or models takes ``--config``, ``--transactions``,
+``--tracking-uri`` and ``--model-name`` (flags override the config). Errors that churnml
+raises on purpose are printed as one message and mapped to exit codes: 2 bad input or
+config, 3 model problem. Heavy imports happen inside the commands so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from churnml import __version__
+
+app = typer.Typer(
+    name="churnml",
+    help="Churn risk, customer value and retention lists from transaction logs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (configs/*.yaml).")]
+TransactionsOpt = Annotated[
+    Optional[str], typer.Option("--transactions", "-t", help="Transaction file; overrides data.transactions.")
+]
+TrackingUriOpt = Annotated[
+    Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI; overrides mlflow.tracking_uri.")
+]
+ModelNameOpt = Annotated[
+    Optional[str], typer.Option("--model-name", help="Registered model name; overrides mlflow.model_name.")
+]
+CutoffOpt = Annotated[
+    Optional[str],
+    typer.Option("--cutoff", help="Snapshot date (YYYY-MM-DD, exclusive); default: day after the last transaction."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"churnml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """churnml: who is about to leave, what they are worth, whom to win back first."""
+
+
+def _config(config: Path | None, transactions: str | None, tracking_uri: str | None, model_name: str | None):
+    from churnml.config import load_config
+
+    return load_config(config).with_overrides(
+        transactions=transactions, tracking_uri=tracking_uri, model_name=model_name
+    )
+
+
+def _fail(err: Exception) -> None:
+    from churnml.errors import ChurnmlError
+
+    code = err.exit_code if isinstance(err, ChurnmlError) else 1
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def validate(
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Load and validate the data; print the load report (rows read, dropped, orders, customers)."""
+    from churnml.errors import ChurnmlError
+    from churnml.io import load_dataset
+
+    try:
+        cfg = _config(config, transactions, tracking_uri, model_name)
+        ds = load_dataset(cfg)
+    except ChurnmlError as err:
+        _fail(err)
+    typer.echo(str(ds.report))
+
+
+@app.command()
+def features(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.parquet or .csv).")],
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    cutoff: CutoffOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Write point-in-time snapshot features with RFM scores and segments, one row per customer."""
+    from churnml._atomic import write_table
+    from churnml.errors import ChurnmlError
+    from churnml.io import load_dataset
+    from churnml.jobs import customer_snapshot
+
+    try:
+        cfg = _config(config, transactions, tracking_uri, model_name)
+        snap = customer_snapshot(load_dataset(cfg), cfg, cutoff)
+        write_table(snap, out)
+    except ChurnmlError as err:
+        _fail(err)
+    typer.echo(f"wrote {len(snap):,} customers as of {snap['as_of'].iloc[0]} to {out}")
+
+
+@app.command()
+def rfm(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.parquet or .csv).")],
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    observation_end: Annotated[
+        Optional[str], typer.Option("--observation-end", help="Last date of the study (inclusive); default: last transaction.")
+    ] = None,
+    freq: Annotated[Optional[str], typer.Option("--freq", help="Period: D, W or h; overrides features.freq.")] = None,
+    freq_multiplier: Annotated[
+        Optional[float], typer.Option("--freq-multiplier", help="Divide durations by this (7 with D = weeks).")
+    ] = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Write the lifetimes-style RFM summary (frequency, recency, T, monetary_value)."""
+    from churnml._atomic import write_table
+    from churnml.errors import ChurnmlError
+    from churnml.features import rfm_summary
+    from churnml.io import load_dataset, purchases
+
+    try:
+        cfg = _config(config, transactions, tracking_uri, model_name)
+        ds = load_dataset(cfg)
+        summary = rfm_summary(
+            purchases(ds.transactions),
+            amount="amount",
+            observation_end=observation_end,
+            freq=freq or cfg.features.freq,
+            freq_multiplier=freq_multiplier or cfg.features.freq_multiplier,
+        )
+        write_table(summary, out)
+    except (ChurnmlError, ValueError) as err:
+        _fail(err)
+    typer.echo(f"wrote {len(summary):,} customers to {out}")
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    cutoff: CutoffOpt = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Output folder; overrides output.dir.")] = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """The main job end to end: validate data, build the customer snapshot, RFM segments, report."""
+    from churnml.errors import ChurnmlError
+    from churnml.jobs import run as run_job
+
+    try:
+        cfg = _config(config, transactions, tracking_uri, model_name)
+        res = run_job(cfg, cutoff=cutoff, out_dir=out_dir)
+    except ChurnmlError as err:
+        _fail(err)
+    typer.echo(f"customers in scope as of {res.as_of}: {res.customers:,}")
+    typer.echo(res.segments.to_string(float_format=lambda v: f"{v:,.2f}"))
+    typer.echo(f"wrote {res.snapshot_path}, {res.segments_path}, {res.report_path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

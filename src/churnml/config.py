@@ -1,0 +1,255 @@
+"""Typed configuration loaded from ``configs/*.yaml``.
+
+Every section is a pydantic model that forbids unknown keys, so a typo such as
+``data.colums`` is an error naming the key instead of a silently ignored setting.
+``load_config`` resolves relative data paths against the config file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from churnml.errors import ConfigError
+
+__all__ = [
+    "ChurnConfig",
+    "ColumnsConfig",
+    "Config",
+    "DataConfig",
+    "EventColumnsConfig",
+    "FeaturesConfig",
+    "MlflowConfig",
+    "RFMConfig",
+    "RFMSegmentRule",
+    "load_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ColumnsConfig(_Section):
+    """Map the canonical transaction fields to the column names in the user's file.
+
+    The amount of an order line is ``amount`` when that column is mapped, otherwise
+    ``quantity x unit_price``; with neither, the log has purchase dates only.
+    """
+
+    customer_id: str = "customer_id"
+    timestamp: str = "timestamp"
+    order_id: str | None = None
+    amount: str | None = "amount"
+    quantity: str | None = None
+    unit_price: str | None = None
+
+    @model_validator(mode="after")
+    def _amount_source(self) -> "ColumnsConfig":
+        if (self.quantity is None) != (self.unit_price is None):
+            raise ValueError("data.columns.quantity and data.columns.unit_price must be given together")
+        return self
+
+
+class EventColumnsConfig(_Section):
+    """Column names of the optional customer-events table (tickets, complaints, NPS, CSAT)."""
+
+    customer_id: str = "customer_id"
+    timestamp: str = "timestamp"
+    type: str = "type"
+    value: str | None = "value"
+
+
+class DataConfig(_Section):
+    """Where the data lives and how to read it.
+
+    ``transactions`` is a CSV or Parquet path (``.gz`` allowed), or ``bundled:NAME`` for a
+    data set shipped with an installed package (``bundled:cdnow_master``, ``bundled:cdnow_sample``).
+    """
+
+    transactions: str | None = None
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    timestamp_format: str | None = None
+    sep: str | None = None
+    csv_names: list[str] | None = None
+    returns: Literal["net", "drop"] = "net"
+    customers: str | None = None
+    customers_id_column: str | None = None
+    events: str | None = None
+    event_columns: EventColumnsConfig = Field(default_factory=EventColumnsConfig)
+
+
+class FeaturesConfig(_Section):
+    """Point-in-time snapshot features; windows in days, all trailing from the cutoff (exclusive)."""
+
+    windows_days: list[int] = Field(default_factory=lambda: [30, 90, 180, 365])
+    trend_window_days: int = 90
+    event_types: list[str] = Field(
+        default_factory=lambda: ["support_ticket", "complaint", "nps", "csat"]
+    )
+    event_value_types: list[str] = Field(default_factory=lambda: ["nps", "csat"])
+    event_count_window_days: int = 90
+    freq: str = "D"
+    freq_multiplier: float = 1.0
+
+    @field_validator("windows_days")
+    @classmethod
+    def _positive_windows(cls, v: list[int]) -> list[int]:
+        if not v or any(w <= 0 for w in v):
+            raise ValueError("windows_days must be a non-empty list of positive day counts")
+        return sorted(set(v))
+
+    @field_validator("trend_window_days", "event_count_window_days")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be a positive number of days")
+        return v
+
+
+class RFMSegmentRule(_Section):
+    """One named cell range of the R x FM score grid (scores 1-5, bounds inclusive)."""
+
+    name: str
+    r: tuple[int, int]
+    fm: tuple[int, int]
+
+
+def _default_segments() -> list[RFMSegmentRule]:
+    rules = [
+        ("Champions", (5, 5), (4, 5)),
+        ("Loyal Customers", (3, 4), (4, 5)),
+        ("Potential Loyalists", (4, 5), (2, 3)),
+        ("New Customers", (5, 5), (1, 1)),
+        ("Promising", (4, 4), (1, 1)),
+        ("Need Attention", (3, 3), (3, 3)),
+        ("About to Sleep", (3, 3), (1, 2)),
+        ("Can't Lose Them", (1, 2), (5, 5)),
+        ("At Risk", (1, 2), (3, 4)),
+        ("Hibernating", (2, 2), (1, 2)),
+        ("Lost", (1, 1), (1, 2)),
+    ]
+    return [RFMSegmentRule(name=n, r=r, fm=fm) for n, r, fm in rules]
+
+
+class RFMConfig(_Section):
+    """Classic RFM quintile scores and the named segment grid (first matching rule wins)."""
+
+    bins: int = 5
+    fm_combine: Literal["mean", "frequency"] = "mean"
+    segments: list[RFMSegmentRule] = Field(default_factory=_default_segments)
+
+    @field_validator("bins")
+    @classmethod
+    def _bins(cls, v: int) -> int:
+        if not 2 <= v <= 10:
+            raise ValueError("bins must be between 2 and 10")
+        return v
+
+
+class ChurnConfig(_Section):
+    """Churn label: no purchase in (cutoff, cutoff + horizon_days]."""
+
+    horizon_days: int = 90
+    lookback_days: int | None = None
+    n_cutoffs: int = 4
+    cutoff_step_days: int = 90
+    seed: int = 42
+
+    @field_validator("horizon_days")
+    @classmethod
+    def _horizon(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("horizon_days must be positive")
+        return v
+
+
+class MlflowConfig(_Section):
+    """Tracking: ``sqlite:///mlflow.db`` in the working directory unless a URI is given."""
+
+    tracking_uri: str | None = None
+    experiment: str = "churnml"
+    model_name: str = "churnml"
+
+
+class OutputConfig(_Section):
+    """Where jobs write their files (relative to the working directory)."""
+
+    dir: str = "outputs"
+
+
+class Config(_Section):
+    """The whole churnml configuration."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    rfm: RFMConfig = Field(default_factory=RFMConfig)
+    churn: ChurnConfig = Field(default_factory=ChurnConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    seed: int = 42
+
+    def with_overrides(
+        self,
+        *,
+        transactions: str | Path | None = None,
+        tracking_uri: str | None = None,
+        model_name: str | None = None,
+    ) -> "Config":
+        """Return a copy with CLI-style overrides applied (``None`` leaves a value as is)."""
+        cfg = self.model_copy(deep=True)
+        if transactions is not None:
+            cfg.data.transactions = str(transactions)
+        if tracking_uri is not None:
+            cfg.mlflow.tracking_uri = tracking_uri
+        if model_name is not None:
+            cfg.mlflow.model_name = model_name
+        return cfg
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(root)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  - unknown key '{key}'")
+        else:
+            lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
+    """Validate a plain mapping into a :class:`Config`; errors name the offending key."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate a YAML config; ``None`` gives the defaults.
+
+    Relative data paths are resolved against the YAML file's folder, so a config works
+    from any working directory.
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    cfg = config_from_dict(raw, str(path))
+    base = path.resolve().parent
+    for attr in ("transactions", "customers", "events"):
+        value = getattr(cfg.data, attr)
+        if value and ":" not in value.split("/")[0] and not Path(value).is_absolute():
+            setattr(cfg.data, attr, str((base / value).resolve()))
+    return cfg

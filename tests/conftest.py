@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def cdnow_master() -> pd.DataFrame:
+    from churnml.datasets import load_cdnow
+
+    return load_cdnow("master")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent (only CI and developer machines have it)")
+    return SHARED_DATA
+
+
+def random_log(n_customers: int = 300, n_rows: int = 3000, seed: int = 0, hours: bool = True) -> pd.DataFrame:
+    """A small random log with hour-level timestamps, repeat days and mixed amounts."""
+    rng = np.random.default_rng(seed)
+    cust = rng.integers(0, n_customers, n_rows)
+    start = np.datetime64("2021-01-01T00:00")
+    offs = rng.integers(0, 2 * 365 * 24, n_rows) if hours else rng.integers(0, 2 * 365, n_rows) * 24
+    ts = (start + offs.astype("timedelta64[h]")).astype("datetime64[ns]")
+    amount = np.round(rng.gamma(2.0, 15.0, n_rows), 2)
+    return pd.DataFrame({"customer_id": [f"c{c:05d}" for c in cust], "timestamp": ts, "amount": amount})
