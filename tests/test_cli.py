@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import churnml
+from churnml.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = str(REPO / "configs" / "cdnow_sample.yaml")
+runner = CliRunner()
+COMMANDS = ["validate", "features", "rfm", "run"]
+
+
+def test_version():
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"churnml {churnml.__version__}"
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help_and_the_shared_flags(cmd):
+    res = runner.invoke(app, [cmd, "--help"])
+    assert res.exit_code == 0
+    for flag in ["--config", "--transactions", "--tracking-uri", "--model-name"]:
+        assert flag in res.output
+
+
+def test_console_script_runs_in_a_subprocess():
+    exe = shutil.which("churnml") or str(Path(sys.executable).parent / "churnml")
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    for cmd in COMMANDS:
+        assert cmd in out
+
+
+def test_run_main_job_on_bundled_sample(tmp_path):
+    res = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    snap = pd.read_parquet(tmp_path / "customers.parquet")
+    assert len(snap) == 2357
+    assert snap["rfm_segment"].isin(["Champions", "Lost", "At Risk", "Loyal Customers"]).any()
+    assert (snap["as_of"] == pd.Timestamp("1998-07-01")).all()
+    seg = pd.read_csv(tmp_path / "rfm_segments.csv", index_col=0)
+    assert seg["customers"].sum() == 2357
+    report = json.loads((tmp_path / "run_report.json").read_text())
+    assert report["load_report"]["customers"] == 2357 and report["customers_in_scope"] == 2357
+    # re-running is safe and gives the same output
+    res2 = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path)])
+    assert res2.exit_code == 0
+    pd.testing.assert_frame_equal(snap, pd.read_parquet(tmp_path / "customers.parquet"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.parquet", "rfm_segments.csv", "run_report.json"]
+
+
+def test_features_with_cutoff_and_transactions_override(tmp_path):
+    tx = tmp_path / "tx.csv"
+    tx.write_text("customer_id,timestamp,amount\na,2024-01-01,10\na,2024-02-01,20\nb,2024-03-01,5\n")
+    out = tmp_path / "f.csv"
+    res = runner.invoke(app, ["features", "--transactions", str(tx), "--cutoff", "2024-02-15", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    f = pd.read_csv(out, index_col="customer_id")
+    assert f.index.tolist() == ["a"] and f.loc["a", "n_purchases"] == 2
+
+
+def test_rfm_command_weeks(tmp_path):
+    out = tmp_path / "rfm.parquet"
+    res = runner.invoke(app, ["rfm", "--config", SAMPLE, "--freq", "D", "--freq-multiplier", "7", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    s = pd.read_parquet(out)
+    assert len(s) == 2357 and s["T"].max() < 79
+
+
+def _bad_tx(tmp_path):
+    tx = tmp_path / "bad.csv"
+    tx.write_text("customer_id,timestamp,amount\na,2024-01-01,10\nb,yesterday,20\n")
+    return tx
+
+
+def test_bad_input_exits_2_with_message_and_no_partial_output(tmp_path):
+    out = tmp_path / "f.parquet"
+    res = runner.invoke(app, ["features", "--transactions", str(_bad_tx(tmp_path)), "--out", str(out)])
+    assert res.exit_code == 2
+    assert "line 3" in res.output and "yesterday" in res.output and "bad.csv" in res.output
+    assert "Traceback" not in res.output
+    assert list(tmp_path.iterdir()) == [tmp_path / "bad.csv"]
+
+
+def test_run_bad_input_leaves_previous_output_untouched(tmp_path):
+    good = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path / "out")])
+    assert good.exit_code == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    res = runner.invoke(app, ["run", "--config", SAMPLE, "--transactions", str(_bad_tx(tmp_path)), "--out-dir", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--cutoff", "1990-01-01"], "on or before the first transaction"),
+        (["--cutoff", "not-a-date"], "not a date"),
+        (["--transactions", "/nonexistent/tx.csv"], "file not found"),
+    ],
+)
+def test_other_bad_inputs_exit_2(tmp_path, args, needle):
+    res = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path), *args])
+    assert res.exit_code == 2, res.output
+    assert needle in res.output
+
+
+def test_unknown_config_key_exits_2(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  transaction: x.csv\n")
+    res = runner.invoke(app, ["validate", "--config", str(cfg)])
+    assert res.exit_code == 2 and "unknown key 'data.transaction'" in res.output
+
+
+def test_validate_prints_load_report():
+    res = runner.invoke(app, ["validate", "--config", SAMPLE])
+    assert res.exit_code == 0
+    assert "rows_read" in res.output and "6919" in res.output
