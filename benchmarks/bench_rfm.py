@@ -1,0 +1,691 @@
+#!/usr/bin/env python
+"""Benchmark ``churnml.features.rfm_summary`` against lifetimes, pandas, DuckDB and Polars.
+
+One synthetic transaction log (hour-level timestamps over ~3 years, float amounts, fixed
+seed) is written once to ``benchmarks/data/`` as Parquet; every engine then runs in its own
+subprocess that reads that file (untimed), records its RSS, computes the lifetimes-style
+RFM summary (timed, best of ``--repeat``), records its peak RSS and writes its output, which
+the parent checks against churnml's (frequency/recency/T exactly, monetary_value within
+1e-6 relative). Any mismatch or failed engine makes the exit status non-zero.
+
+    python benchmarks/bench_rfm.py --customers 1000000 --transactions 10000000
+    python benchmarks/bench_rfm.py --customers 20000 --transactions 200000 --profile   # quick
+
+See benchmarks/README.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA_DIR = HERE / "data"
+RESULTS = HERE / "results" / "rfm_summary.md"
+
+ENGINES = ["churnml", "lifetimes", "pandas", "duckdb", "polars"]
+ID_KINDS = ["int", "str"]
+REFERENCE = "churnml"
+MONETARY_RTOL = 1e-6
+MONETARY_ATOL = 1e-9
+HOURS = 3 * 365 * 24  # ~3 years of hourly timestamps
+START = np.datetime64("2022-01-01T00", "h")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def data_path(args) -> Path:
+    return DATA_DIR / f"rfm_{args.customers}c_{args.transactions}t_seed{args.seed}_{args.ts_unit}.parquet"
+
+
+def make_log(n_customers: int, n_tx: int, seed: int, ts_unit: str):
+    """A time-ordered log: every customer buys at least once (at their start hour), the
+    remaining transactions go to customers with gamma-distributed propensity, uniformly in
+    time between the customer's start and the end of the window. Returns a pyarrow Table with
+    ``customer_id_int`` (shuffled dense 0..N-1), ``customer_id_str`` ("C0001234"),
+    ``timestamp`` and ``amount``."""
+    import pyarrow as pa
+
+    if n_tx < n_customers:
+        raise SystemExit("--transactions must be >= --customers (every customer buys at least once)")
+    rng = np.random.default_rng(seed)
+    propensity = rng.gamma(0.6, 1.0, n_customers)
+    extra = rng.multinomial(n_tx - n_customers, propensity / propensity.sum())
+    start_hour = rng.integers(0, int(HOURS * 0.9), n_customers)
+    cust = np.concatenate([np.arange(n_customers), np.repeat(np.arange(n_customers), extra)])
+    begin = start_hour[cust[n_customers:]]
+    later = begin + (rng.random(len(begin)) * (HOURS - begin)).astype(np.int64)
+    hour = np.concatenate([start_hour, later])
+    order = np.argsort(hour, kind="stable")
+    cust, hour = cust[order], hour[order]
+    perm = rng.permutation(n_customers)  # shuffled surrogate keys: id order != arrival order
+    ids = perm[cust].astype(np.int64)
+    width = max(7, len(str(n_customers - 1)))
+    labels = pa.array([f"C{i:0{width}d}" for i in range(n_customers)], type=pa.string())
+    ts = (START + hour.astype("timedelta64[h]")).astype(f"datetime64[{ts_unit}]")
+    amount = np.round(rng.lognormal(3.0, 0.8, n_tx), 2)
+    return pa.table(
+        {
+            "customer_id_int": pa.array(ids),
+            "customer_id_str": labels.take(pa.array(ids)),
+            "timestamp": pa.array(ts),
+            "amount": pa.array(amount),
+        }
+    )
+
+
+def ensure_data(args) -> Path:
+    import pyarrow.parquet as pq
+
+    path = data_path(args)
+    if path.exists() and not args.regenerate:
+        log(f"data: reusing {path.relative_to(REPO)}")
+        return path
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    table = make_log(args.customers, args.transactions, args.seed, args.ts_unit)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+    log(f"data: wrote {path.relative_to(REPO)} ({path.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - t0:.1f}s")
+    return path
+
+
+# --------------------------------------------------------------------------- engines
+# Each engine: load(path, id_column) -> native frame (untimed), run(frame) -> result (timed),
+# to_pandas(result) -> DataFrame with columns customer_id, frequency, recency, T, monetary_value.
+
+
+def _load_pandas(path, id_col):
+    import pandas as pd
+
+    df = pd.read_parquet(path, columns=[id_col, "timestamp", "amount"])
+    return df.rename(columns={id_col: "customer_id"})
+
+
+def run_churnml(df):
+    from churnml.features import rfm_summary
+
+    return rfm_summary(df, customer_id="customer_id", timestamp="timestamp", amount="amount", freq="D", freq_multiplier=1)
+
+
+def run_lifetimes(df):
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    return summary_data_from_transaction_data(df, "customer_id", "timestamp", "amount", freq="D")
+
+
+def run_pandas(df):
+    """Plain pandas: daily (customer, day) sums, then per customer count/first/last/mean repeat."""
+    import pandas as pd
+
+    day = df["timestamp"].dt.floor("D")
+    per = (
+        df[["customer_id", "amount"]].assign(day=day)
+        .groupby(["customer_id", "day"], sort=True)["amount"].sum()
+        .reset_index()
+    )
+    is_first = ~per["customer_id"].duplicated()  # rows are sorted by (customer, day)
+    g = per.groupby("customer_id", sort=True)["day"].agg(["min", "max", "size"])
+    one_day = pd.Timedelta(days=1)
+    repeat = per["amount"].where(~is_first).groupby(per["customer_id"], sort=True).mean()
+    return pd.DataFrame(
+        {
+            "frequency": (g["size"] - 1).astype(float),
+            "recency": (g["max"] - g["min"]) / one_day,
+            "T": (day.max() - g["min"]) / one_day,
+            "monetary_value": repeat.fillna(0.0),
+        }
+    )
+
+
+DUCKDB_SQL = """
+WITH per AS (
+    SELECT customer_id, CAST("timestamp" AS DATE) AS day, sum(amount) AS amt
+    FROM tx
+    GROUP BY ALL
+)
+SELECT
+    customer_id,
+    (count(*) - 1)::DOUBLE AS frequency,
+    date_diff('day', min(day), max(day))::DOUBLE AS recency,
+    date_diff('day', min(day), (SELECT CAST(max("timestamp") AS DATE) FROM tx))::DOUBLE AS "T",
+    CASE WHEN count(*) > 1 THEN (sum(amt) - arg_min(amt, day)) / (count(*) - 1) ELSE 0.0 END AS monetary_value
+FROM per
+GROUP BY customer_id
+"""
+
+
+def run_duckdb(df):
+    import duckdb
+
+    con = duckdb.connect()
+    if _THREADS:
+        con.execute(f"SET threads = {_THREADS}")
+    con.register("tx", df)
+    try:
+        return con.sql(DUCKDB_SQL).df()  # executes the query and materialises a pandas DataFrame
+    finally:
+        con.close()
+
+
+def _load_polars(path, id_col):
+    import polars as pl
+
+    return pl.read_parquet(path, columns=[id_col, "timestamp", "amount"]).rename({id_col: "customer_id"})
+
+
+def run_polars(df):
+    import polars as pl
+
+    end_day = df.get_column("timestamp").max().date()
+    per = df.lazy().group_by("customer_id", pl.col("timestamp").dt.date().alias("day")).agg(pl.col("amount").sum().alias("amt"))
+    n = pl.col("n")
+    return (
+        per.group_by("customer_id")
+        .agg(
+            n=pl.len(),
+            first=pl.col("day").min(),
+            last=pl.col("day").max(),
+            total=pl.col("amt").sum(),
+            first_amt=pl.col("amt").get(pl.col("day").arg_min()),
+        )
+        .select(
+            "customer_id",
+            frequency=(n - 1).cast(pl.Float64),
+            recency=(pl.col("last") - pl.col("first")).dt.total_days().cast(pl.Float64),
+            T=(pl.lit(end_day) - pl.col("first")).dt.total_days().cast(pl.Float64),
+            monetary_value=pl.when(n > 1).then((pl.col("total") - pl.col("first_amt")) / (n - 1)).otherwise(0.0),
+        )
+        .collect()
+    )
+
+
+def _pandas_out(res):
+    return res.rename_axis("customer_id").reset_index()[["customer_id", "frequency", "recency", "T", "monetary_value"]]
+
+
+ENGINE_IMPL = {
+    "churnml": (_load_pandas, run_churnml, _pandas_out, ["churnml.features"]),
+    "lifetimes": (_load_pandas, run_lifetimes, _pandas_out, ["lifetimes.utils"]),
+    "pandas": (_load_pandas, run_pandas, _pandas_out, ["pandas"]),
+    "duckdb": (_load_pandas, run_duckdb, lambda r: r, ["duckdb"]),
+    "polars": (_load_polars, run_polars, lambda r: r.to_pandas(), ["polars"]),
+}
+_THREADS = 0
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def reset_peak() -> bool:
+    """Reset the RSS high-water mark (Linux >= 4.0), so ru_maxrss covers only what follows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def worker(args) -> None:
+    import importlib
+
+    global _THREADS
+    _THREADS = args.threads
+    load, run, to_pandas, modules = ENGINE_IMPL[args.worker]
+    for m in modules:
+        importlib.import_module(m)
+    id_col = f"customer_id_{args.id_kind}"
+    t0 = time.perf_counter()
+    frame = load(args.data, id_col)
+    load_s = time.perf_counter() - t0
+    gc.collect()
+    load_peak = maxrss_mb()
+    load_rss = rss_mb()
+    peak_reset = reset_peak()
+    times = []
+    res = None
+    for _ in range(args.repeat):
+        res = None
+        gc.collect()
+        t0 = time.perf_counter()
+        res = run(frame)
+        times.append(time.perf_counter() - t0)
+    peak = maxrss_mb()
+    out = to_pandas(res)
+    out.to_parquet(args.out, index=False)
+    info = {
+        "engine": args.worker,
+        "id_kind": args.id_kind,
+        "times": times,
+        "seconds": min(times),
+        "load_seconds": load_s,
+        "rss_after_load_mb": load_rss,
+        "peak_during_load_mb": load_peak,
+        "peak_rss_mb": peak if peak_reset else max(peak, load_peak),
+        "peak_reset": peak_reset,
+        "rows_in": int(len(frame)),
+        "rows_out": int(len(out)),
+        "id_dtype": str(frame.schema["customer_id"] if args.worker == "polars" else frame["customer_id"].dtype),
+        "ts_dtype": str(frame.schema["timestamp"] if args.worker == "polars" else frame["timestamp"].dtype),
+    }
+    print("RESULT " + json.dumps(info), flush=True)
+
+
+# --------------------------------------------------------------------------- profile of churnml
+
+
+def profile_worker(args) -> None:
+    """Stage timings of churnml's rfm_summary, re-running its steps with the module's own helpers."""
+    import pandas as pd
+
+    import churnml.features as F
+
+    id_col = f"customer_id_{args.id_kind}"
+    df = _load_pandas(args.data, id_col)
+    gc.collect()
+    base_rss = rss_mb()
+    reset_peak()
+
+    def staged():
+        t: dict[str, float] = {}
+        mem: dict[str, float] = {}
+
+        def mark(name, t0):
+            t[name] = time.perf_counter() - t0
+            mem[name] = maxrss_mb()
+            return time.perf_counter()
+
+        c = time.perf_counter()
+        ts_col = df["timestamp"]
+        ns = F._as_ns(ts_col)
+        c = mark("_as_ns (timestamps -> int64 ns)", c)
+        periods = F._to_period(ns, "D")
+        c = mark("_to_period (ns // day)", c)
+        end_ns = int(ns.max())
+        end_period = int(F._to_period(np.int64(end_ns), "D"))
+        c = mark("end period (ns.max)", c)
+        ids = df["customer_id"]
+        if ids.dtype.kind in "iu":
+            codes, labels = F._encode(ids)
+            c = mark("_encode: int fast path (min/max, copy, -lo)", c)
+        else:
+            arr = ids.to_numpy()
+            c = mark("_encode: ids.to_numpy() (Arrow strings -> object)", c)
+            fcodes, uniques = pd.factorize(arr, sort=False)
+            c = mark("_encode: pd.factorize(object array)", c)
+            _ = (fcodes < 0).any()
+            uniques = np.asarray(uniques)
+            order = np.argsort(uniques, kind="stable")
+            remap = np.empty(len(order), dtype=np.int64)
+            remap[order] = np.arange(len(order))
+            c = mark("_encode: argsort of uniques", c)
+            codes, labels = remap[fcodes], uniques[order]
+            del fcodes
+            c = mark("_encode: remap codes", c)
+        values = df["amount"].to_numpy(dtype=np.float64)
+        c = mark("amount to_numpy", c)
+        if periods.max() > end_period:
+            raise RuntimeError("unexpected: transactions after observation end")
+        c = mark("observation-end check (periods.max)", c)
+        # _period_stats, step by step (same code as churnml.features._period_stats)
+        pmin = int(periods.min())
+        span = int(periods.max()) - pmin + 1
+        key = codes * span
+        key += periods
+        key -= pmin
+        c = mark("_period_stats: build packed key", c)
+        key.sort()
+        c = mark("_period_stats: key.sort()", c)
+        distinct = np.empty(len(key), dtype=bool)
+        distinct[0] = True
+        np.not_equal(key[1:], key[:-1], out=distinct[1:])
+        uk = key[distinct]
+        del key, distinct
+        c = mark("_period_stats: distinct (customer, day) keys", c)
+        cc = uk // span
+        pp = uk - cc * span + pmin
+        start = np.empty(len(cc), dtype=bool)
+        start[0] = True
+        np.not_equal(cc[1:], cc[:-1], out=start[1:])
+        starts = np.flatnonzero(start)
+        ends = np.r_[starts[1:], len(cc)] - 1
+        stats = F._PeriodStats(code=cc[starts], first=pp[starts], last=pp[ends], n_periods=ends - starts + 1)
+        c = mark("_period_stats: unpack + run starts/ends", c)
+        frequency = (stats.n_periods - 1).astype(np.float64)
+        out = {
+            "frequency": frequency,
+            "recency": (stats.last - stats.first) / 1,
+            "T": (end_period - stats.first) / 1,
+        }
+        c = mark("frequency/recency/T arrays", c)
+        total = np.bincount(codes, weights=values, minlength=len(labels))
+        c = mark("amount: bincount total", c)
+        first_of_code = np.full(len(labels), np.iinfo(np.int64).min, dtype=np.int64)
+        first_of_code[stats.code] = stats.first
+        in_first = periods == first_of_code[codes]
+        c = mark("amount: first-period mask (gather + compare)", c)
+        first_total = np.bincount(codes[in_first], weights=values[in_first], minlength=len(labels))
+        c = mark("amount: bincount first-period total (boolean-index + bincount)", c)
+        repeat_spend = (total - first_total)[stats.code]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["monetary_value"] = np.where(frequency > 0, repeat_spend / np.maximum(frequency, 1), 0.0)
+        c = mark("amount: monetary_value", c)
+        index = pd.Index(labels[stats.code], name="customer_id")
+        res = pd.DataFrame(out, index=index)[["frequency", "recency", "T", "monetary_value"]].astype(float)
+        c = mark("build DataFrame", c)
+        return t, mem, res
+
+    best: dict[str, float] = {}
+    mem: dict[str, float] = {}
+    res = None
+    for _ in range(args.repeat):
+        gc.collect()
+        t, m, res = staged()
+        for k, v in t.items():
+            best[k] = min(best.get(k, float("inf")), v)
+            mem[k] = max(mem.get(k, 0.0), m[k])
+    staged_peak = maxrss_mb()
+    del res
+    gc.collect()
+    whole = []
+    ref = None
+    for _ in range(args.repeat):
+        ref = None
+        gc.collect()
+        t0 = time.perf_counter()
+        ref = run_churnml(df)
+        whole.append(time.perf_counter() - t0)
+    info = {
+        "id_kind": args.id_kind,
+        "stages": best,
+        "peak_after_stage_mb": mem,
+        "rss_after_load_mb": base_rss,
+        "staged_peak_mb": staged_peak,
+        "rfm_summary_seconds": min(whole),
+        "rows_out": int(len(ref)),
+    }
+    print("RESULT " + json.dumps(info), flush=True)
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def spawn(argv: list[str], timeout: float, env=None) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *argv],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join((proc.stderr or "").strip().splitlines()[-15:])
+        raise RuntimeError(f"worker exited with {proc.returncode}:\n{tail}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def compare(ref_path: Path, got_path: Path) -> str | None:
+    """None when equal, else a short description of the first difference."""
+    import pandas as pd
+
+    ref = pd.read_parquet(ref_path).sort_values("customer_id", kind="stable").reset_index(drop=True)
+    got = pd.read_parquet(got_path).sort_values("customer_id", kind="stable").reset_index(drop=True)
+    if len(ref) != len(got):
+        return f"{len(got)} rows, expected {len(ref)}"
+    if ref["customer_id"].dtype.kind in "iu" or got["customer_id"].dtype.kind in "iu":
+        ids_ok = np.array_equal(ref["customer_id"].to_numpy(np.int64), got["customer_id"].to_numpy(np.int64))
+    else:
+        ids_ok = np.array_equal(ref["customer_id"].to_numpy(str), got["customer_id"].to_numpy(str))
+    if not ids_ok:
+        return "customer ids differ"
+    for col in ["frequency", "recency", "T"]:
+        a, b = ref[col].to_numpy(np.float64), got[col].to_numpy(np.float64)
+        bad = np.flatnonzero(a != b)
+        if len(bad):
+            i = bad[0]
+            return f"{col} differs in {len(bad)} rows (e.g. {ref['customer_id'].iloc[i]!r}: {b[i]} vs {a[i]})"
+    a, b = ref["monetary_value"].to_numpy(np.float64), got["monetary_value"].to_numpy(np.float64)
+    bad = np.flatnonzero(~(np.abs(a - b) <= MONETARY_RTOL * np.abs(a) + MONETARY_ATOL))
+    if len(bad):
+        i = bad[0]
+        return f"monetary_value differs in {len(bad)} rows (e.g. {ref['customer_id'].iloc[i]!r}: {b[i]} vs {a[i]})"
+    return None
+
+
+def machine_info() -> dict:
+    import importlib.metadata as md
+
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gb = float("nan")
+    versions = {}
+    for pkg in ["churnml", "pandas", "numpy", "pyarrow", "lifetimes", "duckdb", "polars"]:
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    git = {}
+    try:
+        git["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        git["src_dirty"] = bool(dirty)
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu,
+        "mem_gb": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "git": git,
+    }
+
+
+def fmt_table(rows: list[dict]) -> str:
+    head = "| engine | id kind | seconds | peak RSS MB | RSS after load MB | RSS increment MB | speed-up vs lifetimes | output check |"
+    sep = "|---|---|---:|---:|---:|---:|---:|---|"
+    lines = [head, sep]
+    lt = {r["id_kind"]: r["seconds"] for r in rows if r["engine"] == "lifetimes" and r.get("seconds") is not None}
+    for r in rows:
+        if r.get("seconds") is None:
+            lines.append(f"| {r['engine']} | {r['id_kind']} | failed | | | | | {r['check']} |")
+            continue
+        base = lt.get(r["id_kind"])
+        speed = f"{base / r['seconds']:.1f}x" if base else "n/a"
+        inc = r["peak_rss_mb"] - r["rss_after_load_mb"]
+        lines.append(
+            f"| {r['engine']} | {r['id_kind']} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['rss_after_load_mb']:.0f} | {inc:.0f} | {speed} | {r['check']} |"
+        )
+    return "\n".join(lines)
+
+
+def fmt_profile(p: dict) -> str:
+    total = sum(p["stages"].values())
+    lines = [
+        f"churnml rfm_summary stages, id kind `{p['id_kind']}` (best of runs per stage; "
+        f"sum of stages {total:.2f}s, whole rfm_summary call {p['rfm_summary_seconds']:.2f}s; "
+        f"RSS after load {p['rss_after_load_mb']:.0f} MB, peak {p['staged_peak_mb']:.0f} MB)",
+        "",
+        "| stage | seconds | share | peak RSS so far MB |",
+        "|---|---:|---:|---:|",
+    ]
+    for k, v in p["stages"].items():
+        lines.append(f"| {k} | {v:.3f} | {100 * v / total:.0f}% | {p['peak_after_stage_mb'][k]:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--transactions", type=int, default=10_000_000)
+    ap.add_argument("--id-kind", choices=["int", "str", "both"], default="both")
+    ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {','.join(ENGINES)} (churnml always runs: it is the reference)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per engine except lifetimes (best is reported)")
+    ap.add_argument("--lifetimes-repeat", type=int, default=1, help="timed runs of lifetimes")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--ts-unit", choices=["us", "ns"], default="us", help="timestamp resolution stored in the Parquet file (pandas 3 reads it back as datetime64[unit])")
+    ap.add_argument("--threads", type=int, default=0, help="thread limit for duckdb/polars (0 = all cores)")
+    ap.add_argument("--regenerate", action="store_true", help="rewrite the Parquet file even if it exists")
+    ap.add_argument("--profile", action="store_true", help="also profile churnml's rfm_summary stage by stage")
+    ap.add_argument("--timeout", type=float, default=1200, help="seconds per engine subprocess")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="Markdown file to write ('-' for none)")
+    # internal: subprocess modes
+    ap.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
+    ap.add_argument("--profile-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker:
+        worker(args)
+        return 0
+    if args.profile_worker:
+        profile_worker(args)
+        return 0
+
+    command = "python " + " ".join(shlex.quote(a) for a in ([str(Path(sys.argv[0]).resolve().relative_to(REPO))] + sys.argv[1:]))
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = set(engines) - set(ENGINES)
+    if unknown:
+        ap.error(f"unknown engines {sorted(unknown)}")
+    engines = [REFERENCE] + [e for e in ENGINES if e in engines and e != REFERENCE]
+    kinds = ID_KINDS if args.id_kind == "both" else [args.id_kind]
+    info = machine_info()
+    log(f"{args.customers:,} customers, {args.transactions:,} transactions; engines {engines}; id kinds {kinds}")
+    path = ensure_data(args)
+    out_dir = DATA_DIR / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if args.threads:
+        env["POLARS_MAX_THREADS"] = str(args.threads)
+
+    t_start = time.perf_counter()
+    rows: list[dict] = []
+    failed = False
+    for kind in kinds:
+        for eng in engines:
+            out = out_dir / f"{eng}_{kind}.parquet"
+            out.unlink(missing_ok=True)
+            rep = args.lifetimes_repeat if eng == "lifetimes" else args.repeat
+            wargv = ["--worker", eng, "--id-kind", kind, "--data", str(path), "--out", str(out), "--repeat", str(rep), "--threads", str(args.threads)]
+            log(f"{eng} / {kind}: running ({rep} timed run{'s' if rep > 1 else ''}) ...")
+            try:
+                r = spawn(wargv, args.timeout, env)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                log(f"{eng} / {kind}: FAILED: {exc}")
+                rows.append({"engine": eng, "id_kind": kind, "seconds": None, "check": "engine failed"})
+                failed = True
+                continue
+            if eng == REFERENCE:
+                r["check"] = "reference"
+            else:
+                diff = compare(out_dir / f"{REFERENCE}_{kind}.parquet", out)
+                r["check"] = "equal" if diff is None else f"MISMATCH: {diff}"
+                failed |= diff is not None
+            if r["rows_out"] != args.customers:
+                r["check"] += f" ({r['rows_out']} customers, expected {args.customers})"
+                failed = True
+            rows.append(r)
+            log(f"{eng} / {kind}: {r['seconds']:.2f}s (runs {', '.join(f'{t:.2f}' for t in r['times'])}), "
+                f"peak {r['peak_rss_mb']:.0f} MB, after load {r['rss_after_load_mb']:.0f} MB, "
+                f"id {r['id_dtype']}, ts {r['ts_dtype']}; {r['check']}")
+    bench_s = time.perf_counter() - t_start
+
+    profiles = []
+    if args.profile:
+        for kind in kinds:
+            log(f"profile churnml / {kind} ...")
+            try:
+                profiles.append(spawn(["--profile-worker", "--id-kind", kind, "--data", str(path), "--repeat", str(args.repeat)], args.timeout))
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                log(f"profile / {kind}: FAILED (does it still match churnml.features' internals?): {exc}")
+                failed = True
+
+    table = fmt_table(rows)
+    v = info["versions"]
+    dtypes = sorted({f"{r['engine']}: id {r['id_dtype']}, timestamp {r['ts_dtype']}" for r in rows if r.get("seconds") is not None})
+    md = [
+        "# rfm_summary benchmark",
+        "",
+        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- command: `{command}`",
+        f"- data: {args.customers:,} customers, {args.transactions:,} transactions, hourly timestamps over ~3 years "
+        f"(stored as timestamp[{args.ts_unit}]), seed {args.seed}, time-ordered rows; `{path.relative_to(REPO)}`",
+        f"- machine: {info['nproc']} cores ({info['cpu']}), {info['mem_gb']} GB RAM, {info['platform']}",
+        f"- python {info['python']}, pandas {v['pandas']}, numpy {v['numpy']}, pyarrow {v['pyarrow']}, lifetimes {v['lifetimes']}, "
+        f"duckdb {v['duckdb']}, polars {v['polars']}, churnml {v['churnml']} (git {info['git'].get('commit', '?')}"
+        f"{', src/ has uncommitted changes' if info['git'].get('src_dirty') else ''})",
+        f"- seconds: best of {args.repeat} runs (lifetimes: {args.lifetimes_repeat}) of the summary computation only "
+        f"(Parquet read not timed); each engine in its own process. duckdb and polars use "
+        f"{args.threads or 'all'} thread(s); churnml, pandas and lifetimes are single-threaded.",
+        "- peak RSS: `ru_maxrss` of the engine's process over the timed runs (high-water mark reset after loading); "
+        "increment = peak - RSS right after loading the data.",
+        f"- output check: frequency/recency/T exactly and monetary_value within {MONETARY_RTOL:g} relative of churnml's, row by row.",
+        f"- benchmark wall time: {bench_s:.0f}s",
+        "",
+        table,
+        "",
+        "Input dtypes as loaded: " + "; ".join(dtypes),
+    ]
+    if profiles:
+        md += ["", "## churnml rfm_summary, stage by stage", ""]
+        for p in profiles:
+            md += [fmt_profile(p), ""]
+    text = "\n".join(md).rstrip() + "\n"
+    print(text)
+    if str(args.results) != "-":
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(text)
+        log(f"wrote {args.results}")
+    if failed:
+        log("FAILED: an engine failed or its output differs from churnml's")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
