@@ -86,7 +86,29 @@ def _quiet():
 
 def _plausible(params: pd.Series) -> bool:
     v = params.to_numpy(dtype=float)
-    return bool(np.all(np.isfinite(v)) and np.all(v > 1e-8) and np.all(v < 1e8))
+    return bool(np.all(np.isfinite(v)) and np.all(v >= 0))
+
+
+def _at_boundary(params: pd.Series) -> bool:
+    """Parameters run off to 0 or infinity: a degenerate optimum (e.g. nobody drops out, or
+    every customer buys at the same rate); predictions can still be finite and useful."""
+    v = params.to_numpy(dtype=float)
+    return bool(np.any(v < 1e-6) or np.any(v > 1e6))
+
+
+def _predictions_finite(fitter, columns: dict[str, np.ndarray], is_spend: bool) -> bool:
+    with _quiet():
+        if is_spend:
+            out = fitter.conditional_expected_average_profit(columns["frequency"], columns["monetary_value"])
+        else:
+            f, r, T = columns["frequency"], columns["recency"], columns["T"]
+            out = np.concatenate(
+                [
+                    np.atleast_1d(fitter.conditional_probability_alive(f, r, T)),
+                    np.atleast_1d(fitter.conditional_expected_number_of_purchases_up_to_time(float(np.max(T)), f, r, T)),
+                ]
+            )
+    return bool(np.all(np.isfinite(np.asarray(out, dtype=float))))
 
 
 def _weighted_ll(spec: _Spec, fitter, args: tuple) -> float:
@@ -170,6 +192,8 @@ def _fit_ladder(spec: _Spec, penalizer: float, columns: dict[str, np.ndarray], w
                         fitter.data = pd.DataFrame({**columns, "weights": weights})
             if not _plausible(fitter.params_):
                 raise RuntimeError(f"implausible parameters {fitter.params_.round(6).to_dict()}")
+            if not _predictions_finite(fitter, columns, is_spend):
+                raise RuntimeError(f"non-finite predictions at parameters {fitter.params_.round(6).to_dict()}")
             ll_args = (*arrays, weights)
             ll = _weighted_ll(spec, fitter, ll_args)
             if not np.isfinite(ll):
@@ -177,7 +201,16 @@ def _fit_ladder(spec: _Spec, penalizer: float, columns: dict[str, np.ndarray], w
         except Exception as err:  # noqa: BLE001 - every failure moves to the next rung
             attempts.append({"rung": rung, "penalizer": pen, "error": f"{type(err).__name__}: {err}".strip()[:300]})
             continue
-        attempts.append({"rung": rung, "penalizer": pen, "error": None})
+        boundary = _at_boundary(fitter.params_)
+        attempts.append({"rung": rung, "penalizer": pen, "error": None, "boundary": boundary})
+        if boundary:
+            warnings.warn(
+                f"the {spec.fitter} optimum is at a boundary of the parameter space "
+                f"({ {k: float(f'{v:.4g}') for k, v in fitter.params_.items()} }): the model is degenerate on "
+                "this log (e.g. no visible dropout); judge it by the value/churn backtest against the baselines",
+                UserWarning,
+                stacklevel=4,
+            )
         return fitter, rung, attempts, ll
     tried = "; ".join(f"{a['rung']}: {a['error']}" for a in attempts)
     raise ModelError(
@@ -357,7 +390,8 @@ class CLVModel(BaseEstimator):
                 f"{self.min_repeaters} (clv min_repeaters). Use more history or a value model without it."
             )
         f, m = freq[positive], money[positive]
-        self.freq_monetary_corr_ = float(np.corrcoef(f, m)[0, 1]) if n_rep > 2 else float("nan")
+        varied = n_rep > 2 and np.ptp(f) > 0 and np.ptp(m) > 0
+        self.freq_monetary_corr_ = float(np.corrcoef(f, m)[0, 1]) if varied else float("nan")
         if abs(self.freq_monetary_corr_) > self.corr_threshold:
             warnings.warn(
                 f"frequency and monetary value are correlated among repeat customers "

@@ -17,6 +17,7 @@ from churnml.errors import ConfigError
 
 __all__ = [
     "ChurnConfig",
+    "CLVConfig",
     "ColumnsConfig",
     "Config",
     "DataConfig",
@@ -150,6 +151,35 @@ class RFMConfig(_Section):
         return v
 
 
+class CLVConfig(_Section):
+    """BTYD models and the value model; horizon in days, discount rate per year."""
+
+    purchase_model: Literal["bgnbd", "pareto_nbd", "mbgnbd"] = "bgnbd"
+    time_unit: Literal["W", "D"] = "W"
+    horizon_days: float = 365.0
+    discount_rate: float = 0.10
+    margin: float = 1.0
+    penalizer: float = 0.0
+    spend_penalizer: float = 0.0
+    corr_threshold: float = 0.3
+    min_repeaters: int = 20
+    value_model: Literal["btyd", "ml", "auto"] = "auto"
+
+    @field_validator("horizon_days", "margin")
+    @classmethod
+    def _positive_float(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be positive")
+        return v
+
+    @field_validator("discount_rate", "penalizer", "spend_penalizer")
+    @classmethod
+    def _non_negative(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v
+
+
 class ChurnConfig(_Section):
     """Churn label: no purchase in (cutoff, cutoff + horizon_days]."""
 
@@ -187,6 +217,7 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     rfm: RFMConfig = Field(default_factory=RFMConfig)
+    clv: CLVConfig = Field(default_factory=CLVConfig)
     churn: ChurnConfig = Field(default_factory=ChurnConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
