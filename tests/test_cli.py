@@ -54,7 +54,16 @@ def test_run_main_job_on_bundled_sample(tmp_path):
     res2 = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path)])
     assert res2.exit_code == 0
     pd.testing.assert_frame_equal(snap, pd.read_parquet(tmp_path / "customers.parquet"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.parquet", "rfm_segments.csv", "run_report.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "clv", "customers.parquet", "rfm_segments.csv", "run_report.json", "value_backtest.csv"
+    ]
+    assert sorted(p.name for p in (tmp_path / "clv").iterdir()) == [
+        "clv_calibration_holdout.png", "clv_p_alive.png", "clv_summary.json", "clv_tracking.png"
+    ]
+    for col in ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_model"]:
+        assert snap[col].notna().all(), col
+    assert report["value_model"] in {"btyd", "ml", "blend"}
+    assert set(report["value_backtest"]["metrics"]) == {"naive", "btyd", "ml", "blend"}
 
 
 def test_features_with_cutoff_and_transactions_override(tmp_path):
@@ -93,10 +102,14 @@ def test_bad_input_exits_2_with_message_and_no_partial_output(tmp_path):
 def test_run_bad_input_leaves_previous_output_untouched(tmp_path):
     good = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path / "out")])
     assert good.exit_code == 0
-    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    def files():
+        return {str(p): p.read_bytes() for p in sorted((tmp_path / "out").rglob("*")) if p.is_file()}
+
+    before = files()
+    assert len(before) == 8
     res = runner.invoke(app, ["run", "--config", SAMPLE, "--transactions", str(_bad_tx(tmp_path)), "--out-dir", str(tmp_path / "out")])
     assert res.exit_code == 2
-    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+    assert files() == before
 
 
 @pytest.mark.parametrize(

@@ -169,9 +169,19 @@ def run(
         res = run_job(cfg, cutoff=cutoff, out_dir=out_dir)
     except ChurnmlError as err:
         _fail(err)
+    fmt = lambda v: f"{v:,.3f}"  # noqa: E731
     typer.echo(f"customers in scope as of {res.as_of}: {res.customers:,}")
-    typer.echo(res.segments.to_string(float_format=lambda v: f"{v:,.2f}"))
-    typer.echo(f"wrote {res.snapshot_path}, {res.segments_path}, {res.report_path}")
+    typer.echo("\nRFM segments:\n" + res.segments.to_string(float_format=lambda v: f"{v:,.2f}"))
+    c = res.clv_summary
+    typer.echo(
+        f"\nCLV ({c['purchase_model']}, fit rung {c['fit_rung']}): params "
+        + ", ".join(f"{k}={v:.4g}" for k, v in c["params"].items())
+        + f"; holdout repeat purchases actual {c['tracking_holdout_actual']:,.0f} vs expected {c['tracking_holdout_expected']:,.1f}"
+    )
+    if res.value_metrics is not None:
+        typer.echo("\nvalue backtest (naive = historical spend rate x horizon):\n" + res.value_metrics.to_string(float_format=fmt))
+    typer.echo(f"value model shipped: {res.value_model}")
+    typer.echo(f"\nwrote {len(res.files)} files to {res.out_dir}")
 
 
 def main() -> None:

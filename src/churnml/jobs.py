@@ -6,6 +6,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -16,7 +17,10 @@ from churnml.features import snapshot_features
 from churnml.io import Dataset, load_dataset
 from churnml.rfm import rfm_scores
 
-__all__ = ["RunResult", "customer_snapshot", "resolve_cutoff", "run", "segment_summary"]
+if TYPE_CHECKING:
+    from churnml.clv_diagnostics import CLVDiagnostics
+
+__all__ = ["RunResult", "clv_holdout_diagnostics", "customer_snapshot", "resolve_cutoff", "run", "segment_summary"]
 
 
 def resolve_cutoff(dataset: Dataset, cutoff=None) -> pd.Timestamp:
@@ -66,41 +70,99 @@ def segment_summary(snapshot: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("customers", ascending=False)
 
 
+def clv_holdout_diagnostics(dataset: Dataset, config: Config, as_of) -> CLVDiagnostics:
+    """Fit the configured CLV model on everything before ``as_of - clv.horizon_days`` and
+    diagnose it against the following horizon (calibration vs holdout, tracking, P(alive))."""
+    from churnml.clv_diagnostics import clv_diagnostics
+    from churnml.features import calibration_holdout
+    from churnml.io import purchases
+    from churnml.value import clv_model_from_config
+
+    as_of = pd.Timestamp(as_of)
+    cal_cut = as_of - pd.Timedelta(days=config.clv.horizon_days)
+    pur = purchases(dataset.transactions)
+    pur = pur.loc[pur["timestamp"] < as_of]
+    if pur["timestamp"].min() >= cal_cut:
+        raise DataError(f"the log starts after {cal_cut.date()}: too short for a {config.clv.horizon_days:g}-day holdout")
+    mult = 7 if config.clv.time_unit == "W" else 1
+    cal_end, obs_end = cal_cut - pd.Timedelta(days=1), as_of - pd.Timedelta(days=1)
+    cal = calibration_holdout(
+        pur, calibration_end=cal_end, observation_end=obs_end, amount="amount", freq="D", freq_multiplier=mult
+    )
+    rfm = cal.rename(columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T", "monetary_value_cal": "monetary_value"})
+    model = clv_model_from_config(config.clv).fit(rfm[["frequency", "recency", "T", "monetary_value"]])
+    return clv_diagnostics(model, cal_holdout=cal, transactions=pur, calibration_end=cal_end, observation_end=obs_end)
+
+
 @dataclasses.dataclass
 class RunResult:
     """What :func:`run` wrote and how long it took (seconds)."""
 
-    snapshot_path: Path
-    segments_path: Path
-    report_path: Path
+    out_dir: Path
+    files: list[Path]
     customers: int
     as_of: str
     timings: dict[str, float]
     segments: pd.DataFrame
+    value_metrics: pd.DataFrame | None
+    value_model: str
+    clv_summary: dict
 
 
 def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None) -> RunResult:
-    """The main job: load and validate the data, build the point-in-time customer snapshot with
-    RFM scores and segments, and write ``customers.parquet``, ``rfm_segments.csv`` and
-    ``run_report.json`` (each atomically) to ``out_dir`` (default ``config.output.dir``)."""
-    t0 = time.perf_counter()
+    """The main job: load and validate the data; build the point-in-time customer snapshot with
+    RFM scores and segments; fit the CLV models and the value model chosen by the value
+    backtest; write ``customers.parquet`` (one row per customer: features, RFM, p_alive,
+    expected purchases, predicted CLV), ``rfm_segments.csv``, ``value_backtest.csv``,
+    ``clv/`` diagnostics (PNG + JSON) and ``run_report.json`` to ``out_dir`` (default
+    ``config.output.dir``), each file atomically."""
+    from churnml.clv_diagnostics import plot_clv_diagnostics
+    from churnml.value import ValueModel
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        timings[f"{name}_s"] = round(now - t, 3)
+        t = now
+
     dataset = load_dataset(config)
-    t1 = time.perf_counter()
+    lap("load")
     snap = customer_snapshot(dataset, config, cutoff)
+    as_of = snap["as_of"].iloc[0]
     seg = segment_summary(snap)
-    t2 = time.perf_counter()
+    lap("features")
+    value = ValueModel(clv=config.clv, features=config.features, seed=config.seed).fit(
+        dataset.transactions, as_of, events=dataset.events, customers=dataset.customers
+    )
+    pred = value.predict(dataset.transactions, as_of, events=dataset.events, customers=dataset.customers)
+    snap = snap.join(pred, how="left")
+    lap("value")
+    diag = clv_holdout_diagnostics(dataset, config, as_of)
+    lap("clv_diagnostics")
     out = Path(out_dir or config.output.dir)
-    snap_path = write_table(snap, out / "customers.parquet")
-    seg_path = write_table(seg, out / "rfm_segments.csv")
-    timings = {"load_s": round(t1 - t0, 3), "features_s": round(t2 - t1, 3)}
+    files = [write_table(snap, out / "customers.parquet"), write_table(seg, out / "rfm_segments.csv")]
+    metrics = value.backtest_.metrics if value.backtest_ is not None else None
+    if metrics is not None:
+        files.append(write_table(metrics, out / "value_backtest.csv"))
+    files += plot_clv_diagnostics(diag, out / "clv")
+    lap("write")
     report = {
         "load_report": dataset.report.to_dict(),
-        "as_of": str(snap["as_of"].iloc[0]),
+        "as_of": str(as_of),
         "customers_in_scope": len(snap),
+        "value_model": value.chosen_,
+        "value_backtest": value.backtest_.to_dict() if value.backtest_ is not None else None,
+        "value_notes": value.notes_,
+        "clv_fit": value.clv_model_.summary(),
+        "clv_holdout_diagnostics": diag.to_dict(),
         "timings": timings,
-        "outputs": [str(snap_path), str(seg_path)],
+        "seed": config.seed,
     }
     report_path = out / "run_report.json"
     with atomic_path(report_path) as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=str))
-    return RunResult(snap_path, seg_path, report_path, len(snap), report["as_of"], timings, seg)
+    files.append(report_path)
+    return RunResult(out, files, len(snap), str(as_of), timings, seg, metrics, value.chosen_, diag.to_dict())

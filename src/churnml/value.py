@@ -84,15 +84,19 @@ def value_features(
     features: FeaturesConfig | None = None,
     events: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
+    model: CLVModel | None = None,
 ) -> tuple[pd.DataFrame, CLVModel]:
     """Snapshot features at ``cutoff`` plus the BTYD outputs of a CLV model fitted on the same
-    pre-cutoff data (``btyd_p_alive``, ``btyd_expected_purchases``, ``btyd_expected_avg_spend``,
+    pre-cutoff data (or of the fitted ``model`` given, e.g. when scoring) (``btyd_p_alive``, ``btyd_expected_purchases``, ``btyd_expected_avg_spend``,
     ``btyd_value``: undiscounted expected spend over ``clv.horizon_days``). Returns the
     features and the fitted CLV model."""
     feats = snapshot_features(transactions, cutoff, events=events, customers=customers, config=features)
     rfm = rfm_at(transactions, cutoff, clv.time_unit)
-    model = clv_model_from_config(clv, discount_rate=0.0, margin=1.0)
-    model.fit(rfm)
+    if model is None:
+        model = clv_model_from_config(clv, discount_rate=0.0, margin=1.0)
+        model.fit(rfm)
+    else:
+        model = clone_with(model, discount_rate=0.0, margin=1.0, horizon_days=clv.horizon_days)
     pred = model.predict(rfm)
     pred.index = pred.index.astype(str)
     feats["btyd_p_alive"] = pred["p_alive"].reindex(feats.index).to_numpy()
@@ -100,6 +104,23 @@ def value_features(
     feats["btyd_expected_avg_spend"] = pred["expected_avg_spend"].reindex(feats.index).to_numpy()
     feats["btyd_value"] = pred["predicted_clv"].reindex(feats.index).to_numpy()
     return feats, model
+
+
+def clone_with(model: CLVModel, **params) -> CLVModel:
+    """A fitted CLV model's copy with prediction-time parameters changed (no refit)."""
+    import copy
+
+    new = copy.copy(model)
+    for k, v in params.items():
+        setattr(new, k, v)
+    return new
+
+
+def discount_factor(horizon_days: float, annual_rate: float) -> float:
+    """Mean discount factor of spend spread evenly over the horizon, discounted monthly."""
+    months = np.arange(1, int(np.ceil(horizon_days / (365.25 / 12))) + 1) * (365.25 / 12)
+    months = np.minimum(months, horizon_days)
+    return float(np.mean(1.0 / (1.0 + annual_rate) ** (months / 365.25)))
 
 
 def naive_value(feats: pd.DataFrame, horizon_days: float) -> np.ndarray:
@@ -253,3 +274,72 @@ def value_backtest(
         notes.append(msg)
         warnings.warn(msg, stacklevel=2)
     return ValueBacktest(cut, train_cut, h, metrics, chosen, preds, notes)
+
+
+class ValueModel(BaseEstimator):
+    """The value model churnml ships: BTYD, LightGBM or their blend, chosen by the backtest.
+
+    ``fit(transactions, cutoff)`` runs :func:`value_backtest` one horizon before ``cutoff``
+    (when the log is long enough), picks the model (``clv.value_model``), fits the CLV model on
+    all data before ``cutoff`` and, for ``ml``/``blend``, trains LightGBM on the last complete
+    horizon (features before ``cutoff - horizon``, spend in ``[cutoff - horizon, cutoff)``).
+
+    ``predict`` returns per customer ``p_alive``, ``expected_purchases``, ``expected_avg_spend``,
+    ``btyd_clv`` (discounted BTYD CLV), ``ml_value`` (undiscounted LightGBM spend forecast, when
+    trained) and ``predicted_clv``: the chosen model's discounted value times margin over
+    ``clv.horizon_days`` (ML spend is discounted as if spread evenly over the horizon).
+
+    Attributes: ``chosen_``, ``backtest_`` (or None), ``clv_model_``, ``ml_model_`` (or None), ``cutoff_``.
+    """
+
+    def __init__(self, *, clv: CLVConfig | None = None, features: FeaturesConfig | None = None, seed: int = 42):
+        self.clv = clv
+        self.features = features
+        self.seed = seed
+
+    def fit(self, transactions, cutoff, *, events=None, customers=None) -> "ValueModel":
+        clv = self.clv or CLVConfig()
+        cut = pd.Timestamp(cutoff)
+        h = pd.Timedelta(days=clv.horizon_days)
+        self.cutoff_ = cut
+        self.backtest_ = None
+        notes: list[str] = []
+        try:
+            self.backtest_ = value_backtest(
+                transactions.loc[transactions[TIMESTAMP] < cut], clv=clv, features=self.features,
+                cutoff=cut - h, events=events, customers=customers, seed=self.seed,
+            )
+            self.chosen_ = self.backtest_.chosen
+        except DataError as err:
+            self.chosen_ = "btyd"
+            notes.append(f"value backtest not run ({err}); using btyd")
+        self.notes_ = notes + (self.backtest_.notes if self.backtest_ else [])
+        self.clv_model_ = clv_model_from_config(clv).fit(rfm_at(transactions, cut, clv.time_unit))
+        self.ml_model_ = None
+        if self.chosen_ in ("ml", "blend"):
+            train_cut = cut - h
+            X, _ = value_features(transactions, train_cut, clv=clv, features=self.features, events=events, customers=customers)
+            y = value_targets(transactions, train_cut, clv.horizon_days).reindex(X.index, fill_value=0.0)
+            self.ml_model_ = MLValueModel(seed=self.seed).fit(X, y)
+        return self
+
+    def predict(self, transactions, cutoff=None, *, events=None, customers=None) -> pd.DataFrame:
+        check_is_fitted(self, "clv_model_")
+        clv = self.clv or CLVConfig()
+        cut = pd.Timestamp(cutoff) if cutoff is not None else self.cutoff_
+        rfm = rfm_at(transactions, cut, clv.time_unit)
+        btyd = self.clv_model_.predict(rfm)
+        btyd.index = btyd.index.astype(str)
+        out = btyd.rename(columns={"predicted_clv": "btyd_clv"})
+        value = out["btyd_clv"].to_numpy()
+        if self.ml_model_ is not None:
+            feats, _ = value_features(
+                transactions, cut, clv=clv, features=self.features, events=events, customers=customers, model=self.clv_model_
+            )
+            ml = pd.Series(self.ml_model_.predict(feats), index=feats.index).reindex(out.index).to_numpy()
+            out["ml_value"] = ml
+            ml_clv = ml * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
+            value = ml_clv if self.chosen_ == "ml" else 0.5 * (ml_clv + value)
+        out["predicted_clv"] = value
+        out["value_model"] = self.chosen_
+        return out
