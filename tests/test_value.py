@@ -95,3 +95,29 @@ def test_log_shorter_than_a_horizon_is_an_error():
     tx = pd.DataFrame({"customer_id": ["a", "a"], "timestamp": pd.to_datetime(["2024-01-01", "2024-02-01"]), "amount": [1.0, 2.0]})
     with pytest.raises(churnml.DataError, match="shorter than one horizon"):
         value_backtest(tx, clv=CLVConfig(horizon_days=365))
+
+
+def test_value_model_predict_contract():
+    from churnml.value import ValueModel, discount_factor
+
+    cfg = churnml.load_config(REPO / "configs" / "cdnow_sample.yaml")
+    ds = churnml.load_dataset(cfg)
+    as_of = pd.Timestamp("1998-07-01")
+    for choice in ["btyd", "ml", "blend"]:
+        clv = cfg.clv.model_copy(update={"value_model": choice, "margin": 0.3})
+        vm = ValueModel(clv=clv, features=cfg.features, seed=1).fit(ds.transactions, as_of)
+        pred = vm.predict(ds.transactions, as_of)
+        assert len(pred) == 2357 and (pred["value_model"] == choice).all()
+        assert np.isfinite(pred["predicted_clv"]).all() and (pred["p_alive"].between(0, 1)).all()
+        if choice == "btyd":
+            np.testing.assert_allclose(pred["predicted_clv"], pred["btyd_clv"])
+            assert vm.ml_model_ is None
+        elif choice == "ml":
+            np.testing.assert_allclose(
+                pred["predicted_clv"], pred["ml_value"] * 0.3 * discount_factor(clv.horizon_days, clv.discount_rate)
+            )
+        params = dict(vm.clv_model_.params_)
+        vm.predict(ds.transactions, "1998-05-01")  # scoring another date never refits
+        assert vm.clv_model_.params_ == params
+    assert discount_factor(365, 0.0) == 1.0
+    assert 1 / 1.1 < discount_factor(365, 0.10) < 1.0
