@@ -229,6 +229,15 @@ ENGINE_IMPL = {
 _THREADS = 0
 
 
+def order_rows(frame, order: str):
+    """``customer``: sort by (customer_id, timestamp), the layout churnml.io.prepare_transactions returns."""
+    if order == "time":
+        return frame
+    if hasattr(frame, "reset_index"):  # pandas
+        return frame.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    return frame.sort(["customer_id", "timestamp"], maintain_order=True)  # polars
+
+
 # --------------------------------------------------------------------------- memory
 
 
@@ -267,20 +276,24 @@ def worker(args) -> None:
         importlib.import_module(m)
     id_col = f"customer_id_{args.id_kind}"
     t0 = time.perf_counter()
-    frame = load(args.data, id_col)
+    frame = order_rows(load(args.data, id_col), args.order)
     load_s = time.perf_counter() - t0
     gc.collect()
     load_peak = maxrss_mb()
     load_rss = rss_mb()
     peak_reset = reset_peak()
-    times = []
+    times: list[float] = []
+    cpu: list[float] = []
     res = None
     for _ in range(args.repeat):
         res = None
         gc.collect()
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         res = run(frame)
         times.append(time.perf_counter() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
     peak = maxrss_mb()
     out = to_pandas(res)
     out.to_parquet(args.out, index=False)
@@ -288,6 +301,7 @@ def worker(args) -> None:
         "engine": args.worker,
         "id_kind": args.id_kind,
         "times": times,
+        "cpu_seconds": cpu,
         "seconds": min(times),
         "load_seconds": load_s,
         "rss_after_load_mb": load_rss,
@@ -312,10 +326,9 @@ def profile_worker(args) -> None:
     import churnml.features as F
 
     id_col = f"customer_id_{args.id_kind}"
-    df = _load_pandas(args.data, id_col)
+    df = order_rows(_load_pandas(args.data, id_col), args.order)
     gc.collect()
     base_rss = rss_mb()
-    reset_peak()
 
     def staged():
         t: dict[str, float] = {}
@@ -326,6 +339,7 @@ def profile_worker(args) -> None:
             mem[name] = maxrss_mb()
             return time.perf_counter()
 
+        reset_peak()
         c = time.perf_counter()
         ts_col = df["timestamp"]
         ns = F._as_ns(ts_col)
@@ -408,14 +422,14 @@ def profile_worker(args) -> None:
 
     best: dict[str, float] = {}
     mem: dict[str, float] = {}
-    res = None
     for _ in range(args.repeat):
+        res = None
         gc.collect()
         t, m, res = staged()
         for k, v in t.items():
             best[k] = min(best.get(k, float("inf")), v)
             mem[k] = max(mem.get(k, 0.0), m[k])
-    staged_peak = maxrss_mb()
+    staged_peak = max(mem.values())
     del res
     gc.collect()
     whole = []
@@ -525,20 +539,20 @@ def machine_info() -> dict:
 
 
 def fmt_table(rows: list[dict]) -> str:
-    head = "| engine | id kind | seconds | peak RSS MB | RSS after load MB | RSS increment MB | speed-up vs lifetimes | output check |"
-    sep = "|---|---|---:|---:|---:|---:|---:|---|"
+    head = "| engine | id kind | seconds | peak RSS MB | RSS after load MB | RSS increment MB | speed-up vs lifetimes | output check | all runs s |"
+    sep = "|---|---|---:|---:|---:|---:|---:|---|---|"
     lines = [head, sep]
     lt = {r["id_kind"]: r["seconds"] for r in rows if r["engine"] == "lifetimes" and r.get("seconds") is not None}
     for r in rows:
         if r.get("seconds") is None:
-            lines.append(f"| {r['engine']} | {r['id_kind']} | failed | | | | | {r['check']} |")
+            lines.append(f"| {r['engine']} | {r['id_kind']} | failed | | | | | {r['check']} | |")
             continue
         base = lt.get(r["id_kind"])
         speed = f"{base / r['seconds']:.1f}x" if base else "n/a"
         inc = r["peak_rss_mb"] - r["rss_after_load_mb"]
         lines.append(
             f"| {r['engine']} | {r['id_kind']} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} | "
-            f"{r['rss_after_load_mb']:.0f} | {inc:.0f} | {speed} | {r['check']} |"
+            f"{r['rss_after_load_mb']:.0f} | {inc:.0f} | {speed} | {r['check']} | {' / '.join(f'{t:.2f}' for t in r['times'])} |"
         )
     return "\n".join(lines)
 
@@ -550,7 +564,7 @@ def fmt_profile(p: dict) -> str:
         f"sum of stages {total:.2f}s, whole rfm_summary call {p['rfm_summary_seconds']:.2f}s; "
         f"RSS after load {p['rss_after_load_mb']:.0f} MB, peak {p['staged_peak_mb']:.0f} MB)",
         "",
-        "| stage | seconds | share | peak RSS so far MB |",
+        "| stage | seconds | share | peak RSS of the run so far MB |",
         "|---|---:|---:|---:|",
     ]
     for k, v in p["stages"].items():
@@ -568,6 +582,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lifetimes-repeat", type=int, default=1, help="timed runs of lifetimes")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--ts-unit", choices=["us", "ns"], default="us", help="timestamp resolution stored in the Parquet file (pandas 3 reads it back as datetime64[unit])")
+    ap.add_argument("--order", choices=["time", "customer"], default="time", help="row order given to the engines: as generated (time) or sorted by (customer_id, timestamp) like churnml.io's output; sorting is not timed")
     ap.add_argument("--threads", type=int, default=0, help="thread limit for duckdb/polars (0 = all cores)")
     ap.add_argument("--regenerate", action="store_true", help="rewrite the Parquet file even if it exists")
     ap.add_argument("--profile", action="store_true", help="also profile churnml's rfm_summary stage by stage")
@@ -603,6 +618,7 @@ def main(argv=None) -> int:
     if args.threads:
         env["POLARS_MAX_THREADS"] = str(args.threads)
 
+    load_before = os.getloadavg()
     t_start = time.perf_counter()
     rows: list[dict] = []
     failed = False
@@ -611,7 +627,8 @@ def main(argv=None) -> int:
             out = out_dir / f"{eng}_{kind}.parquet"
             out.unlink(missing_ok=True)
             rep = args.lifetimes_repeat if eng == "lifetimes" else args.repeat
-            wargv = ["--worker", eng, "--id-kind", kind, "--data", str(path), "--out", str(out), "--repeat", str(rep), "--threads", str(args.threads)]
+            wargv = ["--worker", eng, "--id-kind", kind, "--data", str(path), "--out", str(out), "--repeat", str(rep),
+                     "--threads", str(args.threads), "--order", args.order]
             log(f"{eng} / {kind}: running ({rep} timed run{'s' if rep > 1 else ''}) ...")
             try:
                 r = spawn(wargv, args.timeout, env)
@@ -630,17 +647,19 @@ def main(argv=None) -> int:
                 r["check"] += f" ({r['rows_out']} customers, expected {args.customers})"
                 failed = True
             rows.append(r)
-            log(f"{eng} / {kind}: {r['seconds']:.2f}s (runs {', '.join(f'{t:.2f}' for t in r['times'])}), "
+            log(f"{eng} / {kind}: {r['seconds']:.2f}s (runs {', '.join(f'{t:.2f}' for t in r['times'])}; "
+                f"cpu {', '.join(f'{t:.2f}' for t in r['cpu_seconds'])}), "
                 f"peak {r['peak_rss_mb']:.0f} MB, after load {r['rss_after_load_mb']:.0f} MB, "
                 f"id {r['id_dtype']}, ts {r['ts_dtype']}; {r['check']}")
     bench_s = time.perf_counter() - t_start
+    load_after = os.getloadavg()
 
     profiles = []
     if args.profile:
         for kind in kinds:
             log(f"profile churnml / {kind} ...")
             try:
-                profiles.append(spawn(["--profile-worker", "--id-kind", kind, "--data", str(path), "--repeat", str(args.repeat)], args.timeout))
+                profiles.append(spawn(["--profile-worker", "--id-kind", kind, "--data", str(path), "--repeat", str(args.repeat), "--order", args.order], args.timeout))
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 log(f"profile / {kind}: FAILED (does it still match churnml.features' internals?): {exc}")
                 failed = True
@@ -654,7 +673,8 @@ def main(argv=None) -> int:
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- command: `{command}`",
         f"- data: {args.customers:,} customers, {args.transactions:,} transactions, hourly timestamps over ~3 years "
-        f"(stored as timestamp[{args.ts_unit}]), seed {args.seed}, time-ordered rows; `{path.relative_to(REPO)}`",
+        f"(stored as timestamp[{args.ts_unit}]), seed {args.seed}; `{path.relative_to(REPO)}`; rows given to the engines "
+        + ("in time order (a raw log)" if args.order == "time" else "sorted by (customer_id, timestamp), churnml.io's layout (sort not timed)"),
         f"- machine: {info['nproc']} cores ({info['cpu']}), {info['mem_gb']} GB RAM, {info['platform']}",
         f"- python {info['python']}, pandas {v['pandas']}, numpy {v['numpy']}, pyarrow {v['pyarrow']}, lifetimes {v['lifetimes']}, "
         f"duckdb {v['duckdb']}, polars {v['polars']}, churnml {v['churnml']} (git {info['git'].get('commit', '?')}"
@@ -665,7 +685,8 @@ def main(argv=None) -> int:
         "- peak RSS: `ru_maxrss` of the engine's process over the timed runs (high-water mark reset after loading); "
         "increment = peak - RSS right after loading the data.",
         f"- output check: frequency/recency/T exactly and monetary_value within {MONETARY_RTOL:g} relative of churnml's, row by row.",
-        f"- benchmark wall time: {bench_s:.0f}s",
+        f"- benchmark wall time: {bench_s:.0f}s; 1-min load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+        f"(anything else running on the {info['nproc']} cores shows up as noise between runs)",
         "",
         table,
         "",

@@ -181,19 +181,41 @@ class CLVConfig(_Section):
 
 
 class ChurnConfig(_Section):
-    """Churn label: no purchase in (cutoff, cutoff + horizon_days]."""
+    """Churn label, training cutoffs, LightGBM, calibration and the contact economics.
+
+    A customer is in scope at cutoff T when they bought before T (within ``lookback_days`` if
+    set); they churn when they make no purchase in the ``horizon_days`` days from T on.
+    """
 
     horizon_days: int = 90
     lookback_days: int | None = None
     n_cutoffs: int = 4
     cutoff_step_days: int = 90
+    backtest_cutoffs: int = 2
+    min_history_days: int = 60
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    n_estimators: int = 1000
+    learning_rate: float = 0.03
+    num_leaves: int = 15
+    min_child_samples: int = 50
+    early_stopping_rounds: int = 50
+    contact_cost: float = 2.0
+    offer_acceptance: float = 0.2
+    top_k_share: float = 0.1
     seed: int = 42
 
-    @field_validator("horizon_days")
+    @field_validator("horizon_days", "n_cutoffs", "cutoff_step_days", "backtest_cutoffs", "n_estimators")
     @classmethod
     def _horizon(cls, v: int) -> int:
         if v <= 0:
-            raise ValueError("horizon_days must be positive")
+            raise ValueError("must be positive")
+        return v
+
+    @field_validator("offer_acceptance", "top_k_share")
+    @classmethod
+    def _share(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError("must be in (0, 1]")
         return v
 
 

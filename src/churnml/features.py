@@ -264,7 +264,8 @@ def snapshot_features(
     semantics, days), ``total_spend`` (purchases), ``net_spend`` (purchases less returns),
     ``avg_order_value``, ``n_purchases_{w}d`` and ``spend_{w}d`` per window, ``ipt_mean_days``
     and ``ipt_std_days`` (gaps between distinct purchase days), ``recency_ratio``
-    (recency / mean gap), ``purchase_trend`` and ``spend_trend`` (last vs previous
+    (recency / mean gap), ``recency_share`` (recency / tenure), ``purchases_per_year`` and
+    ``spend_per_year`` (per tenure), ``purchase_trend`` and ``spend_trend`` (last vs previous
     ``trend_window_days``, in [-1, 1]), ``n_returns``, ``return_amount``; from ``events``:
     ``days_since_last_{type}``, ``n_{type}_{w}d``, ``n_{type}_total`` and ``last_{type}`` for
     valued types (NPS, CSAT); from ``customers``: its columns joined as they are.
@@ -337,6 +338,11 @@ def snapshot_features(
         out["ipt_mean_days"] = mean[present]
         out["ipt_std_days"] = np.sqrt(np.maximum(var, 0))[present]
         out["recency_ratio"] = out["recency_days"] / out["ipt_mean_days"]
+    # stationary versions of quantities that grow with time (comparable across cutoffs)
+    tenure = np.maximum(out["tenure_days"], 1.0)
+    out["recency_share"] = out["recency_days"] / tenure
+    out["purchases_per_year"] = out["n_purchases"] / tenure * 365.25
+    out["spend_per_year"] = out["net_spend"] / tenure * 365.25
 
     tw = cfg.trend_window_days * _DAY_NS
     recent = ns >= cut_ns - tw
