@@ -184,6 +184,96 @@ def run(
     typer.echo(f"\nwrote {len(res.files)} files to {res.out_dir}")
 
 
+@app.command()
+def backtest(
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Output folder; overrides output.dir.")] = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Backtest the churn model and its baselines on the last K complete cutoffs; print and write CSV/JSON."""
+    from churnml.errors import ChurnmlError
+    from churnml.jobs import backtest as run_backtest
+
+    try:
+        cfg = _config(config, transactions, tracking_uri, model_name)
+        bt, files = run_backtest(cfg, out_dir=out_dir)
+    except ChurnmlError as err:
+        _fail(err)
+    typer.echo(_backtest_table(bt))
+    typer.echo(f"\nwrote {', '.join(map(str, files))}")
+
+
+def _backtest_table(bt) -> str:
+    cols = ["roc_auc", "pr_auc", "brier", "log_loss", "lift_top10", "capture_top10", "ece", "expected_profit_topk"]
+    cols = [c for c in cols if c in bt.summary.columns]
+    head = "churn backtest, mean over cutoffs " + ", ".join(bt.training) + ":\n"
+    return head + bt.summary[cols].to_string(float_format=lambda v: f"{v:,.4f}")
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Train for scoring from this date (default: day after the last transaction).")] = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Backtest, train and log to MLflow; register the model with alias 'challenger' and print its URI."""
+    from churnml.errors import ChurnmlError
+    from churnml.jobs import train as run_train
+
+    try:
+        cfg = _config(config, transactions, tracking_uri, model_name)
+        result, bt = run_train(cfg, as_of=as_of)
+    except ChurnmlError as err:
+        _fail(err)
+    typer.echo(_backtest_table(bt))
+    typer.echo(f"\ntracking URI: {result.tracking_uri}\nrun: {result.run_id}")
+    typer.echo(f"registered {cfg.mlflow.model_name} version {result.version} as {result.registered_uri}")
+    typer.echo(result.registered_uri)
+
+
+@app.command()
+def promote(
+    config: ConfigOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if the challenger does not beat the champion.")] = False,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Move alias 'champion' to the challenger when its backtest ROC AUC beats the champion's (or --force)."""
+    from churnml.errors import ChurnmlError
+    from churnml.tracking import promote as run_promote
+
+    try:
+        cfg = _config(config, None, tracking_uri, model_name)
+        ok, reason = run_promote(cfg, force=force)
+    except ChurnmlError as err:
+        _fail(err)
+    typer.echo(("promoted: " if ok else "not promoted: ") + reason)
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model URI (models:/NAME@champion, runs:/..., a .joblib).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .joblib file.")] = Path("models/churnml.joblib"),
+    config: ConfigOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Write a self-contained joblib bundle of a model, for places without a tracking server."""
+    from churnml.errors import ChurnmlError
+    from churnml.tracking import export_model, resolve_tracking_uri
+
+    try:
+        cfg = _config(config, None, tracking_uri, model_name)
+        path = export_model(model, out, tracking_uri=resolve_tracking_uri(cfg.mlflow.tracking_uri))
+    except ChurnmlError as err:
+        _fail(err)
+    typer.echo(f"wrote {path}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -111,6 +111,13 @@ def _predictions_finite(fitter, columns: dict[str, np.ndarray], is_spend: bool) 
     return bool(np.all(np.isfinite(np.asarray(out, dtype=float))))
 
 
+def _make_picklable(fitter) -> None:
+    """lifetimes binds lambdas onto the fitted instance (``generate_new_data``), which plain
+    pickle/joblib cannot store; drop them (the class methods stay available)."""
+    for attr in ("generate_new_data", "predict"):
+        fitter.__dict__.pop(attr, None)
+
+
 def _weighted_ll(spec: _Spec, fitter, args: tuple) -> float:
     """Total log-likelihood of the data at the fitted parameters (no penalty)."""
     params = fitter.params_[list(spec.params)].to_numpy(dtype=float)
@@ -201,6 +208,7 @@ def _fit_ladder(spec: _Spec, penalizer: float, columns: dict[str, np.ndarray], w
         except Exception as err:  # noqa: BLE001 - every failure moves to the next rung
             attempts.append({"rung": rung, "penalizer": pen, "error": f"{type(err).__name__}: {err}".strip()[:300]})
             continue
+        _make_picklable(fitter)
         boundary = _at_boundary(fitter.params_)
         attempts.append({"rung": rung, "penalizer": pen, "error": None, "boundary": boundary})
         if boundary:

@@ -18,9 +18,11 @@ from churnml.io import Dataset, load_dataset
 from churnml.rfm import rfm_scores
 
 if TYPE_CHECKING:
+    from churnml.churn import ChurnBacktest
     from churnml.clv_diagnostics import CLVDiagnostics
+    from churnml.tracking import TrainResult
 
-__all__ = ["RunResult", "clv_holdout_diagnostics", "customer_snapshot", "resolve_cutoff", "run", "segment_summary"]
+__all__ = ["RunResult", "backtest", "clv_holdout_diagnostics", "train", "customer_snapshot", "resolve_cutoff", "run", "segment_summary"]
 
 
 def resolve_cutoff(dataset: Dataset, cutoff=None) -> pd.Timestamp:
@@ -166,3 +168,36 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None) -> Ru
         tmp.write_text(json.dumps(report, indent=2, default=str))
     files.append(report_path)
     return RunResult(out, files, len(snap), str(as_of), timings, seg, metrics, value.chosen_, diag.to_dict())
+
+
+def backtest(config: Config, *, out_dir: str | Path | None = None) -> tuple["ChurnBacktest", list[Path]]:
+    """Churn backtest over the last ``churn.backtest_cutoffs`` complete cutoffs: the model and
+    every baseline; writes ``churn_backtest.csv`` (per cutoff) and ``churn_backtest.json``."""
+    from churnml.churn import FeatureStore, churn_backtest
+
+    dataset = load_dataset(config)
+    store = FeatureStore(dataset.transactions, config, events=dataset.events, customers=dataset.customers)
+    bt = churn_backtest(store)
+    out = Path(out_dir or config.output.dir)
+    files = [write_table(bt.per_cutoff, out / "churn_backtest.csv")]
+    path = out / "churn_backtest.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(bt.to_dict(), indent=2, default=str))
+    files.append(path)
+    return bt, files
+
+
+def train(config: Config, *, as_of=None) -> tuple["TrainResult", "ChurnBacktest"]:
+    """Backtest, fit everything that ships, log the run to MLflow and register the model
+    (alias ``challenger``). Returns the tracking result and the backtest."""
+    from churnml.pipeline import fit_pipeline
+    from churnml.tracking import log_training
+
+    dataset = load_dataset(config)
+    pipe, bt = fit_pipeline(dataset, config, as_of=as_of)
+    try:
+        diag = clv_holdout_diagnostics(dataset, config, pipe.as_of)
+    except DataError:
+        diag = None
+    result = log_training(pipe, bt, dataset, config, clv_diagnostics=diag)
+    return result, bt

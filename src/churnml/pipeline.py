@@ -1,0 +1,137 @@
+"""One fitted object from transactions to scores: features -> CLV/value -> churn -> (segments).
+
+:func:`fit_pipeline` backtests the churn model on the last complete cutoffs, then fits the
+models that ship (churn model for use at ``as_of``, value model, CLV) and returns a
+:class:`ChurnPipeline`. ``ChurnPipeline.score`` turns a transaction log into one row per
+customer in scope; it is what the MLflow pyfunc model and ``churnml score`` call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnml import __version__
+from churnml.churn import ChurnBacktest, ChurnModel, FeatureStore, churn_backtest, fit_churn_model
+from churnml.config import Config
+from churnml.errors import DataError, ModelError
+from churnml.features import snapshot_features
+from churnml.io import TIMESTAMP, Dataset
+from churnml.value import ValueModel, rfm_at, value_features
+
+__all__ = ["ChurnPipeline", "LeakageError", "check_point_in_time", "fit_pipeline"]
+
+
+class LeakageError(ModelError):
+    """A feature at a cutoff changed when data after the cutoff was removed."""
+
+
+def check_point_in_time(feature_fn, transactions: pd.DataFrame, cutoff, *, atol: float = 1e-9) -> None:
+    """Leakage guard: ``feature_fn(transactions, cutoff)`` must give the same frame whether or
+    not the log holds data on/after ``cutoff``. Raises :class:`LeakageError` naming the columns
+    that differ."""
+    cut = pd.Timestamp(cutoff)
+    full = feature_fn(transactions, cut)
+    past = feature_fn(transactions.loc[transactions[TIMESTAMP] < cut], cut)
+    if not full.index.equals(past.index):
+        raise LeakageError(f"customers at cutoff {cut.date()} depend on data after it")
+    bad = []
+    for col in full.columns:
+        a, b = full[col], past[col]
+        if pd.api.types.is_numeric_dtype(a):
+            av, bv = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+            same = np.isclose(av, bv, atol=atol, rtol=1e-9, equal_nan=True)
+        else:
+            same = (a.astype(str) == b.astype(str)).to_numpy()
+        if not same.all():
+            bad.append(col)
+    if bad:
+        raise LeakageError(f"feature(s) {bad} at cutoff {cut.date()} change when data after the cutoff is removed")
+
+
+@dataclasses.dataclass
+class ChurnPipeline:
+    """Everything needed to score raw transactions: config, value model (CLV inside), churn
+    model (LightGBM + stacker + calibrator), the training as-of date and its backtest summary."""
+
+    config: Config
+    value_model: ValueModel
+    churn_model: ChurnModel
+    as_of: pd.Timestamp
+    training: dict[str, Any]
+    backtest_summary: pd.DataFrame | None = None
+    version: str = __version__
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.churn_model.feature_names_)
+
+    def features(self, transactions: pd.DataFrame, as_of, *, events=None, customers=None) -> pd.DataFrame:
+        """Point-in-time features at ``as_of`` with the fitted CLV model (no refit)."""
+        cfg = self.config
+        clv_model = self.value_model.clv_model_
+        feats, _ = value_features(
+            transactions, as_of, clv=cfg.clv, features=cfg.features, events=events, customers=customers, model=clv_model
+        )
+        rfm = rfm_at(transactions, as_of, cfg.clv.time_unit)
+        p = pd.Series(clv_model.probability_no_purchase(rfm, cfg.churn.horizon_days), index=rfm.index.astype(str))
+        feats["btyd_p_no_purchase"] = p.reindex(feats.index).to_numpy()
+        if cfg.churn.lookback_days:
+            feats = feats.loc[feats["recency_days"] <= cfg.churn.lookback_days]
+        return feats
+
+    def score(self, transactions: pd.DataFrame, as_of=None, *, events=None, customers=None) -> pd.DataFrame:
+        """One row per customer in scope at ``as_of`` (default: the day after the last
+        transaction): ``churn_probability`` (no purchase in the next ``churn.horizon_days``),
+        ``p_alive``, ``expected_purchases``, ``expected_avg_spend``, ``predicted_clv`` (currency,
+        ``clv.horizon_days``), ``value_at_risk`` = churn_probability x predicted_clv, and the
+        features used. Raises :class:`ModelError` when a trained feature is missing."""
+        last = transactions[TIMESTAMP].max()
+        as_of = pd.Timestamp(as_of) if as_of is not None else last.normalize() + pd.Timedelta(days=1)
+        feats = self.features(transactions, as_of, events=events, customers=customers)
+        missing = [c for c in self.feature_names if c not in feats.columns]
+        if missing:
+            raise ModelError(
+                f"the data does not match the model's feature schema: missing {missing} "
+                "(a customers/events table the model was trained with?)"
+            )
+        out = pd.DataFrame(index=feats.index)
+        out["as_of"] = as_of
+        out["churn_probability"] = self.churn_model.predict_proba(feats)[:, 1]
+        value = self.value_model.predict(transactions, as_of, events=events, customers=customers)
+        for col in ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv"]:
+            out[col] = value[col].reindex(out.index).to_numpy()
+        out["value_at_risk"] = out["churn_probability"] * out["predicted_clv"]
+        return out.join(feats.drop(columns=[c for c in out.columns if c in feats.columns]), how="left")
+
+
+def fit_pipeline(dataset: Dataset, config: Config, *, as_of=None, backtest: bool = True) -> tuple[ChurnPipeline, ChurnBacktest | None]:
+    """Backtest (optional) and fit everything that ships, for scoring from ``as_of`` (default:
+    the day after the last transaction). Checks the feature code for leakage on the first
+    training cutoff."""
+    tx = dataset.transactions
+    as_of = pd.Timestamp(as_of) if as_of is not None else tx[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
+    store = FeatureStore(tx.loc[tx[TIMESTAMP] < as_of], config, events=dataset.events, customers=dataset.customers)
+    bt = churn_backtest(store) if backtest else None
+    model, _, info = fit_churn_model(store, as_of)
+    first_train = pd.Timestamp(info["train_cutoffs"][0])
+    check_point_in_time(
+        lambda t, c: snapshot_features(t, c, events=dataset.events, customers=dataset.customers, config=config.features),
+        tx, first_train,
+    )
+    value = ValueModel(clv=config.clv, features=config.features, seed=config.seed).fit(
+        store.transactions, as_of, events=dataset.events, customers=dataset.customers
+    )
+    info = {**info, "value_model": value.chosen_, "value_notes": value.notes_}
+    if bt is not None:
+        info["backtest"] = bt.training
+    pipe = ChurnPipeline(config, value, model, as_of, info, bt.summary if bt is not None else None)
+    return pipe, bt
+
+
+def require_in_scope(scores: pd.DataFrame, as_of) -> None:
+    if scores.empty:
+        raise DataError(f"no customer with a purchase before {pd.Timestamp(as_of).date()}")

@@ -1,0 +1,268 @@
+"""MLflow logging and registry helpers. Nothing else in churnml imports MLflow.
+
+Tracking URI: ``mlflow.tracking_uri`` from the config, else ``MLFLOW_TRACKING_URI``, else the
+embedded store ``sqlite:///mlflow.db`` in the working directory (artifacts in ``./mlruns``
+beside it). A tracking server (``http://host:port``) works the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churnml.config import Config
+from churnml.errors import ModelError
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "TrainResult",
+    "configure",
+    "export_model",
+    "load_pipeline",
+    "log_training",
+    "promote",
+    "resolve_tracking_uri",
+]
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+PROMOTION_METRIC = "model_roc_auc_mean"
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The tracking URI to use (see the module docstring)."""
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def configure(config: Config) -> str:
+    """Point MLflow at the configured store and experiment; return the tracking URI."""
+    import mlflow
+
+    uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment(config.mlflow.experiment)
+    return uri
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`log_training` produced."""
+
+    run_id: str
+    model_uri: str  # runs:/ or models:/ URI of the logged model
+    registered_uri: str  # models:/NAME@challenger
+    version: str
+    tracking_uri: str
+
+
+def _flat(prefix: str, d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict):
+            out.update(_flat(key, v))
+        elif isinstance(v, list) and len(v) > 10:
+            continue
+        else:
+            out[key] = v
+    return out
+
+
+def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=None) -> TrainResult:
+    """Log one training run: params, metrics per backtest cutoff and averaged, data range and
+    counts, plots, the backtest table, CLV diagnostics, and ONE pyfunc model (signature, input
+    example) registered under ``mlflow.model_name`` with alias ``challenger``."""
+    import joblib
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    from churnml._pyfunc import SCORE_COLUMNS, ChurnmlPyfunc
+    from churnml.churn import BASELINES
+    from churnml.clv_diagnostics import plot_clv_diagnostics
+    from churnml.plots import plot_backtest, plot_feature_importance
+
+    uri = configure(config)
+    name = config.mlflow.model_name
+    tx = dataset.transactions
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        params = {
+            "label": f"no purchase in [cutoff, cutoff + {config.churn.horizon_days} days)",
+            "as_of": str(pipe.as_of.date()),
+            "train_cutoffs": ",".join(pipe.training["train_cutoffs"]),
+            "valid_cutoff": pipe.training["valid_cutoff"],
+            "best_iteration": pipe.training["best_iteration"],
+            "chosen_scorer": pipe.churn_model.chosen_,
+            "value_model": pipe.value_model.chosen_,
+            "churnml_version": pipe.version,
+        }
+        params.update(_flat("churn", config.churn.model_dump()))
+        params.update(_flat("clv", config.clv.model_dump()))
+        params["features.windows_days"] = ",".join(map(str, config.features.windows_days))
+        mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
+        scored = pipe.score(tx, pipe.as_of).reset_index()
+        mlflow.log_metrics(
+            {
+                "customers_in_scope": float(len(scored)),
+                "customers_total": float(tx["customer_id"].nunique()),
+                "transactions": float(len(tx)),
+                "train_rows": float(pipe.training["train_rows"]),
+                "valid_churn_rate": float(pipe.training["valid_churn_rate"]),
+            }
+        )
+        mlflow.set_tags(
+            {
+                "data.first": str(tx["timestamp"].min()),
+                "data.last": str(tx["timestamp"].max()),
+                "data.source": dataset.report.source,
+            }
+        )
+        if backtest is not None:
+            cutoffs = list(dict.fromkeys(backtest.per_cutoff.index.get_level_values("cutoff")))
+            for step, cut in enumerate(cutoffs):
+                rows = backtest.per_cutoff.xs(cut, level="cutoff")
+                mlflow.log_metrics(
+                    {f"{s}_{m}": float(v) for s, r in rows.iterrows() for m, v in r.items() if pd.notna(v)}, step=step
+                )
+            mlflow.log_metrics(
+                {f"{s}_{m}_mean": float(v) for s, r in backtest.summary.iterrows() for m, v in r.items() if pd.notna(v)}
+            )
+            backtest.per_cutoff.to_csv(tmpd / "backtest.csv")
+            (tmpd / "backtest.json").write_text(json.dumps(backtest.to_dict(), indent=2, default=str))
+            mlflow.log_artifact(str(tmpd / "backtest.csv"), "backtest")
+            mlflow.log_artifact(str(tmpd / "backtest.json"), "backtest")
+            for p in plot_backtest(backtest.predictions, ["model", *BASELINES], tmpd / "plots"):
+                mlflow.log_artifact(str(p), "plots")
+        mlflow.log_artifact(str(plot_feature_importance(pipe.churn_model.feature_importance(), tmpd / "plots" / "feature_importance.png")), "plots")
+        if pipe.value_model.backtest_ is not None:
+            pipe.value_model.backtest_.metrics.to_csv(tmpd / "value_backtest.csv")
+            mlflow.log_artifact(str(tmpd / "value_backtest.csv"), "backtest")
+        if clv_diagnostics is not None:
+            for p in plot_clv_diagnostics(clv_diagnostics, tmpd / "clv"):
+                mlflow.log_artifact(str(p), "clv")
+        bundle = tmpd / "pipeline.joblib"
+        joblib.dump(pipe, bundle)
+        example = tx.loc[tx["customer_id"].isin(tx["customer_id"].drop_duplicates().head(5)), ["customer_id", "timestamp", "amount"]]
+        example = example.reset_index(drop=True)
+        scored["as_of"] = scored["as_of"].astype(str)
+        signature = infer_signature(example, scored[SCORE_COLUMNS].head(20), params={"as_of": ""})
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=ChurnmlPyfunc(),
+            artifacts={"pipeline": str(bundle)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
+        )
+        version = mlflow.register_model(info.model_uri, name)
+        client = MlflowClient()
+        client.set_registered_model_alias(name, CHALLENGER, version.version)
+        client.set_model_version_tag(name, version.version, "run_id", run.info.run_id)
+    return TrainResult(run.info.run_id, info.model_uri, f"models:/{name}@{CHALLENGER}", str(version.version), uri)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    pkgs = ["numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "lifetimes", "joblib", "pydantic", "pyyaml", "mlflow"]
+    return [f"{p}=={version(p)}" for p in pkgs]
+
+
+def load_pipeline(uri: str, *, tracking_uri: str | None = None):
+    """Load a :class:`~churnml.pipeline.ChurnPipeline` from an exported ``.joblib`` bundle or
+    any MLflow model URI (``models:/NAME@champion``, ``models:/NAME/3``, ``runs:/ID/model``,
+    ``models:/m-...``). Raises :class:`ModelError` when it cannot be loaded."""
+    path = Path(uri)
+    if uri.endswith(".joblib"):
+        if not path.is_file():
+            raise ModelError(f"model bundle not found: {uri}")
+        import joblib
+
+        try:
+            pipe = joblib.load(path)
+        except Exception as err:  # noqa: BLE001
+            raise ModelError(f"cannot load model bundle {uri}: {err}") from None
+    else:
+        import mlflow
+
+        mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+        mlflow.set_registry_uri(resolve_tracking_uri(tracking_uri))
+        try:
+            model = mlflow.pyfunc.load_model(uri)
+            pipe = model.unwrap_python_model().pipeline
+        except Exception as err:  # noqa: BLE001
+            raise ModelError(f"cannot load model {uri}: {type(err).__name__}: {str(err)[:300]}") from None
+    from churnml.pipeline import ChurnPipeline
+
+    if not isinstance(pipe, ChurnPipeline):
+        raise ModelError(f"{uri} is not a churnml model (got {type(pipe).__name__})")
+    return pipe
+
+
+def export_model(uri: str, out: str | Path, *, tracking_uri: str | None = None) -> Path:
+    """Write a self-contained joblib bundle of the model at ``uri`` (atomically)."""
+    import joblib
+
+    from churnml._atomic import atomic_path
+
+    pipe = load_pipeline(uri, tracking_uri=tracking_uri)
+    with atomic_path(out) as tmp:
+        joblib.dump(pipe, tmp)
+    return Path(out)
+
+
+def promote(config: Config, *, force: bool = False, metric: str = PROMOTION_METRIC) -> tuple[bool, str]:
+    """Move alias ``champion`` to the ``challenger`` version when its backtest ``metric``
+    (mean ROC AUC over the backtest cutoffs) beats the current champion's, or with ``force``.
+    Returns (promoted, reason)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure(config)
+    client = MlflowClient()
+    name = config.mlflow.model_name
+    try:
+        challenger = client.get_model_version_by_alias(name, CHALLENGER)
+    except MlflowException:
+        raise ModelError(f"no '{CHALLENGER}' version of model {name!r}: run `churnml train` first") from None
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+
+    def score(v) -> float | None:
+        return client.get_run(v.run_id).data.metrics.get(metric) if v.run_id else None
+
+    c_score = score(challenger)
+    if champion is not None and champion.version == challenger.version:
+        return False, f"version {challenger.version} is already the champion"
+    if champion is None:
+        reason = f"no champion yet; version {challenger.version} ({metric} = {c_score}) becomes champion"
+        ok = True
+    else:
+        h_score = score(champion)
+        better = c_score is not None and (h_score is None or c_score > h_score)
+        ok = better or force
+        verdict = "beats" if better else "does not beat"
+        reason = (
+            f"challenger version {challenger.version} ({metric} = {c_score:.4f}) {verdict} champion version "
+            f"{champion.version} ({metric} = {h_score if h_score is None else f'{h_score:.4f}'})"
+        )
+        if force and not better:
+            reason += "; promoted anyway (--force)"
+    if ok:
+        client.set_registered_model_alias(name, CHAMPION, challenger.version)
+    return ok, reason
