@@ -223,9 +223,15 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         )
         Xv = self._matrix(X_valid)
         prior_v = self._prior(X_valid)
+        import inspect
+
+        if "eval_X" in inspect.signature(self.booster_.fit).parameters:  # LightGBM >= 4.6
+            eval_kw = {"eval_X": (Xv[stop],), "eval_y": (y_valid[stop],)}
+        else:
+            eval_kw = {"eval_set": [(Xv[stop], y_valid[stop])]}
         self.booster_.fit(
-            self._matrix(X), y, eval_set=[(Xv[stop], y_valid[stop])], eval_metric="binary_logloss",
-            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+            self._matrix(X), y, eval_metric="binary_logloss",
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)], **eval_kw,
         )
         self.best_iteration_ = int(self.booster_.best_iteration_ or self.n_estimators)
         boosted = self._boosted(Xv, prior_v)

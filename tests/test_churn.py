@@ -1,0 +1,156 @@
+"""Churn labels, time plan, leakage guard, model vs baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import churnml
+from churnml.churn import ChurnModel, FeatureStore, churn_backtest, churn_labels, cutoff_plan
+from churnml.errors import DataError
+from churnml.evaluation import churn_metrics, expected_calibration_error, lift_capture
+from churnml.features import snapshot_features
+from churnml.pipeline import LeakageError, check_point_in_time
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tx():
+    rows = [
+        ("a", "2024-01-10", 10.0), ("a", "2024-03-05", 10.0),  # buys inside the window
+        ("b", "2023-06-01", 5.0),  # in scope, silent: churned
+        ("c", "2024-03-01", 7.0),  # first purchase on the cutoff day: not in scope
+        ("d", "2024-02-29", 3.0), ("d", "2024-05-30", 3.0),  # next purchase at cutoff + 90 days: outside
+        ("e", "2024-06-30", 1.0),
+    ]
+    df = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
+    df["timestamp"] = pd.to_datetime(df["timestamp"])
+    return df
+
+
+def test_labels_hand_computed():
+    y = churn_labels(_tx(), "2024-03-01", 90)
+    assert y.to_dict() == {"a": 0, "b": 1, "d": 1}
+    y = churn_labels(_tx(), "2024-03-01", 90, lookback_days=180)
+    assert y.to_dict() == {"a": 0, "d": 1}  # b's last purchase is 274 days before the cutoff
+    with pytest.raises(DataError, match="not complete"):
+        churn_labels(_tx(), "2024-05-01", 90)
+
+
+def test_cutoff_plan_never_overlaps_the_evaluation_window():
+    first = pd.Timestamp("2020-01-01")
+    valid, train = cutoff_plan("2022-01-01", horizon_days=90, step_days=30, n_cutoffs=6, first=first, min_history_days=60)
+    assert valid + pd.Timedelta(days=90) == pd.Timestamp("2022-01-01")
+    assert all(t + pd.Timedelta(days=90) <= valid for t in train)
+    assert train == sorted(train) and len(train) == 6
+    with pytest.raises(DataError, match="too short"):
+        cutoff_plan("2020-05-01", horizon_days=90, step_days=30, n_cutoffs=2, first=first, min_history_days=60)
+
+
+def test_leakage_guard_catches_a_feature_that_sees_the_future():
+    tx = _tx()
+    check_point_in_time(lambda t, c: snapshot_features(t, c), tx, "2024-03-01")  # ours is clean
+
+    def leaky(t, c):
+        f = snapshot_features(t, c)
+        f["days_to_end_of_log"] = (t["timestamp"].max() - pd.Timestamp(c)).days  # sees data after c
+        return f
+
+    with pytest.raises(LeakageError, match="days_to_end_of_log"):
+        check_point_in_time(leaky, tx, "2024-03-01")
+
+
+def test_metrics_hand_computed():
+    y = np.array([1, 1, 0, 0, 1, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.1, 0.6, 0.1, 0.1, 0.1, 0.1, 0.1])
+    lift, capture = lift_capture(y, p, 0.2)
+    assert lift == pytest.approx(1.0 / 0.3) and capture == pytest.approx(2 / 3)
+    assert expected_calibration_error([1, 0], [1.0, 0.0]) == 0.0
+    assert expected_calibration_error([0, 0, 1, 1], [0.75, 0.75, 0.75, 0.75]) == pytest.approx(0.25)
+    m = churn_metrics(y, p, value=np.full(10, 100.0), contact_cost=5, offer_acceptance=0.5, top_k_share=0.2)
+    assert m["expected_profit_topk"] == pytest.approx(2 * 0.5 * 100 - 5 * 2)
+    assert m["roc_auc"] == pytest.approx(20 / 21)
+
+
+def _simulated_features(n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "recency_days": rng.exponential(100, n),
+            "n_purchases": rng.poisson(3, n) + 1.0,
+            "total_spend": rng.gamma(2, 50, n),
+            "tenure_days": rng.uniform(100, 700, n),
+            "complaints": rng.poisson(0.3, n).astype(float),
+        },
+        index=[f"c{i}" for i in range(n)],
+    )
+    logit = -1.0 + 0.015 * X["recency_days"] - 0.3 * X["n_purchases"] + 0.9 * X["complaints"]
+    p = 1 / (1 + np.exp(-logit))
+    X["btyd_p_no_purchase"] = np.clip(1 / (1 + np.exp(-(-1.0 + 0.015 * X["recency_days"]))), 1e-6, 1 - 1e-6)
+    y = (rng.uniform(size=n) < p).astype(int)
+    return X, y, p.to_numpy()
+
+
+def test_churn_model_learns_beyond_the_prior_and_is_calibrated():
+    X, y, _ = _simulated_features(seed=0)
+    Xv, yv, _ = _simulated_features(seed=1)
+    Xt, yt, pt = _simulated_features(seed=2)
+    m = ChurnModel(seed=3).fit(X, y, X_valid=Xv, y_valid=yv)
+    assert m.chosen_ == "lightgbm"  # complaints matter and the prior does not know them
+    p = m.predict_proba(Xt)[:, 1]
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(yt, p) > roc_auc_score(yt, Xt["btyd_p_no_purchase"]) + 0.03
+    assert roc_auc_score(yt, p) > roc_auc_score(yt, pt) - 0.03  # close to the true probabilities
+    assert expected_calibration_error(yt, p) < 0.05
+    contrib = m.contributions(Xt)
+    assert list(contrib.columns) == [*m.feature_names_, "bias"]
+    # SHAP values add up to LightGBM's raw log-odds
+    raw = m.booster_.predict(m._matrix(Xt), raw_score=True, num_iteration=m.best_iteration_)
+    np.testing.assert_allclose(contrib.sum(axis=1), raw, rtol=1e-6, atol=1e-6)
+    # reproducible with the same seed
+    p2 = ChurnModel(seed=3).fit(X, y, X_valid=Xv, y_valid=yv).predict_proba(Xt)[:, 1]
+    np.testing.assert_array_equal(p, p2)
+
+
+def test_churn_model_falls_back_to_the_prior_when_lightgbm_does_not_beat_it():
+    X, y, _ = _simulated_features(seed=0)
+    X = X.assign(complaints=0.0)
+    # labels follow the prior exactly; LightGBM can only add noise
+    rng = np.random.default_rng(0)
+    y = (rng.uniform(size=len(X)) < X["btyd_p_no_purchase"]).astype(int)
+    Xv = _simulated_features(seed=1)[0].assign(complaints=0.0)
+    yv = (rng.uniform(size=len(Xv)) < Xv["btyd_p_no_purchase"]).astype(int)
+    m = ChurnModel(seed=1, num_leaves=63, min_child_samples=5, early_stopping_rounds=200).fit(X, y, X_valid=Xv, y_valid=yv)
+    assert set(m.selection_auc_) == {"lightgbm", "prior"}
+    if m.chosen_ == "prior":
+        from sklearn.metrics import roc_auc_score
+
+        assert roc_auc_score(yv, m.predict_proba(Xv)[:, 1]) == pytest.approx(roc_auc_score(yv, Xv["btyd_p_no_purchase"]))
+    assert m.selection_auc_[m.chosen_] == max(m.selection_auc_.values())
+
+
+def _backtest(name):
+    cfg = churnml.load_config(REPO / "configs" / f"{name}.yaml")
+    ds = churnml.load_dataset(cfg)
+    return churn_backtest(FeatureStore(ds.transactions, cfg, events=ds.events, customers=ds.customers))
+
+
+def _check_must_show(bt, name):
+    s = bt.summary
+    print(f"\n{name} churn backtest (mean over {list(bt.training)}):\n", s[["roc_auc", "pr_auc", "brier", "ece"]].round(4))
+    best_baseline = s.loc[["recency", "logistic_rfm", "btyd"], "roc_auc"].max()
+    assert s.loc["model", "roc_auc"] >= best_baseline
+    assert s.loc["model", "ece"] <= 0.05
+    assert set(s.index) == {"model", "recency", "logistic_rfm", "btyd"}
+
+
+def test_cdnow_master_backtest_model_beats_baselines_and_is_calibrated():
+    _check_must_show(_backtest("cdnow"), "CDNOW master")
+
+
+def test_apparel_backtest_model_beats_baselines_and_is_calibrated(shared_data):
+    _check_must_show(_backtest("apparel"), "apparel")
