@@ -16,7 +16,7 @@ from churnml.cli import app
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "configs" / "cdnow_sample.yaml")
 runner = CliRunner()
-COMMANDS = ["validate", "features", "rfm", "run"]
+COMMANDS = ["validate", "features", "rfm", "run", "backtest", "train", "promote", "export"]
 
 
 def test_version():
@@ -39,31 +39,38 @@ def test_console_script_runs_in_a_subprocess():
         assert cmd in out
 
 
-def test_run_main_job_on_bundled_sample(tmp_path):
-    res = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path)])
+def test_run_main_job_on_bundled_sample(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    res = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
-    snap = pd.read_parquet(tmp_path / "customers.parquet")
+    out = tmp_path / "out"
+    snap = pd.read_parquet(out / "customers.parquet")
     assert len(snap) == 2357
     assert snap["rfm_segment"].isin(["Champions", "Lost", "At Risk", "Loyal Customers"]).any()
     assert (snap["as_of"] == pd.Timestamp("1998-07-01")).all()
-    seg = pd.read_csv(tmp_path / "rfm_segments.csv", index_col=0)
-    assert seg["customers"].sum() == 2357
-    report = json.loads((tmp_path / "run_report.json").read_text())
-    assert report["load_report"]["customers"] == 2357 and report["customers_in_scope"] == 2357
-    # re-running is safe and gives the same output
-    res2 = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path)])
-    assert res2.exit_code == 0
-    pd.testing.assert_frame_equal(snap, pd.read_parquet(tmp_path / "customers.parquet"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "clv", "customers.parquet", "rfm_segments.csv", "run_report.json", "value_backtest.csv"
-    ]
-    assert sorted(p.name for p in (tmp_path / "clv").iterdir()) == [
-        "clv_calibration_holdout.png", "clv_p_alive.png", "clv_summary.json", "clv_tracking.png"
-    ]
-    for col in ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_model"]:
+    for col in ["churn_probability", "p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_at_risk"]:
         assert snap[col].notna().all(), col
+    assert ((snap["value_at_risk"] - snap["churn_probability"] * snap["predicted_clv"]).abs() < 1e-9).all()
+    seg = pd.read_csv(out / "rfm_segments.csv", index_col=0)
+    assert seg["customers"].sum() == 2357
+    report = json.loads((out / "run_report.json").read_text())
+    assert report["load_report"]["customers"] == 2357 and report["customers_in_scope"] == 2357
     assert report["value_model"] in {"btyd", "ml", "blend"}
     assert set(report["value_backtest"]["metrics"]) == {"naive", "btyd", "ml", "blend"}
+    assert set(report["churn_backtest"]) == {"model", "recency", "logistic_rfm", "btyd"}
+    assert report["mlflow"]["registered_uri"] == "models:/churnml@challenger"
+    assert (tmp_path / "mlflow.db").is_file()  # the embedded store in the working directory
+    assert sorted(p.name for p in out.iterdir()) == [
+        "churn_backtest.csv", "clv", "customers.parquet", "rfm_segments.csv", "run_report.json", "value_backtest.csv"
+    ]
+    assert sorted(p.name for p in (out / "clv").iterdir()) == [
+        "clv_calibration_holdout.png", "clv_p_alive.png", "clv_summary.json", "clv_tracking.png"
+    ]
+    # re-running is safe and gives the same scores (fixed seeds)
+    res2 = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(out)])
+    assert res2.exit_code == 0
+    pd.testing.assert_frame_equal(snap, pd.read_parquet(out / "customers.parquet"))
 
 
 def test_features_with_cutoff_and_transactions_override(tmp_path):
@@ -100,14 +107,14 @@ def test_bad_input_exits_2_with_message_and_no_partial_output(tmp_path):
 
 
 def test_run_bad_input_leaves_previous_output_untouched(tmp_path):
-    good = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path / "out")])
+    good = runner.invoke(app, ["run", "--config", SAMPLE, "--no-track", "--out-dir", str(tmp_path / "out")])
     assert good.exit_code == 0
     def files():
         return {str(p): p.read_bytes() for p in sorted((tmp_path / "out").rglob("*")) if p.is_file()}
 
     before = files()
-    assert len(before) == 8
-    res = runner.invoke(app, ["run", "--config", SAMPLE, "--transactions", str(_bad_tx(tmp_path)), "--out-dir", str(tmp_path / "out")])
+    assert len(before) == 9
+    res = runner.invoke(app, ["run", "--config", SAMPLE, "--no-track", "--transactions", str(_bad_tx(tmp_path)), "--out-dir", str(tmp_path / "out")])
     assert res.exit_code == 2
     assert files() == before
 
@@ -121,7 +128,7 @@ def test_run_bad_input_leaves_previous_output_untouched(tmp_path):
     ],
 )
 def test_other_bad_inputs_exit_2(tmp_path, args, needle):
-    res = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path), *args])
+    res = runner.invoke(app, ["run", "--config", SAMPLE, "--no-track", "--out-dir", str(tmp_path), *args])
     assert res.exit_code == 2, res.output
     assert needle in res.output
 

@@ -34,6 +34,10 @@ TrackingUriOpt = Annotated[
 ModelNameOpt = Annotated[
     Optional[str], typer.Option("--model-name", help="Registered model name; overrides mlflow.model_name.")
 ]
+UnusedTransactionsOpt = Annotated[
+    Optional[str],
+    typer.Option("--transactions", "-t", help="Accepted for uniform job scripts; this command reads no transactions."),
+]
 CutoffOpt = Annotated[
     Optional[str],
     typer.Option("--cutoff", help="Snapshot date (YYYY-MM-DD, exclusive); default: day after the last transaction."),
@@ -157,30 +161,37 @@ def run(
     transactions: TransactionsOpt = None,
     cutoff: CutoffOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Output folder; overrides output.dir.")] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log and register the model in MLflow.")] = True,
     tracking_uri: TrackingUriOpt = None,
     model_name: ModelNameOpt = None,
 ) -> None:
-    """The main job end to end: validate data, build the customer snapshot, RFM segments, report."""
+    """The main job end to end: validate, backtest, train (CLV, value, churn), log to MLflow, score every customer."""
     from churnml.errors import ChurnmlError
     from churnml.jobs import run as run_job
 
     try:
         cfg = _config(config, transactions, tracking_uri, model_name)
-        res = run_job(cfg, cutoff=cutoff, out_dir=out_dir)
+        res = run_job(cfg, cutoff=cutoff, out_dir=out_dir, track=track)
     except ChurnmlError as err:
         _fail(err)
-    fmt = lambda v: f"{v:,.3f}"  # noqa: E731
+    fmt = lambda v: f"{v:,.4f}"  # noqa: E731
     typer.echo(f"customers in scope as of {res.as_of}: {res.customers:,}")
     typer.echo("\nRFM segments:\n" + res.segments.to_string(float_format=lambda v: f"{v:,.2f}"))
     c = res.clv_summary
     typer.echo(
-        f"\nCLV ({c['purchase_model']}, fit rung {c['fit_rung']}): params "
+        f"\nCLV ({c['purchase_model']}, fit rung {c['fit_rung']}): "
         + ", ".join(f"{k}={v:.4g}" for k, v in c["params"].items())
-        + f"; holdout repeat purchases actual {c['tracking_holdout_actual']:,.0f} vs expected {c['tracking_holdout_expected']:,.1f}"
+        + f"\n  holdout repeat purchases: actual {c['tracking_holdout_actual']:,.0f}, "
+        f"expected {c['tracking_holdout_expected']:,.1f}"
     )
     if res.value_metrics is not None:
         typer.echo("\nvalue backtest (naive = historical spend rate x horizon):\n" + res.value_metrics.to_string(float_format=fmt))
     typer.echo(f"value model shipped: {res.value_model}")
+    if res.churn_backtest is not None:
+        cols = ["roc_auc", "pr_auc", "brier", "log_loss", "lift_top10", "ece", "expected_profit_topk"]
+        typer.echo("\nchurn backtest (mean over cutoffs):\n" + res.churn_backtest[cols].to_string(float_format=fmt))
+    if res.model_uri:
+        typer.echo(f"\nMLflow: {res.tracking_uri}\nregistered model: {res.model_uri}")
     typer.echo(f"\nwrote {len(res.files)} files to {res.out_dir}")
 
 
@@ -238,6 +249,7 @@ def train(
 @app.command()
 def promote(
     config: ConfigOpt = None,
+    transactions: UnusedTransactionsOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Promote even if the challenger does not beat the champion.")] = False,
     tracking_uri: TrackingUriOpt = None,
     model_name: ModelNameOpt = None,
@@ -259,6 +271,7 @@ def export(
     model: Annotated[str, typer.Option("--model", "-m", help="Model URI (models:/NAME@champion, runs:/..., a .joblib).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .joblib file.")] = Path("models/churnml.joblib"),
     config: ConfigOpt = None,
+    transactions: UnusedTransactionsOpt = None,
     tracking_uri: TrackingUriOpt = None,
     model_name: ModelNameOpt = None,
 ) -> None:
@@ -274,8 +287,16 @@ def export(
     typer.echo(f"wrote {path}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
 def main() -> None:
     """Console-script entry point."""
+    import warnings
+
+    warnings.showwarning = _show_warning
+    warnings.filterwarnings("once", category=UserWarning)
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover

@@ -98,7 +98,7 @@ def clv_holdout_diagnostics(dataset: Dataset, config: Config, as_of) -> CLVDiagn
 
 @dataclasses.dataclass
 class RunResult:
-    """What :func:`run` wrote and how long it took (seconds)."""
+    """What :func:`run` wrote, registered and measured (timings in seconds)."""
 
     out_dir: Path
     files: list[Path]
@@ -109,17 +109,24 @@ class RunResult:
     value_metrics: pd.DataFrame | None
     value_model: str
     clv_summary: dict
+    churn_backtest: pd.DataFrame | None
+    model_uri: str | None
+    tracking_uri: str | None
 
 
-def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None) -> RunResult:
-    """The main job: load and validate the data; build the point-in-time customer snapshot with
-    RFM scores and segments; fit the CLV models and the value model chosen by the value
-    backtest; write ``customers.parquet`` (one row per customer: features, RFM, p_alive,
-    expected purchases, predicted CLV), ``rfm_segments.csv``, ``value_backtest.csv``,
-    ``clv/`` diagnostics (PNG + JSON) and ``run_report.json`` to ``out_dir`` (default
-    ``config.output.dir``), each file atomically."""
+def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track: bool = True) -> RunResult:
+    """The main job end to end: load and validate the data; backtest the churn model and its
+    baselines; fit the models that ship (CLV, value model chosen by its backtest, churn model);
+    log the run to MLflow and register the model (alias ``challenger``) unless ``track=False``;
+    score every customer in scope at ``cutoff`` (default: the day after the last transaction).
+
+    Writes to ``out_dir`` (default ``config.output.dir``), each file atomically:
+    ``customers.parquet`` (one row per customer: churn probability, P(alive), expected purchases,
+    predicted CLV, value at risk, RFM scores and segment, features), ``rfm_segments.csv``,
+    ``churn_backtest.csv``, ``value_backtest.csv``, ``clv/`` diagnostics and ``run_report.json``.
+    """
     from churnml.clv_diagnostics import plot_clv_diagnostics
-    from churnml.value import ValueModel
+    from churnml.pipeline import fit_pipeline
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -131,22 +138,27 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None) -> Ru
         t = now
 
     dataset = load_dataset(config)
+    as_of = resolve_cutoff(dataset, cutoff)
     lap("load")
-    snap = customer_snapshot(dataset, config, cutoff)
-    as_of = snap["as_of"].iloc[0]
-    seg = segment_summary(snap)
-    lap("features")
-    value = ValueModel(clv=config.clv, features=config.features, seed=config.seed).fit(
-        dataset.transactions, as_of, events=dataset.events, customers=dataset.customers
-    )
-    pred = value.predict(dataset.transactions, as_of, events=dataset.events, customers=dataset.customers)
-    snap = snap.join(pred, how="left")
-    lap("value")
+    pipe, bt = fit_pipeline(dataset, config, as_of=as_of)
+    lap("train")
     diag = clv_holdout_diagnostics(dataset, config, as_of)
     lap("clv_diagnostics")
+    result = None
+    if track:
+        from churnml.tracking import log_training
+
+        result = log_training(pipe, bt, dataset, config, clv_diagnostics=diag)
+        lap("mlflow")
+    scores = pipe.score(dataset.transactions, as_of, events=dataset.events, customers=dataset.customers)
+    scores = scores.join(rfm_scores(scores, config=config.rfm))
+    seg = segment_summary(scores)
+    lap("score")
     out = Path(out_dir or config.output.dir)
-    files = [write_table(snap, out / "customers.parquet"), write_table(seg, out / "rfm_segments.csv")]
-    metrics = value.backtest_.metrics if value.backtest_ is not None else None
+    files = [write_table(scores, out / "customers.parquet"), write_table(seg, out / "rfm_segments.csv")]
+    if bt is not None:
+        files.append(write_table(bt.per_cutoff, out / "churn_backtest.csv"))
+    metrics = pipe.value_model.backtest_.metrics if pipe.value_model.backtest_ is not None else None
     if metrics is not None:
         files.append(write_table(metrics, out / "value_backtest.csv"))
     files += plot_clv_diagnostics(diag, out / "clv")
@@ -154,12 +166,15 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None) -> Ru
     report = {
         "load_report": dataset.report.to_dict(),
         "as_of": str(as_of),
-        "customers_in_scope": len(snap),
-        "value_model": value.chosen_,
-        "value_backtest": value.backtest_.to_dict() if value.backtest_ is not None else None,
-        "value_notes": value.notes_,
-        "clv_fit": value.clv_model_.summary(),
+        "customers_in_scope": len(scores),
+        "churn_training": pipe.training,
+        "churn_backtest": bt.to_dict()["summary"] if bt is not None else None,
+        "value_model": pipe.value_model.chosen_,
+        "value_backtest": pipe.value_model.backtest_.to_dict() if pipe.value_model.backtest_ is not None else None,
+        "value_notes": pipe.value_model.notes_,
+        "clv_fit": pipe.value_model.clv_model_.summary(),
         "clv_holdout_diagnostics": diag.to_dict(),
+        "mlflow": dataclasses.asdict(result) if result is not None else None,
         "timings": timings,
         "seed": config.seed,
     }
@@ -167,7 +182,11 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None) -> Ru
     with atomic_path(report_path) as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=str))
     files.append(report_path)
-    return RunResult(out, files, len(snap), str(as_of), timings, seg, metrics, value.chosen_, diag.to_dict())
+    return RunResult(
+        out, files, len(scores), str(as_of), timings, seg, metrics, pipe.value_model.chosen_, diag.to_dict(),
+        bt.summary if bt is not None else None,
+        result.registered_uri if result else None, result.tracking_uri if result else None,
+    )
 
 
 def backtest(config: Config, *, out_dir: str | Path | None = None) -> tuple["ChurnBacktest", list[Path]]:
