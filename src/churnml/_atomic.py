@@ -21,11 +21,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed run
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if os.environ.get("CHURNML_FAULT") == "kill-before-rename":  # crash test hook
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -173,11 +173,12 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
     """
 
     def __init__(self, *, n_estimators: int = 1000, learning_rate: float = 0.03, num_leaves: int = 15,
-                 min_child_samples: int = 50, early_stopping_rounds: int = 50, calibration: str = "isotonic",
-                 prior: str | None = "btyd_p_no_purchase", seed: int = 42):
+                 max_depth: int = 5, min_child_samples: int = 50, early_stopping_rounds: int = 50,
+                 calibration: str = "isotonic", prior: str | None = "btyd_p_no_purchase", seed: int = 42):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
+        self.max_depth = max_depth
         self.min_child_samples = min_child_samples
         self.early_stopping_rounds = early_stopping_rounds
         self.calibration = calibration
@@ -217,7 +218,8 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
             stop = np.arange(len(X_valid)) % 2 == 0
         self.booster_ = lgb.LGBMClassifier(
             objective="binary", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, subsample=0.8, subsample_freq=1,
+            num_leaves=self.num_leaves, max_depth=self.max_depth, min_child_samples=self.min_child_samples,
+            subsample=0.8, subsample_freq=1,
             colsample_bytree=0.8, reg_lambda=1.0, random_state=self.seed, deterministic=True, force_row_wise=True,
             n_jobs=1, verbose=-1,
         )
@@ -347,7 +349,7 @@ def fit_churn_model(store: FeatureStore, eval_cutoff) -> tuple[ChurnModel, dict[
     train = store.stacked(train_cuts)
     valid = store.labelled(valid_cut)
     model = ChurnModel(
-        n_estimators=c.n_estimators, learning_rate=c.learning_rate, num_leaves=c.num_leaves,
+        n_estimators=c.n_estimators, learning_rate=c.learning_rate, num_leaves=c.num_leaves, max_depth=c.max_depth,
         min_child_samples=c.min_child_samples, early_stopping_rounds=c.early_stopping_rounds,
         calibration=c.calibration, seed=c.seed,
     ).fit(train, train["churned"], X_valid=valid, y_valid=valid["churned"])

@@ -287,6 +287,171 @@ def export(
     typer.echo(f"wrote {path}")
 
 
+ScoresOpt = Annotated[Path, typer.Option("--scores", "-s", help="Scores file written by `churnml score`.")]
+
+
+@app.command()
+def score(
+    model: Annotated[str, typer.Option("--model", "-m", help="models:/NAME@champion, a model URI or id, or an exported .joblib.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .parquet or .csv.")],
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score as of this date (default: the end of the last date in the data).")] = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Batch-score every customer in scope: churn risk, value, segment, reasons, action. Exit 2 bad input, 3 model problem."""
+    import logging
+    import sys as _sys
+
+    from churnml.errors import ChurnmlError
+    from churnml.io import load_dataset
+    from churnml.scoring import drift_warning, score_dataset, write_scores
+    from churnml.tracking import load_pipeline, resolve_tracking_uri
+
+    logging.basicConfig(level=logging.INFO, stream=_sys.stderr, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    log = logging.getLogger("churnml.score")
+    try:
+        cfg = _config(config, transactions, tracking_uri, model_name)
+        if not (out.suffix.lower() in {".parquet", ".csv"} or out.name.lower().endswith(".csv.gz")):
+            from churnml.errors import DataError
+
+            raise DataError(f"--out {out}: use a .parquet or .csv file name")
+        pipe = load_pipeline(model, tracking_uri=resolve_tracking_uri(cfg.mlflow.tracking_uri))
+        log.info("event=model.loaded model=%s version=%s trained_as_of=%s", model, pipe.model_version, pipe.as_of.date())
+        dataset = load_dataset(cfg)
+        log.info("event=data.loaded source=%s orders=%d customers=%d", dataset.report.source, dataset.report.orders, dataset.report.customers)
+        if _sys.stderr.isatty():
+            with typer.progressbar(length=1, label="scoring", file=_sys.stderr) as bar:
+                state = {"done": 0}
+
+                def progress(done: int, total: int) -> None:
+                    bar.length = total
+                    bar.update(done - state["done"])
+                    state["done"] = done
+
+                result = score_dataset(pipe, dataset, cfg, as_of=as_of, progress=progress)
+        else:
+            result = score_dataset(pipe, dataset, cfg, as_of=as_of)
+        paths = write_scores(result, out)
+    except ChurnmlError as err:
+        _fail(err)
+    warning = drift_warning(result.meta)
+    if warning:
+        log.warning("event=drift %s", warning)
+        typer.echo(f"warning: {warning}", err=True)
+    log.info("event=score.done rows=%d out=%s timings=%s", len(result.scores), paths[0], json_dumps(result.meta["timings"]))
+    typer.echo(f"scored {len(result.scores):,} customers as of {result.meta['as_of']} with {pipe.model_version}: {paths[0]} (+ {paths[1].name})")
+
+
+def json_dumps(obj) -> str:
+    import json
+
+    return json.dumps(obj, separators=(",", ":"))
+
+
+@app.command()
+def kpis(
+    scores: ScoresOpt,
+    by: Annotated[str, typer.Option("--by", help="Group by this column (segment, rfm_segment, risk_tier, value_tier).")] = "segment",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the table (.csv or .parquet).")] = None,
+    config: ConfigOpt = None,
+    transactions: UnusedTransactionsOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """KPIs overall and per segment: churn and retention rate, purchase frequency, order value, CLV, value at risk."""
+    from churnml._atomic import write_table
+    from churnml.errors import ChurnmlError
+    from churnml.scoring import read_scores
+    from churnml.segments import kpis as compute_kpis
+
+    try:
+        table = compute_kpis(read_scores(scores), by=by)
+        if out:
+            write_table(table, out)
+    except ChurnmlError as err:
+        _fail(err)
+    typer.echo(table.to_string(float_format=lambda v: f"{v:,.3f}"))
+
+
+@app.command("at-risk")
+def at_risk(
+    scores: ScoresOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="list.csv or list.xlsx")],
+    segment: Annotated[Optional[list[str]], typer.Option("--segment", help="Keep these segments (repeatable; risk x value or RFM names).")] = None,
+    min_value: Annotated[Optional[float], typer.Option("--min-value", help="Keep customers with predicted value >= this (currency).")] = None,
+    top: Annotated[Optional[int], typer.Option("--top", help="Keep the first N by value at risk.")] = None,
+    config: ConfigOpt = None,
+    transactions: UnusedTransactionsOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """At-risk list for marketing, sorted by value at risk, plain headers, customer attributes joined."""
+    from churnml._atomic import atomic_path
+    from churnml.campaigns import at_risk_list
+    from churnml.errors import ChurnmlError, DataError
+    from churnml.io import read_customers
+    from churnml.scoring import read_scores
+
+    try:
+        cfg = _config(config, None, tracking_uri, model_name)
+        customers = None
+        if cfg.data.customers:
+            customers = read_customers(cfg.data.customers, id_column=cfg.data.customers_id_column or cfg.data.columns.customer_id)
+        table = at_risk_list(read_scores(scores), segments=segment, min_value=min_value, top=top, customers=customers)
+        suffix = out.suffix.lower()
+        if suffix not in {".csv", ".xlsx"}:
+            raise DataError(f"--out {out}: use a .csv or .xlsx file name")
+        with atomic_path(out) as tmp:
+            if suffix == ".csv":
+                table.to_csv(tmp, index=False)
+            else:
+                table.to_excel(tmp, index=False, sheet_name="At risk", engine="openpyxl")
+    except ChurnmlError as err:
+        _fail(err)
+    typer.echo(f"wrote {len(table):,} customers to {out}")
+
+
+@app.command()
+def campaign(
+    scores: ScoresOpt,
+    budget: Annotated[float, typer.Option("--budget", "-b", help="Campaign budget (currency).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="plan.csv (or .parquet); a summary JSON is written beside it.")],
+    config: ConfigOpt = None,
+    transactions: UnusedTransactionsOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Plan a retention campaign within a budget: one action per customer, random control group held out."""
+    import json
+
+    from churnml._atomic import atomic_path, write_table
+    from churnml.campaigns import plan_campaign
+    from churnml.errors import ChurnmlError, DataError
+    from churnml.scoring import read_scores
+
+    try:
+        cfg = _config(config, None, tracking_uri, model_name)
+        if budget < 0:
+            raise DataError("--budget must not be negative")
+        plan = plan_campaign(read_scores(scores), budget, cfg.campaign)
+        write_table(plan.plan, out, index=False)
+        summary_path = out.with_name(out.name + ".summary.json")
+        with atomic_path(summary_path) as tmp:
+            tmp.write_text(json.dumps({"method": plan.method, **plan.totals(), "per_action": plan.summary.to_dict("index")}, indent=2, default=str))
+    except ChurnmlError as err:
+        _fail(err)
+    t = plan.totals()
+    typer.echo(plan.summary.to_string(float_format=lambda v: f"{v:,.2f}"))
+    typer.echo(
+        f"\nbudget {t['budget']:,.2f}: cost {t['cost']:,.2f}, expected saved value {t['expected_saved_value']:,.2f}, "
+        f"ROI {t['roi']:.2f}; treatment {t['treatment_customers']:,.0f}, control {t['control_customers']:,.0f}"
+    )
+    typer.echo(f"method: {plan.method}; objective within {t['gap_to_bound']:,.2f} of the LP upper bound {t['lp_bound']:,.2f}")
+    typer.echo(f"wrote {out} and {summary_path.name}")
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     typer.echo(f"warning: {message}", err=True)
 

@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from churnml.errors import ConfigError
 
 __all__ = [
+    "ActionConfig",
+    "CampaignConfig",
+    "ScoreConfig",
+    "SegmentsConfig",
+    "TierConfig",
     "ChurnConfig",
     "CLVConfig",
     "ColumnsConfig",
@@ -197,6 +202,7 @@ class ChurnConfig(_Section):
     n_estimators: int = 1000
     learning_rate: float = 0.03
     num_leaves: int = 15
+    max_depth: int = 5
     min_child_samples: int = 50
     early_stopping_rounds: int = 50
     contact_cost: float = 2.0
@@ -217,6 +223,134 @@ class ChurnConfig(_Section):
         if not 0 < v <= 1:
             raise ValueError("must be in (0, 1]")
         return v
+
+
+class TierConfig(_Section):
+    """Tiers of a score: ``quantile`` thresholds are shares of the scored population (0.5, 0.8
+    = bottom half, next 30%, top 20%); ``absolute`` thresholds are values of the score."""
+
+    method: Literal["quantile", "absolute"] = "quantile"
+    thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8])
+    labels: list[str] = Field(default_factory=lambda: ["low", "medium", "high"])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TierConfig":
+        if len(self.labels) != len(self.thresholds) + 1:
+            raise ValueError("labels must have one more entry than thresholds")
+        if sorted(self.thresholds) != list(self.thresholds):
+            raise ValueError("thresholds must be ascending")
+        if self.method == "quantile" and any(not 0 < t < 1 for t in self.thresholds):
+            raise ValueError("quantile thresholds must be in (0, 1)")
+        return self
+
+
+def _default_matrix() -> dict[str, str]:
+    return {
+        "high|high": "Save now",
+        "high|medium": "Win back",
+        "high|low": "Let go",
+        "medium|high": "Protect",
+        "medium|medium": "Nurture",
+        "medium|low": "Automate",
+        "low|high": "VIP",
+        "low|medium": "Grow",
+        "low|low": "Maintain",
+    }
+
+
+def _default_playbook() -> dict[str, str]:
+    return {
+        "Save now": "personal_contact",
+        "Win back": "personalised_offer",
+        "Let go": "none",
+        "Protect": "proactive_checkin",
+        "Nurture": "personalised_offer",
+        "Automate": "none",
+        "VIP": "loyalty_reward",
+        "Grow": "personalised_offer",
+        "Maintain": "none",
+    }
+
+
+class SegmentsConfig(_Section):
+    """Risk tier (churn probability) x value tier (predicted CLV) -> segment -> playbook action."""
+
+    risk: TierConfig = Field(default_factory=TierConfig)
+    value: TierConfig = Field(default_factory=TierConfig)
+    matrix: dict[str, str] = Field(default_factory=_default_matrix)
+    playbook: dict[str, str] = Field(default_factory=_default_playbook)
+
+    @model_validator(mode="after")
+    def _covers(self) -> "SegmentsConfig":
+        missing = [f"{r}|{v}" for r in self.risk.labels for v in self.value.labels if f"{r}|{v}" not in self.matrix]
+        if missing:
+            raise ValueError(f"segments.matrix lacks the cell(s) {missing}")
+        return self
+
+
+class ActionConfig(_Section):
+    """A retention action: cost per customer (currency), expected relative reduction of the
+    churn probability, and the segments it may be used in (empty = all)."""
+
+    name: str
+    cost: float
+    churn_reduction: float
+    segments: list[str] = Field(default_factory=list)
+    description: str = ""
+
+    @field_validator("churn_reduction")
+    @classmethod
+    def _reduction(cls, v: float) -> float:
+        if not 0 <= v <= 1:
+            raise ValueError("churn_reduction is a share in [0, 1]")
+        return v
+
+    @field_validator("cost")
+    @classmethod
+    def _cost(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("cost must not be negative")
+        return v
+
+
+def _default_actions() -> list[ActionConfig]:
+    # Relative ordering of cost and effect follows a Nordic retention guide's table (personal
+    # contact most expensive and most effective, surveys cheapest); the numbers are marketing
+    # claims, not measured uplifts: edit them, and measure with the control group.
+    return [
+        ActionConfig(name="personal_contact", cost=25.0, churn_reduction=0.30,
+                     segments=["Save now", "Win back", "Protect", "VIP"], description="A call or meeting from a named person"),
+        ActionConfig(name="fast_complaint_followup", cost=12.0, churn_reduction=0.27, segments=[],
+                     description="Resolve open complaints fast, then follow up"),
+        ActionConfig(name="proactive_checkin", cost=6.0, churn_reduction=0.15,
+                     segments=["Save now", "Win back", "Protect", "Nurture", "VIP", "Grow"], description="A proactive check-in message"),
+        ActionConfig(name="personalised_offer", cost=8.0, churn_reduction=0.20, segments=[],
+                     description="An offer based on what the customer buys"),
+        ActionConfig(name="loyalty_reward", cost=10.0, churn_reduction=0.18,
+                     segments=["Save now", "Protect", "VIP", "Nurture", "Grow"], description="Points, a gift or early access"),
+    ]
+
+
+class CampaignConfig(_Section):
+    """Budgeted campaign planning: action catalog and the persistent random control group."""
+
+    actions: list[ActionConfig] = Field(default_factory=_default_actions)
+    control_share: float = 0.1
+    seed: int = 42
+
+    @field_validator("control_share")
+    @classmethod
+    def _share(cls, v: float) -> float:
+        if not 0 <= v < 1:
+            raise ValueError("control_share must be in [0, 1)")
+        return v
+
+
+class ScoreConfig(_Section):
+    """Batch scoring: customers per chunk (bounds memory) and the drift warning threshold."""
+
+    chunk_customers: int = 250_000
+    psi_threshold: float = 0.2
 
 
 class MlflowConfig(_Section):
@@ -242,6 +376,9 @@ class Config(_Section):
     clv: CLVConfig = Field(default_factory=CLVConfig)
     churn: ChurnConfig = Field(default_factory=ChurnConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
+    campaign: CampaignConfig = Field(default_factory=CampaignConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     seed: int = 42
 

@@ -9,6 +9,8 @@ customer in scope; it is what the MLflow pyfunc model and ``churnml score`` call
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,9 @@ from churnml.features import snapshot_features
 from churnml.io import TIMESTAMP, Dataset
 from churnml.value import ValueModel, rfm_at, value_features
 
-__all__ = ["ChurnPipeline", "LeakageError", "check_point_in_time", "fit_pipeline"]
+__all__ = [
+    "ChurnPipeline", "LeakageError", "check_point_in_time", "feature_reference", "fit_pipeline", "population_stability",
+]
 
 
 class LeakageError(ModelError):
@@ -63,7 +67,14 @@ class ChurnPipeline:
     as_of: pd.Timestamp
     training: dict[str, Any]
     backtest_summary: pd.DataFrame | None = None
+    reference: dict[str, Any] | None = None
     version: str = __version__
+    model_id: str = ""
+    model_version: str = ""
+
+    def drift(self, features: pd.DataFrame) -> pd.Series:
+        """Population stability index of each feature against the training snapshot."""
+        return population_stability(self.reference or {}, features)
 
     @property
     def feature_names(self) -> list[str]:
@@ -128,8 +139,54 @@ def fit_pipeline(dataset: Dataset, config: Config, *, as_of=None, backtest: bool
     info = {**info, "value_model": value.chosen_, "value_notes": value.notes_}
     if bt is not None:
         info["backtest"] = bt.training
-    pipe = ChurnPipeline(config, value, model, as_of, info, bt.summary if bt is not None else None)
+    reference = feature_reference(_snapshot_for_reference(store, value, model, as_of))
+    pipe = ChurnPipeline(config, value, model, as_of, info, bt.summary if bt is not None else None, reference)
+    digest = hashlib.sha1(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    pipe.model_id = f"churnml-{__version__}-{as_of:%Y%m%d}-{digest}"
+    pipe.model_version = pipe.model_id
     return pipe, bt
+
+
+def _snapshot_for_reference(store, value, model, as_of) -> pd.DataFrame:
+    """The features the shipped model sees at ``as_of`` on the training data."""
+    tmp = ChurnPipeline(store.config, value, model, as_of, {})
+    return tmp.features(store.transactions, as_of, events=store.events, customers=store.customers)[model.feature_names_]
+
+
+_PSI_BINS = 10
+
+
+def feature_reference(features: pd.DataFrame) -> dict[str, Any]:
+    """Decile edges and shares of each numeric feature (missing values as their own bin)."""
+    ref = {}
+    for col in features.columns:
+        v = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float)
+        finite = v[np.isfinite(v)]
+        if len(finite) < 2 * _PSI_BINS:
+            continue
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, _PSI_BINS + 1)[1:-1]))
+        ref[col] = {"edges": edges.tolist(), "shares": _shares(v, edges).tolist()}
+    return ref
+
+
+def _shares(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(v)
+    counts = np.bincount(np.searchsorted(edges, v[finite], side="right"), minlength=len(edges) + 1).astype(float)
+    counts = np.append(counts, float((~finite).sum()))
+    return counts / max(len(v), 1)
+
+
+def population_stability(reference: dict[str, Any], features: pd.DataFrame) -> pd.Series:
+    """PSI = sum (actual - expected) x ln(actual / expected) over the reference bins, per feature
+    (shares floored at 1e-4). Above 0.2 is the usual "significant shift" threshold."""
+    out = {}
+    for col, ref in reference.items():
+        if col not in features.columns:
+            continue
+        e = np.maximum(np.asarray(ref["shares"]), 1e-4)
+        a = np.maximum(_shares(pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float), np.asarray(ref["edges"])), 1e-4)
+        out[col] = float(np.sum((a - e) * np.log(a / e)))
+    return pd.Series(out, dtype=float).sort_values(ascending=False)
 
 
 def require_in_scope(scores: pd.DataFrame, as_of) -> None:

@@ -205,11 +205,31 @@ def load_pipeline(uri: str, *, tracking_uri: str | None = None):
             pipe = model.unwrap_python_model().pipeline
         except Exception as err:  # noqa: BLE001
             raise ModelError(f"cannot load model {uri}: {type(err).__name__}: {str(err)[:300]}") from None
+        pipe.model_version = _registry_version(uri) or uri
     from churnml.pipeline import ChurnPipeline
 
     if not isinstance(pipe, ChurnPipeline):
         raise ModelError(f"{uri} is not a churnml model (got {type(pipe).__name__})")
     return pipe
+
+
+def _registry_version(uri: str) -> str | None:
+    """``NAME/VERSION`` for ``models:/NAME@ALIAS`` and ``models:/NAME/VERSION`` URIs."""
+    if not uri.startswith("models:/"):
+        return None
+    from mlflow import MlflowClient
+
+    ref = uri[len("models:/"):]
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return f"{name}/{MlflowClient().get_model_version_by_alias(name, alias).version}"
+        name, _, version = ref.rpartition("/")
+        if name and version.isdigit():
+            return f"{name}/{version}"
+    except Exception:  # noqa: BLE001 - the version label is informative only
+        return None
+    return None
 
 
 def export_model(uri: str, out: str | Path, *, tracking_uri: str | None = None) -> Path:

@@ -1,0 +1,179 @@
+"""The batch-scoring job: a registered (or exported) model scores every customer in scope.
+
+Output: one row per customer with ``customer_id, as_of, churn_probability, p_alive,
+expected_purchases, predicted_clv, value_at_risk, risk_tier, value_tier, segment, rfm_segment,
+reasons, recommended_action, model_version`` plus a few descriptive columns (recency, purchases,
+order value) that the KPIs and lists use. Customers are scored in chunks so memory stays bounded
+on large logs; segment tiers and RFM quintiles are computed over the whole scored population.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnml._atomic import atomic_path, write_table
+from churnml.config import Config
+from churnml.errors import DataError
+from churnml.io import CUSTOMER_ID, TIMESTAMP, Dataset
+from churnml.rfm import rfm_scores
+from churnml.segments import assign_segments, reason_codes
+
+__all__ = ["OUTPUT_COLUMNS", "ScoreResult", "resolve_as_of", "score_dataset", "write_scores"]
+
+log = logging.getLogger("churnml.score")
+
+OUTPUT_COLUMNS = [
+    "customer_id", "as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_at_risk",
+    "risk_tier", "value_tier", "segment", "rfm_segment", "reasons", "recommended_action", "model_version",
+]
+EXTRA_COLUMNS = [
+    "expected_avg_spend", "recency_days", "tenure_days", "n_purchases", "purchases_per_year", "avg_order_value",
+    "total_spend", "r_score", "f_score", "m_score",
+]
+
+
+def resolve_as_of(transactions: pd.DataFrame, as_of=None) -> pd.Timestamp:
+    """The scoring date: the given one, or the end of the last date in the data (the next
+    midnight, so that date's purchases count). A date after that, or on/before the first
+    transaction, is bad input."""
+    first = transactions[TIMESTAMP].min()
+    end = transactions[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
+    if as_of is None:
+        return end
+    try:
+        ts = pd.Timestamp(as_of)
+    except (TypeError, ValueError):
+        raise DataError(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)") from None
+    if ts > end:
+        raise DataError(f"--as-of {ts.date()} is in the future of the data: the log ends {end.date() - pd.Timedelta(days=1)}")
+    if ts <= first:
+        raise DataError(f"--as-of {ts.date()} is on or before the first transaction ({first}); no customer is in scope")
+    return ts
+
+
+@dataclasses.dataclass
+class ScoreResult:
+    scores: pd.DataFrame
+    meta: dict[str, Any]
+
+
+def _chunks(ids: np.ndarray, size: int) -> list[np.ndarray]:
+    return [ids[i : i + size] for i in range(0, len(ids), max(size, 1))] or [ids]
+
+
+def score_dataset(
+    pipe,
+    dataset: Dataset,
+    config: Config,
+    *,
+    as_of=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoreResult:
+    """Score every customer in scope at ``as_of`` with a fitted pipeline; see the module docstring.
+    ``progress(done, total)`` is called after each chunk."""
+    t0 = time.perf_counter()
+    tx = dataset.transactions
+    as_of = resolve_as_of(tx, as_of)
+    tx = tx.loc[tx[TIMESTAMP] < as_of]
+    ids = np.sort(tx[CUSTOMER_ID].astype(str).unique())
+    chunks = _chunks(ids, config.score.chunk_customers)
+    log.info("event=score.start customers=%d chunks=%d as_of=%s model=%s", len(ids), len(chunks), as_of.date(), pipe.model_version)
+    cust_col = tx[CUSTOMER_ID].astype(str)
+    ev = dataset.events
+    ev_col = ev[CUSTOMER_ID].astype(str) if ev is not None else None
+    parts, drift_parts = [], []
+    for n, chunk in enumerate(chunks, 1):
+        sel = cust_col.isin(chunk).to_numpy() if len(chunks) > 1 else slice(None)
+        ctx = tx.loc[sel]
+        cev = ev.loc[ev_col.isin(chunk).to_numpy()] if ev is not None and len(chunks) > 1 else ev
+        scored = pipe.score(ctx, as_of, events=cev, customers=dataset.customers)
+        contrib = pipe.churn_model.contributions(scored)
+        scored["reasons"] = reason_codes(contrib, scored)
+        keep = [c for c in ["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_at_risk",
+                            "reasons", *EXTRA_COLUMNS] if c in scored.columns]
+        feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
+        drift_parts.append(feats.sample(n=50_000, random_state=0) if len(feats) > 50_000 else feats)
+        parts.append(scored[keep])
+        log.info("event=score.chunk chunk=%d/%d customers=%d", n, len(chunks), len(scored))
+        if progress:
+            progress(n, len(chunks))
+    scores = pd.concat(parts) if parts else pd.DataFrame()
+    if scores.empty:
+        raise DataError(f"no customer with a purchase before {as_of.date()}")
+    t_score = time.perf_counter()
+    scores = assign_segments(scores, config.segments)
+    scores = scores.join(rfm_scores(scores, config=config.rfm)[["r_score", "f_score", "m_score", "rfm_segment"]])
+    scores["model_version"] = pipe.model_version
+    scores.index.name = CUSTOMER_ID
+    scores = scores.reset_index()
+    extra = [c for c in EXTRA_COLUMNS if c in scores.columns and c not in OUTPUT_COLUMNS]
+    scores = scores[OUTPUT_COLUMNS + extra]
+    psi = pipe.drift(pd.concat(drift_parts)) if pipe.reference else pd.Series(dtype=float)
+    drifted = psi[psi > config.score.psi_threshold]
+    meta = {
+        "model_version": pipe.model_version,
+        "model_id": pipe.model_id,
+        "trained_as_of": str(pipe.as_of.date()),
+        "as_of": str(as_of.date()),
+        "data": {
+            "source": dataset.report.source,
+            "first_transaction": str(tx[TIMESTAMP].min()),
+            "last_transaction": str(tx[TIMESTAMP].max()),
+            "transactions": int(len(tx)),
+        },
+        "rows": {"customers_scored": int(len(scores)), "chunks": len(chunks), "load_report": dataset.report.to_dict()},
+        "segments": scores["segment"].value_counts().to_dict(),
+        "drift": {"psi_threshold": config.score.psi_threshold, "psi": psi.round(4).to_dict(), "drifted": drifted.round(4).to_dict()},
+        "timings": {"score_s": round(t_score - t0, 3), "segments_s": round(time.perf_counter() - t_score, 3)},
+    }
+    return ScoreResult(scores, meta)
+
+
+def write_scores(result: ScoreResult, out: str | Path) -> tuple[Path, Path]:
+    """Write the scores (``.parquet`` or ``.csv`` by extension) and the sidecar
+    ``<out>.meta.json``, each atomically; return both paths."""
+    out = Path(out)
+    t = time.perf_counter()
+    write_table(result.scores, out, index=False)
+    result.meta["timings"]["write_s"] = round(time.perf_counter() - t, 3)
+    meta_path = out.with_name(out.name + ".meta.json")
+    with atomic_path(meta_path) as tmp:
+        tmp.write_text(json.dumps(result.meta, indent=2, default=str))
+    return out, meta_path
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """Read a scores file written by :func:`write_scores` (Parquet or CSV)."""
+    from churnml.errors import DataError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"scores file not found: {p}")
+    df = pd.read_parquet(p) if p.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(p, dtype={"customer_id": str})
+    missing = [c for c in ("customer_id", "churn_probability", "predicted_clv", "value_at_risk", "segment") if c not in df.columns]
+    if missing:
+        raise DataError(f"{p}: not a churnml scores file, missing column(s) {missing}; the file has {list(df.columns)}")
+    return df
+
+
+def _psi_warning(meta: dict[str, Any]) -> str | None:
+    drifted = meta["drift"]["drifted"]
+    if not drifted:
+        return None
+    items = ", ".join(f"{k} {v:.2f}" for k, v in drifted.items())
+    return f"feature drift since training (PSI > {meta['drift']['psi_threshold']}): {items}"
+
+
+def drift_warning(meta: dict[str, Any]) -> str | None:
+    """The drift warning to show for a scoring run, or None."""
+    return _psi_warning(meta)
+
