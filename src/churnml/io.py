@@ -158,7 +158,8 @@ def read_table(
             skipinitialspace=True,
         )
     except pd.errors.ParserError as err:
-        raise DataError(f"{path}: cannot parse as CSV (separator {sep!r}): {err}") from None
+        hint = f"; data.csv_names lists {len(names)} columns" if names else ""
+        raise DataError(f"{path}: cannot parse as CSV (separator {sep!r}){hint}: {err}") from None
     return df, 1 if names else 2
 
 

@@ -113,7 +113,7 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
         params.update(_flat("clv", config.clv.model_dump()))
         params["features.windows_days"] = ",".join(map(str, config.features.windows_days))
         mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
-        scored = pipe.score(tx, pipe.as_of).reset_index()
+        scored = pipe.score(tx, pipe.as_of, events=dataset.events, customers=dataset.customers).reset_index()
         mlflow.log_metrics(
             {
                 "customers_in_scope": float(len(scored)),
@@ -156,6 +156,10 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
         bundle = tmpd / "pipeline.joblib"
         joblib.dump(pipe, bundle)
         example = tx.loc[tx["customer_id"].isin(tx["customer_id"].drop_duplicates().head(5)), ["customer_id", "timestamp", "amount"]]
+        if dataset.customers is not None:  # static attributes ride along as extra columns
+            attrs = dataset.customers.copy()
+            attrs.index = attrs.index.astype(str)
+            example = example.join(attrs, on="customer_id")
         example = example.reset_index(drop=True)
         scored["as_of"] = scored["as_of"].astype(str)
         signature = infer_signature(example, scored[SCORE_COLUMNS].head(20), params={"as_of": ""})
