@@ -32,6 +32,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

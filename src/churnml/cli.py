@@ -452,6 +452,27 @@ def campaign(
     typer.echo(f"wrote {out} and {summary_path.name}")
 
 
+@app.command()
+def report(
+    scores: ScoresOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="report.html")] = Path("report.html"),
+    config: ConfigOpt = None,
+    transactions: UnusedTransactionsOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Self-contained HTML report: KPI tiles, segment matrix, distributions, filterable at-risk table with CSV download."""
+    from churnml.errors import ChurnmlError
+    from churnml.report import write_report
+    from churnml.scoring import read_scores
+
+    try:
+        path = write_report(read_scores(scores), out)
+    except ChurnmlError as err:
+        _fail(err)
+    typer.echo(f"wrote {path}")
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     typer.echo(f"warning: {message}", err=True)
 

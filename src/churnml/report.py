@@ -1,0 +1,210 @@
+"""A self-contained HTML report for marketing: one file, no server, no network.
+
+KPI tiles, the risk x value segment matrix, distributions of churn probability and CLV (inline
+SVG), and an at-risk table that sorts, filters (segment, minimum value, id search), pages (so
+100k customers stay responsive) and downloads the filtered rows as CSV. Scripts and styles are
+inlined; the data is embedded as compact JSON.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churnml._atomic import atomic_path
+from churnml.segments import kpis
+
+__all__ = ["build_report", "write_report"]
+
+TABLE_COLUMNS = [
+    ("customer_id", "Customer ID"),
+    ("segment", "Segment"),
+    ("rfm_segment", "RFM segment"),
+    ("churn_probability", "Churn probability"),
+    ("predicted_clv", "Predicted value"),
+    ("value_at_risk", "Value at risk"),
+    ("recommended_action", "Recommended action"),
+    ("reasons", "Why at risk"),
+]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2733;background:#f6f8fa}
+h1{margin:0 0 4px}h2{margin:28px 0 8px}.sub{color:#5b6773;margin-bottom:16px}
+.tiles{display:flex;flex-wrap:wrap;gap:12px}.tile{background:#fff;border:1px solid #dde3e9;border-radius:8px;padding:12px 16px;min-width:150px}
+.tile .v{font-size:24px;font-weight:600}.tile .l{color:#5b6773;font-size:13px}
+table{border-collapse:collapse;background:#fff}th,td{border:1px solid #dde3e9;padding:6px 8px;font-size:13px;text-align:left}
+th{background:#eef2f6;cursor:pointer;user-select:none}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.matrix td{text-align:center;min-width:110px}.matrix .name{font-weight:600}
+.controls{display:flex;flex-wrap:wrap;gap:10px;align-items:center;margin:8px 0}
+.controls input,.controls select,.controls button{padding:5px 8px;font-size:13px}
+.charts{display:flex;flex-wrap:wrap;gap:16px}.chart{background:#fff;border:1px solid #dde3e9;border-radius:8px;padding:8px}
+#pager{margin:8px 0;font-size:13px}
+"""
+
+_JS = r"""
+(function(){
+const D = JSON.parse(document.getElementById('data').textContent);
+const cols = D.columns, rows = D.rows;
+const idx = Object.fromEntries(cols.map((c,i)=>[c.key,i]));
+let sortKey = 'value_at_risk', sortDir = -1, page = 0;
+const PAGE = 50;
+const seg = document.getElementById('f-segment'), minv = document.getElementById('f-min'),
+      q = document.getElementById('f-search'), body = document.getElementById('rows'),
+      pager = document.getElementById('pager'), count = document.getElementById('count');
+function filtered(){
+  const s = seg.value, m = parseFloat(minv.value), t = q.value.trim().toLowerCase();
+  let out = rows.filter(r => (!s || r[idx.segment]===s || r[idx.rfm_segment]===s)
+      && (isNaN(m) || r[idx.predicted_clv] >= m)
+      && (!t || String(r[idx.customer_id]).toLowerCase().includes(t)));
+  const k = idx[sortKey];
+  out.sort((a,b)=> (a[k]<b[k]?-1:a[k]>b[k]?1:0)*sortDir || (a[0]<b[0]?-1:1));
+  return out;
+}
+function fmt(c,v){ if(c.type==='num'){ return c.key==='churn_probability' ? (v*100).toFixed(1)+'%' : Number(v).toLocaleString(undefined,{maximumFractionDigits:2}); } return v; }
+function render(){
+  const f = filtered(); const pages = Math.max(1, Math.ceil(f.length/PAGE)); page = Math.min(page, pages-1);
+  const slice = f.slice(page*PAGE, page*PAGE+PAGE);
+  body.innerHTML = slice.map(r => '<tr>' + cols.map(c => '<td class="'+(c.type==='num'?'n':'')+'">'+esc(fmt(c, r[idx[c.key]]))+'</td>').join('') + '</tr>').join('');
+  count.textContent = f.length.toLocaleString() + ' customers';
+  pager.innerHTML = 'page ' + (page+1) + ' of ' + pages + ' <button id="prev">previous</button> <button id="next">next</button>';
+  document.getElementById('prev').onclick = ()=>{ if(page>0){page--; render();} };
+  document.getElementById('next').onclick = ()=>{ if(page<pages-1){page++; render();} };
+}
+function esc(s){ return String(s).replace(/[&<>"]/g, ch => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[ch])); }
+function csvCell(v){ const s = String(v); return /[",\n]/.test(s) ? '"' + s.replace(/"/g,'""') + '"' : s; }
+document.querySelectorAll('th[data-key]').forEach(th => th.onclick = () => {
+  const k = th.dataset.key; if(sortKey===k){ sortDir = -sortDir; } else { sortKey = k; sortDir = th.dataset.type==='num' ? -1 : 1; }
+  page = 0; render();
+});
+[seg, minv, q].forEach(el => el.addEventListener('input', ()=>{ page = 0; render(); }));
+document.getElementById('download').onclick = () => {
+  const f = filtered();
+  const lines = [cols.map(c=>csvCell(c.label)).join(',')].concat(f.map(r => cols.map(c => csvCell(r[idx[c.key]])).join(',')));
+  const blob = new Blob([lines.join('\n') + '\n'], {type: 'text/csv'});
+  const a = document.createElement('a'); a.href = URL.createObjectURL(blob); a.download = 'at_risk_filtered.csv';
+  document.body.appendChild(a); a.click(); a.remove();
+};
+render();
+})();
+"""
+
+
+def _histogram_svg(values: np.ndarray, title: str, bins: int = 30, width: int = 420, height: int = 200, log_x: bool = False) -> str:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if log_x:
+        v = np.log10(np.clip(v, 1e-2, None))
+    counts, edges = np.histogram(v, bins=bins) if len(v) else (np.zeros(bins), np.linspace(0, 1, bins + 1))
+    top = max(int(counts.max()), 1)
+    pad, w, h = 44, width - 54, height - 50
+    bars = []
+    for i, c in enumerate(counts):
+        bh = h * c / top
+        x = pad + i * w / bins
+        bars.append(f'<rect x="{x:.1f}" y="{20 + h - bh:.1f}" width="{w / bins - 1:.1f}" height="{bh:.1f}" fill="#3b73b9"><title>{int(c)}</title></rect>')
+    lo, hi = edges[0], edges[-1]
+    if log_x:
+        lo_s, hi_s = f"{10 ** lo:,.2f}", f"{10 ** hi:,.0f}"
+    else:
+        lo_s, hi_s = f"{lo:,.2f}", f"{hi:,.2f}"
+    return (
+        f'<svg width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">'
+        f'<text x="{pad}" y="14" font-size="13">{html.escape(title)}</text>{"".join(bars)}'
+        f'<text x="{pad}" y="{height - 8}" font-size="11">{lo_s}</text>'
+        f'<text x="{pad + w}" y="{height - 8}" font-size="11" text-anchor="end">{hi_s}</text>'
+        f'<text x="{pad - 4}" y="28" font-size="11" text-anchor="end">{top}</text></svg>'
+    )
+
+
+def build_report(scores: pd.DataFrame, *, title: str = "Customer retention report") -> str:
+    """The report as one HTML string (see the module docstring)."""
+    s = scores.reset_index() if "customer_id" not in scores.columns else scores
+    k = kpis(s)
+    overall = k.loc["all"]
+    as_of = str(pd.Timestamp(s["as_of"].iloc[0]).date()) if "as_of" in s.columns and len(s) else ""
+    version = str(s["model_version"].iloc[0]) if "model_version" in s.columns and len(s) else ""
+    tiles = [
+        (f"{overall['customers']:,.0f}", "customers in scope"),
+        (f"{overall['churn_rate'] * 100:.1f}%", "expected churn rate"),
+        (f"{overall['retention_rate'] * 100:.1f}%", "expected retention rate"),
+        (f"{overall['value_at_risk']:,.0f}", "value at risk"),
+        (f"{overall['clv_total']:,.0f}", "predicted value (CLV)"),
+    ]
+    seg_counts = s["segment"].value_counts()
+    tiles += [(f"{n:,}", f"{name}") for name, n in seg_counts.items()]
+    tiles_html = "".join(f'<div class="tile"><div class="v">{html.escape(v)}</div><div class="l">{html.escape(label)}</div></div>' for v, label in tiles)
+
+    risk_levels = [x for x in ["high", "medium", "low"] if x in set(s.get("risk_tier", []))] or sorted(set(s.get("risk_tier", [])))
+    value_levels = [x for x in ["low", "medium", "high"] if x in set(s.get("value_tier", []))] or sorted(set(s.get("value_tier", [])))
+    cells = s.groupby(["risk_tier", "value_tier"]).agg(n=("customer_id", "size"), var=("value_at_risk", "sum"), name=("segment", "first"))
+    rows = []
+    for r in risk_levels:
+        tds = []
+        for v in value_levels:
+            if (r, v) in cells.index:
+                c = cells.loc[(r, v)]
+                tds.append(f'<td><div class="name">{html.escape(str(c["name"]))}</div>{int(c["n"]):,} customers<br>{c["var"]:,.0f} at risk</td>')
+            else:
+                tds.append("<td>-</td>")
+        rows.append(f"<tr><th>{html.escape(r)} risk</th>{''.join(tds)}</tr>")
+    matrix = (
+        '<table class="matrix"><tr><th></th>' + "".join(f"<th>{html.escape(v)} value</th>" for v in value_levels) + "</tr>"
+        + "".join(rows) + "</table>"
+    )
+    kt = k.drop(columns=["share"]).copy()
+    kt["customers"] = kt["customers"].map(lambda x: f"{x:,.0f}")
+    for c in ("churn_rate", "retention_rate"):
+        kt[c] = kt[c].map(lambda x: f"{x * 100:.1f}%")
+    kpi_table = kt.to_html(float_format=lambda x: f"{x:,.2f}", classes="kpis", border=0)
+    charts = (
+        f'<div class="chart">{_histogram_svg(s["churn_probability"], "Churn probability")}</div>'
+        f'<div class="chart">{_histogram_svg(s["predicted_clv"], "Predicted value (CLV, log scale)", log_x=True)}</div>'
+    )
+    cols = [(c, label) for c, label in TABLE_COLUMNS if c in s.columns]
+    col_meta = [{"key": c, "label": label, "type": "num" if pd.api.types.is_numeric_dtype(s[c]) else "text"} for c, label in cols]
+    data_rows = s[[c for c, _ in cols]].copy()
+    for c in data_rows.columns:
+        if pd.api.types.is_numeric_dtype(data_rows[c]):
+            data_rows[c] = data_rows[c].astype(float).round(4)
+        else:
+            data_rows[c] = data_rows[c].astype(str)
+    payload = json.dumps({"columns": col_meta, "rows": data_rows.to_numpy().tolist()}, separators=(",", ":"), allow_nan=False)
+    payload = payload.replace("</", "<\\/")
+    segments = sorted(set(s["segment"].astype(str))) + sorted(set(s["rfm_segment"].astype(str))) if "rfm_segment" in s else sorted(set(s["segment"].astype(str)))
+    options = '<option value="">all segments</option>' + "".join(f'<option value="{html.escape(x)}">{html.escape(x)}</option>' for x in dict.fromkeys(segments))
+    head = "".join(f'<th data-key="{m["key"]}" data-type="{m["type"]}">{html.escape(m["label"])}</th>' for m in col_meta)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{_CSS}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<div class="sub">As of {html.escape(as_of)} &middot; model {html.escape(version)} &middot; churn = no purchase within the model's horizon</div>
+<div class="tiles">{tiles_html}</div>
+<h2>Risk x value segments</h2>{matrix}
+<h2>Distributions</h2><div class="charts">{charts}</div>
+<h2>KPIs by segment</h2>{kpi_table}
+<h2>At-risk customers</h2>
+<div class="controls">
+<label>Segment <select id="f-segment">{options}</select></label>
+<label>Min. value <input id="f-min" type="number" step="any" placeholder="0"></label>
+<label>Search id <input id="f-search" type="search" placeholder="customer id"></label>
+<button id="download">Download filtered rows (CSV)</button>
+<span id="count"></span>
+</div>
+<table id="atrisk"><thead><tr>{head}</tr></thead><tbody id="rows"></tbody></table>
+<div id="pager"></div>
+<script id="data" type="application/json">{payload}</script>
+<script>{_JS}</script>
+</body></html>
+"""
+
+
+def write_report(scores: pd.DataFrame, out: str | Path, **kwargs) -> Path:
+    """Build the report and write it atomically."""
+    with atomic_path(out) as tmp:
+        tmp.write_text(build_report(scores, **kwargs), encoding="utf-8")
+    return Path(out)
