@@ -159,10 +159,7 @@ def clv_diagnostics(
 def plot_clv_diagnostics(diag: CLVDiagnostics, out_dir: str | Path) -> list[Path]:
     """Write ``clv_calibration_holdout.png``, ``clv_tracking.png``, ``clv_p_alive.png`` and
     ``clv_summary.json`` (each atomically) to ``out_dir``; return the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from churnml.plots import _subplots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,12 +169,11 @@ def plot_clv_diagnostics(diag: CLVDiagnostics, out_dir: str | Path) -> list[Path
         path = out / name
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
         written.append(path)
 
     if diag.calibration_vs_holdout is not None:
         c = diag.calibration_vs_holdout
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = _subplots((6, 4))
         ax.plot(c.index, c["actual"], "o-", label="actual")
         ax.plot(c.index, c["expected"], "s--", label="model")
         ax.set_xlabel("purchases in calibration (last bin = and more)")
@@ -187,7 +183,7 @@ def plot_clv_diagnostics(diag: CLVDiagnostics, out_dir: str | Path) -> list[Path
         save(fig, "clv_calibration_holdout.png")
     if diag.tracking is not None:
         t = diag.tracking
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = _subplots((7, 4))
         ax.plot(t["period"], t["actual_cumulative"], "-", label="actual")
         ax.plot(t["period"], t["expected_cumulative"], "--", label="model")
         cal_end = t.loc[t["in_calibration"], "period"].max()
@@ -198,7 +194,7 @@ def plot_clv_diagnostics(diag: CLVDiagnostics, out_dir: str | Path) -> list[Path
         ax.legend()
         save(fig, "clv_tracking.png")
     m = diag.p_alive_matrix
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = _subplots((6, 4.5))
     im = ax.imshow(m.to_numpy(), origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis",
                    extent=[m.columns.min(), m.columns.max(), m.index.min() - 0.5, m.index.max() + 0.5])
     fig.colorbar(im, ax=ax, label="P(alive)")

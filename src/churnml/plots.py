@@ -12,20 +12,17 @@ from churnml._atomic import atomic_path
 __all__ = ["plot_backtest", "plot_feature_importance"]
 
 
-def _plt():
-    import matplotlib
+def _subplots(figsize):
+    """A figure without pyplot: no global backend switch, nothing left open in a notebook."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def _save(fig, path: Path) -> Path:
-    plt = _plt()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -35,13 +32,12 @@ def plot_backtest(predictions: pd.DataFrame, scorers: list[str], out_dir: str | 
     probabilities per scorer."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    plt = _plt()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     y = predictions["churned"].to_numpy()
     paths = []
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _subplots((5.5, 5))
     for s in scorers:
         fpr, tpr, _ = roc_curve(y, predictions[s])
         ax.plot(fpr, tpr, label=s)
@@ -50,7 +46,7 @@ def plot_backtest(predictions: pd.DataFrame, scorers: list[str], out_dir: str | 
     ax.legend()
     paths.append(_save(fig, out / "roc.png"))
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _subplots((5.5, 5))
     for s in scorers:
         prec, rec, _ = precision_recall_curve(y, predictions[s])
         ax.plot(rec, prec, label=s)
@@ -59,7 +55,7 @@ def plot_backtest(predictions: pd.DataFrame, scorers: list[str], out_dir: str | 
     ax.legend()
     paths.append(_save(fig, out / "pr.png"))
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _subplots((5.5, 5))
     for s in scorers:
         p = predictions[s].to_numpy()
         bins = np.minimum((p * 10).astype(int), 9)
@@ -70,7 +66,7 @@ def plot_backtest(predictions: pd.DataFrame, scorers: list[str], out_dir: str | 
     ax.legend()
     paths.append(_save(fig, out / "calibration.png"))
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _subplots((5.5, 5))
     share = np.arange(1, len(y) + 1) / len(y)
     for s in scorers:
         order = np.argsort(-predictions[s].to_numpy(), kind="stable")
@@ -85,9 +81,8 @@ def plot_backtest(predictions: pd.DataFrame, scorers: list[str], out_dir: str | 
 
 def plot_feature_importance(importance: pd.Series, path: str | Path, top: int = 20) -> Path:
     """Horizontal bar chart of the ``top`` features by total gain."""
-    plt = _plt()
     imp = importance.head(top)[::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(imp) + 1))
+    fig, ax = _subplots((6, 0.3 * len(imp) + 1))
     ax.barh(imp.index, imp.to_numpy())
     ax.set(xlabel="total gain", title="LightGBM feature importance")
     path = Path(path)
