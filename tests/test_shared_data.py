@@ -9,7 +9,7 @@ import pytest
 import pandas as pd
 from lifetimes.utils import summary_data_from_transaction_data
 
-from churnml.config import ColumnsConfig, DataConfig, load_config
+from churnml.config import ColumnsConfig, load_config
 from churnml.features import rfm_summary
 from churnml.io import load_dataset, read_transactions
 from churnml.jobs import customer_snapshot

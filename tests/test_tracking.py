@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -15,7 +14,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import churnml
 from churnml.cli import app
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,6 +8,7 @@ config, 3 model problem. Heavy imports happen inside the commands so ``--help`` 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -67,8 +68,20 @@ def _config(config: Path | None, transactions: str | None, tracking_uri: str | N
     )
 
 
+@contextlib.contextmanager
+def _errors():
+    """The command boundary: churnml's own errors become one message and their exit code."""
+    from churnml.errors import ChurnmlError
+
+    try:
+        yield
+    except ChurnmlError as err:
+        _fail(err)
+
+
 def _fail(err: Exception) -> None:
     from churnml.errors import ChurnmlError
+
 
     code = err.exit_code if isinstance(err, ChurnmlError) else 1
     typer.echo(f"error: {err}", err=True)
@@ -83,14 +96,11 @@ def validate(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Load and validate the data; print the load report (rows read, dropped, orders, customers)."""
-    from churnml.errors import ChurnmlError
     from churnml.io import load_dataset
 
-    try:
+    with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
         ds = load_dataset(cfg)
-    except ChurnmlError as err:
-        _fail(err)
     typer.echo(str(ds.report))
 
 
@@ -105,16 +115,13 @@ def features(
 ) -> None:
     """Write point-in-time snapshot features with RFM scores and segments, one row per customer."""
     from churnml._atomic import write_table
-    from churnml.errors import ChurnmlError
     from churnml.io import load_dataset
     from churnml.jobs import customer_snapshot
 
-    try:
+    with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
         snap = customer_snapshot(load_dataset(cfg), cfg, cutoff)
         write_table(snap, out)
-    except ChurnmlError as err:
-        _fail(err)
     typer.echo(f"wrote {len(snap):,} customers as of {snap['as_of'].iloc[0]} to {out}")
 
 
@@ -135,11 +142,10 @@ def rfm(
 ) -> None:
     """Write the lifetimes-style RFM summary (frequency, recency, T, monetary_value)."""
     from churnml._atomic import write_table
-    from churnml.errors import ChurnmlError
     from churnml.features import rfm_summary
     from churnml.io import load_dataset, purchases
 
-    try:
+    with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
         ds = load_dataset(cfg)
         summary = rfm_summary(
@@ -150,8 +156,6 @@ def rfm(
             freq_multiplier=freq_multiplier or cfg.features.freq_multiplier,
         )
         write_table(summary, out)
-    except (ChurnmlError, ValueError) as err:
-        _fail(err)
     typer.echo(f"wrote {len(summary):,} customers to {out}")
 
 
@@ -166,14 +170,11 @@ def run(
     model_name: ModelNameOpt = None,
 ) -> None:
     """The main job end to end: validate, backtest, train (CLV, value, churn), log to MLflow, score every customer."""
-    from churnml.errors import ChurnmlError
     from churnml.jobs import run as run_job
 
-    try:
+    with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
         res = run_job(cfg, cutoff=cutoff, out_dir=out_dir, track=track)
-    except ChurnmlError as err:
-        _fail(err)
     fmt = lambda v: f"{v:,.4f}"  # noqa: E731
     typer.echo(f"customers in scope as of {res.as_of}: {res.customers:,}")
     typer.echo("\nRFM segments:\n" + res.segments.to_string(float_format=lambda v: f"{v:,.2f}"))
@@ -204,14 +205,11 @@ def backtest(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Backtest the churn model and its baselines on the last K complete cutoffs; print and write CSV/JSON."""
-    from churnml.errors import ChurnmlError
     from churnml.jobs import backtest as run_backtest
 
-    try:
+    with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
         bt, files = run_backtest(cfg, out_dir=out_dir)
-    except ChurnmlError as err:
-        _fail(err)
     typer.echo(_backtest_table(bt))
     typer.echo(f"\nwrote {', '.join(map(str, files))}")
 
@@ -232,14 +230,11 @@ def train(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Backtest, train and log to MLflow; register the model with alias 'challenger' and print its URI."""
-    from churnml.errors import ChurnmlError
     from churnml.jobs import train as run_train
 
-    try:
+    with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
         result, bt = run_train(cfg, as_of=as_of)
-    except ChurnmlError as err:
-        _fail(err)
     typer.echo(_backtest_table(bt))
     typer.echo(f"\ntracking URI: {result.tracking_uri}\nrun: {result.run_id}")
     typer.echo(f"registered {cfg.mlflow.model_name} version {result.version} as {result.registered_uri}")
@@ -255,14 +250,11 @@ def promote(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Move alias 'champion' to the challenger when its backtest ROC AUC beats the champion's (or --force)."""
-    from churnml.errors import ChurnmlError
     from churnml.tracking import promote as run_promote
 
-    try:
+    with _errors():
         cfg = _config(config, None, tracking_uri, model_name)
         ok, reason = run_promote(cfg, force=force)
-    except ChurnmlError as err:
-        _fail(err)
     typer.echo(("promoted: " if ok else "not promoted: ") + reason)
 
 
@@ -276,14 +268,11 @@ def export(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Write a self-contained joblib bundle of a model, for places without a tracking server."""
-    from churnml.errors import ChurnmlError
     from churnml.tracking import export_model, resolve_tracking_uri
 
-    try:
+    with _errors():
         cfg = _config(config, None, tracking_uri, model_name)
         path = export_model(model, out, tracking_uri=resolve_tracking_uri(cfg.mlflow.tracking_uri))
-    except ChurnmlError as err:
-        _fail(err)
     typer.echo(f"wrote {path}")
 
 
@@ -304,14 +293,13 @@ def score(
     import logging
     import sys as _sys
 
-    from churnml.errors import ChurnmlError
     from churnml.io import load_dataset
     from churnml.scoring import drift_warning, score_dataset, write_scores
     from churnml.tracking import load_pipeline, resolve_tracking_uri
 
     logging.basicConfig(level=logging.INFO, stream=_sys.stderr, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     log = logging.getLogger("churnml.score")
-    try:
+    with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
         if not (out.suffix.lower() in {".parquet", ".csv"} or out.name.lower().endswith(".csv.gz")):
             from churnml.errors import DataError
@@ -334,8 +322,6 @@ def score(
         else:
             result = score_dataset(pipe, dataset, cfg, as_of=as_of)
         paths = write_scores(result, out)
-    except ChurnmlError as err:
-        _fail(err)
     warning = drift_warning(result.meta)
     if warning:
         log.warning("event=drift %s", warning)
@@ -362,16 +348,13 @@ def kpis(
 ) -> None:
     """KPIs overall and per segment: churn and retention rate, purchase frequency, order value, CLV, value at risk."""
     from churnml._atomic import write_table
-    from churnml.errors import ChurnmlError
     from churnml.scoring import read_scores
     from churnml.segments import kpis as compute_kpis
 
-    try:
+    with _errors():
         table = compute_kpis(read_scores(scores), by=by)
         if out:
             write_table(table, out)
-    except ChurnmlError as err:
-        _fail(err)
     typer.echo(table.to_string(float_format=lambda v: f"{v:,.3f}"))
 
 
@@ -390,11 +373,11 @@ def at_risk(
     """At-risk list for marketing, sorted by value at risk, plain headers, customer attributes joined."""
     from churnml._atomic import atomic_path
     from churnml.campaigns import at_risk_list
-    from churnml.errors import ChurnmlError, DataError
+    from churnml.errors import DataError
     from churnml.io import read_customers
     from churnml.scoring import read_scores
 
-    try:
+    with _errors():
         cfg = _config(config, None, tracking_uri, model_name)
         customers = None
         if cfg.data.customers:
@@ -408,8 +391,6 @@ def at_risk(
                 table.to_csv(tmp, index=False)
             else:
                 table.to_excel(tmp, index=False, sheet_name="At risk", engine="openpyxl")
-    except ChurnmlError as err:
-        _fail(err)
     typer.echo(f"wrote {len(table):,} customers to {out}")
 
 
@@ -428,10 +409,10 @@ def campaign(
 
     from churnml._atomic import atomic_path, write_table
     from churnml.campaigns import plan_campaign
-    from churnml.errors import ChurnmlError, DataError
+    from churnml.errors import DataError
     from churnml.scoring import read_scores
 
-    try:
+    with _errors():
         cfg = _config(config, None, tracking_uri, model_name)
         if budget < 0:
             raise DataError("--budget must not be negative")
@@ -440,8 +421,6 @@ def campaign(
         summary_path = out.with_name(out.name + ".summary.json")
         with atomic_path(summary_path) as tmp:
             tmp.write_text(json.dumps({"method": plan.method, **plan.totals(), "per_action": plan.summary.to_dict("index")}, indent=2, default=str))
-    except ChurnmlError as err:
-        _fail(err)
     t = plan.totals()
     typer.echo(plan.summary.to_string(float_format=lambda v: f"{v:,.2f}"))
     typer.echo(
@@ -462,14 +441,11 @@ def report(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Self-contained HTML report: KPI tiles, segment matrix, distributions, filterable at-risk table with CSV download."""
-    from churnml.errors import ChurnmlError
     from churnml.report import write_report
     from churnml.scoring import read_scores
 
-    try:
+    with _errors():
         path = write_report(read_scores(scores), out)
-    except ChurnmlError as err:
-        _fail(err)
     typer.echo(f"wrote {path}")
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from churnml._atomic import atomic_path
 from churnml.clv import CLVModel
-from churnml.features import _as_ns, _to_period
+from churnml.features import _as_ns
 
 __all__ = ["CLVDiagnostics", "calibration_vs_holdout", "clv_diagnostics", "p_alive_matrix", "plot_clv_diagnostics", "tracking"]
 

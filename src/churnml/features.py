@@ -30,7 +30,7 @@ def _freq(freq: str) -> str:
     try:
         return _FREQ_ALIASES[freq]
     except KeyError:
-        raise ValueError(f"freq={freq!r} is not supported; use one of {sorted(_FREQ_ALIASES)}") from None
+        raise DataError(f"freq={freq!r} is not supported; use one of {sorted(_FREQ_ALIASES)}") from None
 
 
 def _as_ns(values) -> np.ndarray:

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from churnml.clv import CLVModel
 from churnml.config import CLVConfig, FeaturesConfig
 from churnml.errors import DataError
-from churnml.features import _as_ns, rfm_summary, snapshot_features
+from churnml.features import rfm_summary, snapshot_features
 from churnml.io import AMOUNT, CUSTOMER_ID, TIMESTAMP, purchases
 
 __all__ = [
