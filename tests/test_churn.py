@@ -111,6 +111,12 @@ def test_churn_model_learns_beyond_the_prior_and_is_calibrated():
     # SHAP values add up to LightGBM's raw log-odds
     raw = m.booster_.predict(m._matrix(Xt), raw_score=True, num_iteration=m.best_iteration_)
     np.testing.assert_allclose(contrib.sum(axis=1), raw, rtol=1e-6, atol=1e-6)
+    # the fast decision-path attribution also adds up exactly, and mostly agrees on the top driver
+    path = m.contributions(Xt, method="path")
+    np.testing.assert_allclose(path.sum(axis=1), raw, rtol=1e-6, atol=1e-6)
+    top_shap = contrib.drop(columns="bias").to_numpy().argmax(axis=1)
+    top_path = path.drop(columns="bias").to_numpy().argmax(axis=1)
+    assert (top_shap == top_path).mean() > 0.7
     # reproducible with the same seed
     p2 = ChurnModel(seed=3).fit(X, y, X_valid=Xv, y_valid=yv).predict_proba(Xt)[:, 1]
     np.testing.assert_array_equal(p, p2)

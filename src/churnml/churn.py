@@ -274,12 +274,66 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per-customer contributions of each feature to LightGBM's log-odds of churn
-        (``pred_contrib``, SHAP values of the trees; ``bias`` is their expected value)."""
+    def contributions(self, X: pd.DataFrame, method: str = "shap") -> pd.DataFrame:
+        """Per-customer contributions of each feature to LightGBM's log-odds of churn; they add
+        up (with ``bias``) to the trees' raw score.
+
+        ``method="shap"``: LightGBM ``pred_contrib`` (TreeSHAP, exact Shapley values; about
+        0.2 ms per customer). ``method="path"``: the decision-path attribution (Saabas): each
+        split on the way to a customer's leaf credits its feature with the change in the node's
+        expected value; the same cost as a prediction, for batch scoring of millions.
+        """
         check_is_fitted(self, "booster_")
-        c = self.booster_.predict(self._matrix(X), pred_contrib=True, num_iteration=self.best_iteration_)
+        M = self._matrix(X)
+        if method == "shap":
+            c = self.booster_.predict(M, pred_contrib=True, num_iteration=self.best_iteration_)
+        elif method == "path":
+            c = self._path_contributions(M)
+        else:
+            raise ValueError("method must be 'shap' or 'path'")
         return pd.DataFrame(c, index=X.index, columns=[*self.feature_names_, "bias"])
+
+    def _path_tables(self) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """Per tree: (feature columns used, leaf x used-feature contribution table, bias)."""
+        if getattr(self, "path_tables_", None) is not None:
+            return self.path_tables_
+        dump = self.booster_.booster_.dump_model(num_iteration=self.best_iteration_)
+        n_feat = len(self.feature_names_)
+        tables = []
+        for tree in dump["tree_info"]:
+            root = tree["tree_structure"]
+            if "leaf_index" in root or "split_feature" not in root:
+                tables.append((np.array([], dtype=int), np.zeros((1, 0)), float(root.get("leaf_value", 0.0))))
+                continue
+            rows: dict[int, np.ndarray] = {}
+
+            def walk(node, acc):
+                value = node.get("internal_value", node.get("leaf_value"))
+                if "leaf_index" in node:
+                    rows[node["leaf_index"]] = acc
+                    return
+                for child in (node["left_child"], node["right_child"]):
+                    step = acc.copy()
+                    child_value = child.get("internal_value", child.get("leaf_value"))
+                    step[node["split_feature"]] += child_value - value
+                    walk(child, step)
+
+            walk(root, np.zeros(n_feat))
+            table = np.vstack([rows[i] for i in range(len(rows))])
+            used = np.flatnonzero(np.any(table != 0, axis=0))
+            tables.append((used, table[:, used], float(root["internal_value"])))
+        self.path_tables_ = tables
+        return tables
+
+    def _path_contributions(self, M: pd.DataFrame) -> np.ndarray:
+        tables = self._path_tables()
+        leaves = np.asarray(self.booster_.predict(M, pred_leaf=True, num_iteration=self.best_iteration_)).reshape(len(M), -1)
+        out = np.zeros((len(M), len(self.feature_names_) + 1))
+        for t, (used, table, bias) in enumerate(tables):
+            out[:, -1] += bias
+            if len(used):
+                out[:, used] += table[leaves[:, t]]
+        return out
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature, largest first."""

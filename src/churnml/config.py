@@ -351,6 +351,7 @@ class ScoreConfig(_Section):
 
     chunk_customers: int = 250_000
     psi_threshold: float = 0.2
+    reasons_method: Literal["shap", "path"] = "shap"
 
 
 class MlflowConfig(_Section):

@@ -96,7 +96,7 @@ def score_dataset(
         ctx = tx.loc[sel]
         cev = ev.loc[ev_col.isin(chunk).to_numpy()] if ev is not None and len(chunks) > 1 else ev
         scored = pipe.score(ctx, as_of, events=cev, customers=dataset.customers)
-        contrib = pipe.churn_model.contributions(scored)
+        contrib = pipe.churn_model.contributions(scored, method=config.score.reasons_method)
         scored["reasons"] = reason_codes(contrib, scored)
         keep = [c for c in ["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_at_risk",
                             "reasons", *EXTRA_COLUMNS] if c in scored.columns]
