@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--train-customers", type=int, default=50_000)
     ap.add_argument("--chunk", type=int, default=250_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reasons", choices=["shap", "path"], default="shap", help="score.reasons_method")
     ap.add_argument("--results", default=str(Path(__file__).parent / "results" / "score.md"))
     args = ap.parse_args()
 
@@ -46,6 +47,7 @@ def main() -> None:
     cfg = Config()
     cfg.clv.horizon_days = 180
     cfg.score.chunk_customers = args.chunk
+    cfg.score.reasons_method = args.reasons
 
     t = time.perf_counter()
     train_tx, _ = simulate(args.train_customers, "2021-01-01", "2024-01-01", bg, seed=args.seed + 1)
@@ -68,7 +70,7 @@ def main() -> None:
     t_score = time.perf_counter() - t
     peak = rss_mb()
     line = (
-        f"| {args.customers:,} | {len(tx):,} | {args.chunk:,} | {t_score:.1f} | {peak:,.0f} | {result.meta['timings']} | "
+        f"| {args.customers:,} | {len(tx):,} | {args.chunk:,} | {args.reasons} | {t_score:.1f} | {peak:,.0f} | {result.meta['timings']} | "
         f"trained on {args.train_customers:,} in {t_train:.0f}s |"
     )
     print(line)
@@ -81,7 +83,7 @@ def main() -> None:
             f"pandas {pd.__version__}, churnml {churnml.__version__}\n\n"
             "command: `python benchmarks/bench_score.py --customers N`; peak RSS is the whole process "
             "(simulated log included)\n\n"
-            "| customers | transactions | chunk | score + write s | peak RSS MB | stage timings | model |\n|---|---|---|---|---|---|---|\n"
+            "| customers | transactions | chunk | reasons | score + write s | peak RSS MB | stage timings | model |\n|---|---|---|---|---|---|---|---|\n"
         )
     with res.open("a") as fh:
         fh.write(line + "\n")
