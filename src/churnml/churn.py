@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 BASELINES = ("recency", "logistic_rfm", "btyd")
+_THREADS = 0  # predictions use every core (results do not depend on the thread count); training stays on 1
 _NON_FEATURES = {"cutoff", "churned", "as_of"}
 
 
@@ -253,7 +254,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
 
     def _boosted(self, M: pd.DataFrame, prior: np.ndarray) -> np.ndarray:
         """Log-odds of the LightGBM model."""
-        return self.booster_.predict(M, raw_score=True, num_iteration=self.best_iteration_)
+        return self.booster_.predict(M, raw_score=True, num_iteration=self.best_iteration_, num_threads=_THREADS)
 
     def _stacked(self, boosted: np.ndarray, prior: np.ndarray) -> np.ndarray:
         return self.stacker_.decision_function(np.column_stack([boosted, prior]))
@@ -286,7 +287,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         check_is_fitted(self, "booster_")
         M = self._matrix(X)
         if method == "shap":
-            c = self.booster_.predict(M, pred_contrib=True, num_iteration=self.best_iteration_)
+            c = self.booster_.predict(M, pred_contrib=True, num_iteration=self.best_iteration_, num_threads=_THREADS)
         elif method == "path":
             c = self._path_contributions(M)
         else:
@@ -327,13 +328,15 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
 
     def _path_contributions(self, M: pd.DataFrame) -> np.ndarray:
         tables = self._path_tables()
-        leaves = np.asarray(self.booster_.predict(M, pred_leaf=True, num_iteration=self.best_iteration_)).reshape(len(M), -1)
-        out = np.zeros((len(M), len(self.feature_names_) + 1))
-        for t, (used, table, bias) in enumerate(tables):
-            out[:, -1] += bias
-            if len(used):
-                out[:, used] += table[leaves[:, t]]
-        return out
+        leaves = np.asarray(self.booster_.predict(M, pred_leaf=True, num_iteration=self.best_iteration_, num_threads=_THREADS)).reshape(len(M), -1)
+        # column-major: each feature's column is contiguous, so every update is one gather + add
+        out = np.zeros((len(M), len(self.feature_names_) + 1), order="F")
+        out[:, -1] = sum(bias for _, _, bias in tables)
+        for t, (used, table, _) in enumerate(tables):
+            leaf = leaves[:, t]
+            for j, f in enumerate(used):
+                out[:, f] += table[:, j][leaf]
+        return np.ascontiguousarray(out)
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature, largest first."""

@@ -43,75 +43,101 @@ def _num(frame: pd.DataFrame, col: str) -> pd.Series:
     return frame[col].astype(float) if col in frame.columns else pd.Series(np.nan, index=frame.index)
 
 
-def _phrase(feature: str, f: pd.DataFrame) -> pd.Series:
-    """A sentence a marketer reads for each customer, about one feature."""
-    rec = _num(f, "recency_days").round().astype("Int64").astype(str)
-    gap = _num(f, "ipt_mean_days")
-    if feature in {"recency_days", "recency_ratio", "recency_share", "btyd_p_no_purchase", "btyd_p_alive", "T", "recency"}:
-        usual = "usually buys every " + gap.round().astype("Int64").astype(str) + " days"
-        text = "no purchase for " + rec + " days"
-        return text.where(gap.isna(), text + ", " + usual).where(gap.notna(), text + " (one purchase day so far)")
-    if feature in {"n_purchases", "frequency", "purchases_per_year", "btyd_expected_purchases", "ipt_mean_days", "ipt_std_days"}:
-        months = (_num(f, "tenure_days") / 30.44).round().clip(lower=1).astype("Int64").astype(str)
-        return "only " + _num(f, "n_purchases").astype("Int64").astype(str) + " purchase(s) in " + months + " months"
-    if feature.startswith("n_purchases_") and feature.endswith("d"):
-        w = feature[len("n_purchases_"):-1]
-        return _num(f, feature).astype("Int64").astype(str) + f" purchase(s) in the last {w} days"
-    if feature.startswith("spend_") and feature.endswith("d") and feature[6:-1].isdigit():
-        return "spent " + _num(f, feature).round().astype("Int64").astype(str) + f" in the last {feature[6:-1]} days"
-    if feature in {"spend_trend", "purchase_trend"}:
-        what = "spend" if feature == "spend_trend" else "purchases"
-        t = _num(f, feature)
-        return pd.Series(np.where(t < 0, f"{what} falling vs the previous 90 days", f"{what} not growing"), index=f.index)
-    if feature.startswith("n_") and feature.endswith("_90d") or feature.startswith("n_") and feature.endswith("_total"):
-        base = feature[2:].rsplit("_", 1)[0]
-        when = "in the last 90 days" if feature.endswith("_90d") else "so far"
-        return _num(f, feature).astype("Int64").astype(str) + f" {base.replace('_', ' ')}(s) {when}"
-    if feature.startswith("days_since_last_"):
-        kind = feature[len("days_since_last_"):].replace("_", " ")
-        d = _num(f, feature)
-        return pd.Series(np.where(d.notna(), f"last {kind} " + d.round().astype("Int64").astype(str) + " days ago", f"no {kind} recorded"), index=f.index)
-    if feature in {"last_nps", "last_csat"}:
-        kind = feature[5:].upper()
-        return f"last {kind} answer " + _num(f, feature).astype("Int64").astype(str)
+_RECENCY = {"recency_days", "recency_ratio", "recency_share", "btyd_p_no_purchase", "btyd_p_alive", "T", "recency"}
+_FREQUENCY = {"n_purchases", "frequency", "purchases_per_year", "btyd_expected_purchases", "ipt_mean_days", "ipt_std_days"}
+_SPEND = {"avg_order_value", "monetary_value", "total_spend", "net_spend", "spend_per_year", "btyd_expected_avg_spend", "btyd_value"}
+
+
+def _family(feature: str) -> str:
+    """Features that describe the same fact share one sentence."""
+    if feature in _RECENCY:
+        return "recency"
+    if feature in _FREQUENCY:
+        return "frequency"
+    if feature in _SPEND:
+        return "spend"
     if feature in {"n_returns", "return_amount"}:
-        return _num(f, "n_returns").astype("Int64").astype(str) + " return(s)"
-    if feature in {"avg_order_value", "monetary_value", "total_spend", "net_spend", "spend_per_year", "btyd_expected_avg_spend", "btyd_value"}:
-        return "spends " + _num(f, "avg_order_value").round().astype("Int64").astype(str) + " per order"
-    if feature == "tenure_days":
-        return "customer for " + (_num(f, "tenure_days") / 30.44).round().astype("Int64").astype(str) + " months"
-    return feature + " = " + f[feature].astype(str) if feature in f.columns else pd.Series(feature, index=f.index)
+        return "returns"
+    return feature
+
+
+def _ints(x: pd.Series) -> pd.Series:
+    return x.round().astype("Int64").astype(str)
+
+
+def _phrase(family: str, f: pd.DataFrame) -> pd.Series:
+    """A sentence a marketer reads for each customer (row of ``f``), about one fact."""
+    if family == "recency":
+        gap = _num(f, "ipt_mean_days")
+        text = "no purchase for " + _ints(_num(f, "recency_days")) + " days"
+        usual = text + ", usually buys every " + _ints(gap) + " days"
+        return usual.where(gap.notna(), text + " (one purchase day so far)")
+    if family == "frequency":
+        months = (_num(f, "tenure_days") / 30.44).round().clip(lower=1)
+        return "only " + _ints(_num(f, "n_purchases")) + " purchase(s) in " + _ints(months) + " months"
+    if family == "spend":
+        return "spends " + _ints(_num(f, "avg_order_value")) + " per order"
+    if family == "returns":
+        return _ints(_num(f, "n_returns")) + " return(s)"
+    if family.startswith("n_purchases_") and family.endswith("d"):
+        return _ints(_num(f, family)) + f" purchase(s) in the last {family[len('n_purchases_'):-1]} days"
+    if family.startswith("spend_") and family.endswith("d") and family[6:-1].isdigit():
+        return "spent " + _ints(_num(f, family)) + f" in the last {family[6:-1]} days"
+    if family in {"spend_trend", "purchase_trend"}:
+        what = "spend" if family == "spend_trend" else "purchases"
+        return pd.Series(np.where(_num(f, family) < 0, f"{what} falling vs the previous 90 days", f"{what} not growing"), index=f.index)
+    if family.startswith("n_") and (family.endswith("_90d") or family.endswith("_total")):
+        base = family[2:].rsplit("_", 1)[0]
+        when = "in the last 90 days" if family.endswith("_90d") else "so far"
+        return _ints(_num(f, family)) + f" {base.replace('_', ' ')}(s) {when}"
+    if family.startswith("days_since_last_"):
+        kind = family[len("days_since_last_"):].replace("_", " ")
+        d = _num(f, family)
+        return pd.Series(np.where(d.notna(), f"last {kind} " + _ints(d) + " days ago", f"no {kind} recorded"), index=f.index)
+    if family in {"last_nps", "last_csat"}:
+        return f"last {family[5:].upper()} answer " + _ints(_num(f, family))
+    if family == "tenure_days":
+        return "customer for " + _ints(_num(f, "tenure_days") / 30.44) + " months"
+    return family + " = " + f[family].astype(str) if family in f.columns else pd.Series(family, index=f.index)
 
 
 def reason_codes(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 3) -> pd.Series:
     """The ``k`` strongest drivers of each customer's churn risk, in words, joined by "; ".
 
     Drivers are the features with the largest positive contributions to the log-odds of churn
-    (LightGBM ``pred_contrib``); features that describe the same fact (e.g. recency in days and
-    as a ratio) give one sentence. Customers with no positive driver get "no risk driver".
+    (LightGBM ``pred_contrib`` or the decision-path attribution); features that describe the same
+    fact (recency in days and as a ratio, say) give one sentence. Customers with no positive
+    driver get "no risk driver". Vectorised: sentences are built per fact for the customers that
+    need them.
     """
     c = contributions.drop(columns=[x for x in ("bias",) if x in contributions.columns])
-    names = np.asarray(c.columns)
+    names = list(c.columns)
+    families = sorted({_family(n) for n in names})
+    fam_of = np.array([families.index(_family(n)) for n in names])
     vals = c.to_numpy(dtype=float)
-    order = np.argsort(-vals, axis=1, kind="stable")[:, : min(3 * k, vals.shape[1])]
-    top_vals = np.take_along_axis(vals, order, axis=1)
-    phrases: dict[str, pd.Series] = {}
-    result = [[] for _ in range(len(c))]
+    m = min(3 * k, vals.shape[1])
+    order = np.argsort(-vals, axis=1, kind="stable")[:, :m]
+    fam = fam_of[order]
+    valid = np.take_along_axis(vals, order, axis=1) > 0
+    for j in range(1, m):  # a fact already named by a stronger driver is not repeated
+        valid[:, j] &= ~np.any((fam[:, :j] == fam[:, j : j + 1]) & valid[:, :j], axis=1)
+    rank = np.cumsum(valid, axis=1)
     feats = features.reindex(c.index)
-    for j in range(order.shape[1]):
-        for feat_idx in np.unique(order[:, j]):
-            rows = np.flatnonzero((order[:, j] == feat_idx) & (top_vals[:, j] > 0))
-            if not len(rows):
-                continue
-            name = names[feat_idx]
-            if name not in phrases:
-                phrases[name] = _phrase(name, feats).astype(str).to_numpy()
-            text = phrases[name]
-            for r in rows:
-                lst = result[r]
-                if len(lst) < k and text[r] not in lst:
-                    lst.append(text[r])
-    return pd.Series(["; ".join(x) if x else "no risk driver" for x in result], index=c.index, name="reasons")
+    n = len(c)
+    out = np.full(n, "", dtype=object)
+    for slot in range(1, k + 1):
+        pick = valid & (rank == slot)
+        has = pick.any(axis=1)
+        col = np.where(has, pick.argmax(axis=1), 0)
+        chosen = np.where(has, fam[np.arange(n), col], -1)
+        text = np.full(n, "", dtype=object)
+        for fi in np.unique(chosen[chosen >= 0]):
+            rows = np.flatnonzero(chosen == fi)
+            text[rows] = _phrase(families[fi], feats.iloc[rows]).astype(str).to_numpy()
+        sep = np.where((out != "") & has, "; ", "")
+        out = out + sep + text
+    out[out == ""] = "no risk driver"
+    return pd.Series(out, index=c.index, name="reasons")
 
 
 # --------------------------------------------------------------------------- KPIs
