@@ -159,30 +159,50 @@ def test_predict_contract(cdnow_model, cdnow_cal):
 def test_fit_ladder_moves_on_and_records(monkeypatch, cdnow_cal):
     import lifetimes
 
+    import churnml.clv as clv_module
+
     calls = {"n": 0}
-    original = lifetimes.BetaGeoFitter.fit
+    original = clv_module._fit_lifetimes_likelihood
 
-    def flaky(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise lifetimes.utils.ConvergenceError("The model did not converge.")
-        return original(self, *args, **kwargs)
+    def flaky(fitter, spec, *args, **kwargs):
+        if spec.fitter == "BetaGeoFitter":
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise lifetimes.utils.ConvergenceError("The model did not converge.")
+        return original(fitter, spec, *args, **kwargs)
 
-    monkeypatch.setattr(lifetimes.BetaGeoFitter, "fit", flaky)
+    monkeypatch.setattr(clv_module, "_fit_lifetimes_likelihood", flaky)
     m = CLVModel().fit(_rfm(cdnow_cal))
     assert m.fit_rung_["purchase"] == "rescaled_time"
     assert m.fit_attempts_["purchase"][0]["rung"] == "default" and "ConvergenceError" in m.fit_attempts_["purchase"][0]["error"]
     assert m.params_["r"] == pytest.approx(0.243, rel=0.005) and m.params_["alpha"] == pytest.approx(4.414, rel=0.005)
 
 
+def test_fit_matches_lifetimes_own_fit(cdnow_cal):
+    """The Hessian-free fit path gives lifetimes' own estimates."""
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    rfm = _rfm(cdnow_cal)
+    ours = CLVModel(collapse=False).fit(rfm)
+    bg = BetaGeoFitter().fit(rfm["frequency"], rfm["recency"], rfm["T"])
+    rep = rfm[rfm["frequency"] > 0]
+    gg = GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+    for k in ("r", "alpha", "a", "b"):
+        assert ours.params_[k] == pytest.approx(bg.params_[k], rel=1e-6)
+    for k in ("p", "q", "v"):
+        assert ours.params_[f"gg_{k}"] == pytest.approx(gg.params_[k], rel=1e-6)
+
+
 def test_fit_ladder_exhausted_raises_with_advice(monkeypatch, cdnow_cal):
     import lifetimes
     import scipy.optimize
 
-    def broken(self, *args, **kwargs):
+    import churnml.clv as clv_module
+
+    def broken(*args, **kwargs):
         raise lifetimes.utils.ConvergenceError("The model did not converge.")
 
-    monkeypatch.setattr(lifetimes.BetaGeoFitter, "fit", broken)
+    monkeypatch.setattr(clv_module, "_fit_lifetimes_likelihood", broken)
     monkeypatch.setattr("churnml.clv.minimize", lambda *a, **k: scipy.optimize.OptimizeResult(success=False, fun=np.nan, message="nope"))
     with pytest.raises(ModelError, match="penalizer.*time_unit.*more history"):
         CLVModel().fit(_rfm(cdnow_cal))

@@ -111,6 +111,33 @@ def _predictions_finite(fitter, columns: dict[str, np.ndarray], is_spend: bool) 
     return bool(np.all(np.isfinite(np.asarray(out, dtype=float))))
 
 
+def _fit_lifetimes_likelihood(fitter, spec: _Spec, arrays: tuple, weights: np.ndarray, penalizer: float, init, tol: float) -> None:
+    """What lifetimes' ``fit`` does for BG/NBD, MBG/NBD and Gamma-Gamma (its likelihood, its
+    autograd gradient, BFGS from its start values, its internal time scaling), without the
+    autograd Hessian it computes afterwards for standard errors churnml never reads (about 40%
+    of the fit time on 1M customers)."""
+    from autograd import value_and_grad
+
+    from lifetimes.utils import ConvergenceError
+
+    cls = type(fitter)
+    if spec is _GG:
+        internal = 1.0
+        args = (*arrays, weights, penalizer)
+    else:  # lifetimes scales time so that the oldest customer's T is 1
+        internal = 1.0 / float(np.max(arrays[2]))
+        args = (arrays[0], arrays[1] * internal, arrays[2] * internal, weights, penalizer)
+    x0 = 0.1 * np.ones(len(spec.params)) if init is None else np.asarray(init, dtype=float)
+    res = minimize(value_and_grad(cls._negative_log_likelihood), x0, jac=True, tol=tol, args=args, options={"disp": False})
+    if not res.success:
+        raise ConvergenceError(f"The model did not converge ({res.message}).")
+    params = pd.Series(np.exp(res.x), index=list(spec.params), dtype=float)
+    for p in spec.time_params:
+        params[p] /= internal
+    fitter.params_ = params
+    fitter._negative_log_likelihood_ = float(res.fun)
+
+
 def _make_picklable(fitter) -> None:
     """lifetimes binds lambdas onto the fitted instance (``generate_new_data``), which plain
     pickle/joblib cannot store; drop them (the class methods stay available)."""
@@ -189,10 +216,15 @@ def _fit_ladder(spec: _Spec, penalizer: float, columns: dict[str, np.ndarray], w
                     if not res.success or not np.isfinite(res.fun):
                         raise RuntimeError(f"Nelder-Mead did not converge: {res.message}")
                     _set_params(fitter, spec, res.x, scale, {**columns, "weights": weights})
-                else:
+                elif spec.log_space:
                     scaled = arrays if is_spend else (arrays[0], arrays[1] / scale, arrays[2] / scale)
-                    kwargs: dict[str, Any] = {"weights": weights, "initial_params": init, "tol": tol}
-                    fitter.fit(*scaled, **kwargs)
+                    _fit_lifetimes_likelihood(fitter, spec, scaled, weights, pen, init, tol)
+                    for p in spec.time_params:
+                        fitter.params_[p] *= scale
+                    fitter.data = pd.DataFrame({**columns, "weights": weights})
+                else:
+                    scaled = (arrays[0], arrays[1] / scale, arrays[2] / scale)
+                    fitter.fit(*scaled, weights=weights, initial_params=init, tol=tol)
                     if scale != 1.0:
                         for p in spec.time_params:
                             fitter.params_[p] *= scale
