@@ -59,8 +59,15 @@ def _encode(ids) -> tuple[np.ndarray, np.ndarray]:
     Integer ids whose range is no larger than the number of rows are used directly as codes
     (offset by the minimum), which skips hashing; codes that never occur are filtered later.
     """
-    arr = ids.to_numpy() if isinstance(ids, (pd.Series, pd.Index)) else np.asarray(ids)
-    if arr.dtype.kind in "iu" and len(arr):
+    dtype = getattr(ids, "dtype", None)
+    if pd.api.types.is_string_dtype(dtype) and isinstance(ids, (pd.Series, pd.Index)) and len(ids):
+        fixed = _encode_fixed_width(ids)
+        if fixed is not None:
+            return fixed
+        arr = None  # strings: factorized as stored below, never converted to Python objects
+    else:
+        arr = ids.to_numpy() if isinstance(ids, (pd.Series, pd.Index)) else np.asarray(ids)
+    if arr is not None and arr.dtype.kind in "iu" and len(arr):
         lo, hi = int(arr.min()), int(arr.max())
         if hi - lo + 1 <= max(len(arr), 1024):
             codes = arr.astype(np.int64, copy=True)
@@ -79,13 +86,64 @@ def _encode(ids) -> tuple[np.ndarray, np.ndarray]:
     codes, uniques = pd.factorize(values, sort=False)
     if (codes < 0).any():
         raise DataError("customer id column has missing values")
-    order = np.asarray(uniques.argsort(kind="stable") if hasattr(uniques, "argsort") else np.argsort(uniques, kind="stable"))
+    if isinstance(uniques, np.ndarray):
+        order = np.argsort(uniques, kind="stable")
+        labels = uniques[order]
+    else:  # an extension array (Arrow strings): sort and keep it as it is
+        order = np.asarray(uniques.argsort(kind="stable"))
+        labels = uniques.take(order)
     remap = np.empty(len(order), dtype=np.int64)
     remap[order] = np.arange(len(order))
-    labels = np.asarray(uniques.take(order) if hasattr(uniques, "take") else np.asarray(uniques)[order], dtype=object)
-    if labels.dtype == object and len(labels) and not isinstance(labels[0], str):
-        labels = np.asarray(uniques)[order]
     return remap[codes.astype(np.int64, copy=False)], labels
+
+
+def _encode_fixed_width(ids) -> tuple[np.ndarray, object] | None:
+    """Codes for fixed-width ASCII string ids ("C0001234", "0001234") without hashing.
+
+    Each character position is a digit in its own base (max - min + 1 over the column), so the
+    number keeps the strings' order; when its range is at most the number of rows it is the
+    code (like the integer fast path) and labels are rebuilt from the codes. Returns None for
+    anything else (nulls, varying widths, non-ASCII, too wide a range).
+    """
+    import math
+
+    import pyarrow as pa
+
+    try:
+        arr = pa.array(ids.array) if isinstance(ids, pd.Series) else pa.array(ids)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or arr.null_count:
+        return None
+    n = len(arr)
+    ow = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    _, ob, db = arr.buffers()
+    off = np.frombuffer(ob, dtype=ow, count=n + 1, offset=arr.offset * np.dtype(ow).itemsize)
+    width = int(off[1] - off[0])
+    if width == 0 or width > 32 or not (np.diff(off) == width).all():
+        return None
+    mat = np.ascontiguousarray(np.frombuffer(db, np.uint8)[off[0] : off[-1]].reshape(n, width).T)
+    lo, hi = mat.min(axis=1), mat.max(axis=1)
+    if int(hi.max()) >= 128:
+        return None
+    radix = hi.astype(np.int64) - lo + 1
+    n_codes = math.prod(int(r) for r in radix)
+    if n_codes > max(n, 1024):
+        return None
+    codes = np.zeros(n, np.int64)
+    for j in np.flatnonzero(radix > 1):
+        codes *= radix[j]
+        codes += mat[j]
+        codes -= lo[j]
+    k = np.arange(n_codes)
+    out = np.empty((n_codes, width), np.uint8)
+    for j in range(width - 1, -1, -1):
+        out[:, j] = lo[j] + k % radix[j]
+        k //= radix[j]
+    labels = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n_codes, [None, pa.py_buffer(out)])
+    return codes, pd.array(labels.cast(pa.binary()).cast(pa.string()), dtype="string[pyarrow]")
 
 
 @dataclass
