@@ -2,8 +2,9 @@
 
 Everything here is vectorised with NumPy over integer customer codes (no Python loop per
 customer). The one sort that is needed, of a packed (customer, period) key, is what makes
-``rfm_summary`` roughly 15-30x faster than ``lifetimes.utils.summary_data_from_transaction_data``
-on 10M rows (see ``benchmarks/bench_rfm.py`` and the README).
+``rfm_summary`` about 15x faster than ``lifetimes.utils.summary_data_from_transaction_data`` on
+10M rows (integer or fixed-width string ids; other string ids pay for hashing, about 4x). See
+``benchmarks/bench_rfm.py`` and the README.
 """
 
 from __future__ import annotations
