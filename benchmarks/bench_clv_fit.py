@@ -441,8 +441,27 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. agreement + truth -------------------------------------------------------------
     def std_errors(model: CLVModel) -> dict[str, float]:
-        se = {k: float(v) for k, v in model.purchase_model_.standard_errors_.items()}
-        se.update({f"gg_{k}": float(v) for k, v in model.spend_model_.standard_errors_.items()})
+        """Standard errors from the inverse Hessian of lifetimes' likelihood at the fitted
+        parameters (churnml's fit skips lifetimes' own Hessian, so compute it here)."""
+        from autograd import hessian
+
+        se = {}
+        for prefix, fitter, data in (
+            ("", model.purchase_model_, model.purchase_model_.data),
+            ("gg_", model.spend_model_, model.spend_model_.data),
+        ):
+            p = fitter.params_.astype(float)
+            if prefix == "":
+                args = (data["frequency"].to_numpy(), data["recency"].to_numpy(), data["T"].to_numpy(), data["weights"].to_numpy(), 0.0)
+            else:
+                args = (data["frequency"].to_numpy(), data["monetary_value"].to_numpy(), data["weights"].to_numpy(), 0.0)
+            x = np.log(p.to_numpy())
+            w = args[-2]
+            H = hessian(type(fitter)._negative_log_likelihood)(x, *args) * w.sum()
+            cov_log = np.linalg.inv(H)
+            # delta method: se(theta) = theta * se(log theta)
+            for name, val, var in zip(p.index, p.to_numpy(), np.diag(cov_log)):
+                se[f"{prefix}{name}"] = float(val * np.sqrt(max(var, 0.0)))
         return se
 
     se_col = std_errors(m_col)
