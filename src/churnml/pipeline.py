@@ -22,7 +22,7 @@ from churnml.config import Config
 from churnml.errors import DataError, ModelError
 from churnml.features import snapshot_features
 from churnml.io import TIMESTAMP, Dataset
-from churnml.value import ValueModel, rfm_at, value_features
+from churnml.value import ValueModel
 
 __all__ = [
     "ChurnPipeline", "LeakageError", "check_point_in_time", "feature_reference", "fit_pipeline", "population_stability",
@@ -81,18 +81,39 @@ class ChurnPipeline:
         return list(self.churn_model.feature_names_)
 
     def features(self, transactions: pd.DataFrame, as_of, *, events=None, customers=None) -> pd.DataFrame:
-        """Point-in-time features at ``as_of`` with the fitted CLV model (no refit)."""
+        """Point-in-time features at ``as_of`` plus the BTYD outputs of the fitted CLV model
+        (no refit)."""
         cfg = self.config
-        clv_model = self.value_model.clv_model_
-        feats, _ = value_features(
-            transactions, as_of, clv=cfg.clv, features=cfg.features, events=events, customers=customers, model=clv_model
-        )
-        rfm = rfm_at(transactions, as_of, cfg.clv.time_unit)
-        p = pd.Series(clv_model.probability_no_purchase(rfm, cfg.churn.horizon_days), index=rfm.index.astype(str))
-        feats["btyd_p_no_purchase"] = p.reindex(feats.index).to_numpy()
+        feats = snapshot_features(transactions, as_of, events=events, customers=customers, config=cfg.features)
         if cfg.churn.lookback_days:
             feats = feats.loc[feats["recency_days"] <= cfg.churn.lookback_days]
-        return feats
+        return self.add_btyd(feats)
+
+    def add_btyd(self, feats: pd.DataFrame) -> pd.DataFrame:
+        """Add ``btyd_p_alive, btyd_expected_purchases, btyd_expected_avg_spend, btyd_value``
+        (undiscounted spend over ``clv.horizon_days``) and ``btyd_p_no_purchase`` (over
+        ``churn.horizon_days``) computed from the snapshot's lifetimes-style ``frequency,
+        recency, T`` (days) and ``monetary_value`` with the fitted CLV model."""
+        from churnml.value import btyd_columns
+
+        return btyd_columns(feats, self.value_model.clv_model_, self.config)
+
+    def score_features(self, feats: pd.DataFrame, as_of) -> pd.DataFrame:
+        """Scores from a feature frame (see :meth:`score`); what distributed engines call per partition."""
+        missing = [c for c in self.feature_names if c not in feats.columns]
+        if missing:
+            raise ModelError(
+                f"the data does not match the model's feature schema: missing {missing} "
+                "(a customers/events table the model was trained with?)"
+            )
+        out = pd.DataFrame(index=feats.index)
+        out["as_of"] = pd.Timestamp(as_of)
+        out["churn_probability"] = self.churn_model.predict_proba(feats)[:, 1]
+        value = self.value_model.predict_features(feats)
+        for col in ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv"]:
+            out[col] = value[col].reindex(out.index).to_numpy()
+        out["value_at_risk"] = out["churn_probability"] * out["predicted_clv"]
+        return out.join(feats.drop(columns=[c for c in out.columns if c in feats.columns]), how="left")
 
     def score(self, transactions: pd.DataFrame, as_of=None, *, events=None, customers=None) -> pd.DataFrame:
         """One row per customer in scope at ``as_of`` (default: the day after the last
@@ -102,21 +123,7 @@ class ChurnPipeline:
         features used. Raises :class:`ModelError` when a trained feature is missing."""
         last = transactions[TIMESTAMP].max()
         as_of = pd.Timestamp(as_of) if as_of is not None else last.normalize() + pd.Timedelta(days=1)
-        feats = self.features(transactions, as_of, events=events, customers=customers)
-        missing = [c for c in self.feature_names if c not in feats.columns]
-        if missing:
-            raise ModelError(
-                f"the data does not match the model's feature schema: missing {missing} "
-                "(a customers/events table the model was trained with?)"
-            )
-        out = pd.DataFrame(index=feats.index)
-        out["as_of"] = as_of
-        out["churn_probability"] = self.churn_model.predict_proba(feats)[:, 1]
-        value = self.value_model.predict(transactions, as_of, events=events, customers=customers)
-        for col in ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv"]:
-            out[col] = value[col].reindex(out.index).to_numpy()
-        out["value_at_risk"] = out["churn_probability"] * out["predicted_clv"]
-        return out.join(feats.drop(columns=[c for c in out.columns if c in feats.columns]), how="left")
+        return self.score_features(self.features(transactions, as_of, events=events, customers=customers), as_of)
 
 
 def fit_pipeline(dataset: Dataset, config: Config, *, as_of=None, backtest: bool = True) -> tuple[ChurnPipeline, ChurnBacktest | None]:

@@ -123,6 +123,36 @@ def discount_factor(horizon_days: float, annual_rate: float) -> float:
     return float(np.mean(1.0 / (1.0 + annual_rate) ** (months / 365.25)))
 
 
+def rfm_from_features(feats: pd.DataFrame, time_unit: str) -> pd.DataFrame:
+    """The lifetimes-style RFM a CLV model wants, from snapshot features (days -> model unit)."""
+    mult = _UNIT_MULT[time_unit]
+    return pd.DataFrame(
+        {
+            "frequency": feats["frequency"].to_numpy(dtype=float),
+            "recency": feats["recency"].to_numpy(dtype=float) / mult,
+            "T": feats["T"].to_numpy(dtype=float) / mult,
+            "monetary_value": feats["monetary_value"].to_numpy(dtype=float),
+        },
+        index=feats.index,
+    )
+
+
+def btyd_columns(feats: pd.DataFrame, model: CLVModel, config) -> pd.DataFrame:
+    """Snapshot features plus a fitted CLV model's outputs: ``btyd_p_alive``,
+    ``btyd_expected_purchases``, ``btyd_expected_avg_spend``, ``btyd_value`` (undiscounted spend over
+    ``clv.horizon_days``) and ``btyd_p_no_purchase`` (over ``churn.horizon_days``)."""
+    rfm = rfm_from_features(feats, config.clv.time_unit)
+    flat = clone_with(model, discount_rate=0.0, margin=1.0, horizon_days=config.clv.horizon_days)
+    pred = flat.predict(rfm)
+    out = feats.copy()
+    out["btyd_p_alive"] = pred["p_alive"].to_numpy()
+    out["btyd_expected_purchases"] = pred["expected_purchases"].to_numpy()
+    out["btyd_expected_avg_spend"] = pred["expected_avg_spend"].to_numpy()
+    out["btyd_value"] = pred["predicted_clv"].to_numpy()
+    out["btyd_p_no_purchase"] = model.probability_no_purchase(rfm, config.churn.horizon_days)
+    return out
+
+
 def naive_value(feats: pd.DataFrame, horizon_days: float) -> np.ndarray:
     """Historical spend rate x horizon: net spend / max(tenure_days, 1) * horizon_days."""
     return feats["net_spend"].to_numpy() / np.maximum(feats["tenure_days"].to_numpy(), 1.0) * horizon_days
@@ -322,6 +352,22 @@ class ValueModel(BaseEstimator):
             y = value_targets(transactions, train_cut, clv.horizon_days).reindex(X.index, fill_value=0.0)
             self.ml_model_ = MLValueModel(seed=self.seed).fit(X, y)
         return self
+
+    def predict_features(self, feats: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`predict` from snapshot features that already hold the ``btyd_*`` columns."""
+        check_is_fitted(self, "clv_model_")
+        clv = self.clv or CLVConfig()
+        btyd = self.clv_model_.predict(rfm_from_features(feats, clv.time_unit))
+        out = btyd.rename(columns={"predicted_clv": "btyd_clv"})
+        value = out["btyd_clv"].to_numpy()
+        if self.ml_model_ is not None:
+            ml = self.ml_model_.predict(feats)
+            out["ml_value"] = ml
+            ml_clv = ml * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
+            value = ml_clv if self.chosen_ == "ml" else 0.5 * (ml_clv + value)
+        out["predicted_clv"] = value
+        out["value_model"] = self.chosen_
+        return out
 
     def predict(self, transactions, cutoff=None, *, events=None, customers=None) -> pd.DataFrame:
         check_is_fitted(self, "clv_model_")
