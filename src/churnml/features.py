@@ -18,7 +18,7 @@ from churnml.config import FeaturesConfig
 from churnml.errors import DataError
 from churnml.io import AMOUNT, CUSTOMER_ID, IS_RETURN, TIMESTAMP
 
-__all__ = ["calibration_holdout", "rfm_summary", "snapshot_features"]
+__all__ = ["AGGREGATE_COLUMNS", "calibration_holdout", "features_from_aggregates", "rfm_summary", "snapshot_features"]
 
 _NS = {"D": 86_400 * 10**9, "W": 7 * 86_400 * 10**9, "h": 3_600 * 10**9, "min": 60 * 10**9, "s": 10**9}
 _FREQ_ALIASES = {"D": "D", "W": "W", "W-SUN": "W", "h": "h", "H": "h", "min": "min", "T": "min", "s": "s", "S": "s"}
@@ -367,29 +367,9 @@ def snapshot_features(
     np.maximum.at(last_ns, pc, pns)
     n_orders = _group_sum(pc, None, n)
     total = _group_sum(pc, pamt, n)
-    cut_day = cut_ns // _DAY_NS
-    freq_d = (stats.n_periods - 1).astype(np.float64)
-
-    out: dict[str, np.ndarray] = {}
-    out["recency_days"] = ((cut_ns - last_ns) / _DAY_NS)[present]
-    out["tenure_days"] = ((cut_ns - first_ns) / _DAY_NS)[present]
-    out["n_purchases"] = n_orders[present]
-    out["frequency"] = freq_d
-    out["recency"] = (stats.last - stats.first).astype(np.float64)
-    out["T"] = (cut_day - stats.first).astype(np.float64)
     first_of_code = np.full(n, np.iinfo(np.int64).min)
     first_of_code[present] = stats.first
     in_first = (pns // _DAY_NS) == first_of_code[pc]
-    first_total = _group_sum(pc[in_first], pamt[in_first], n)
-    out["monetary_value"] = np.where(freq_d > 0, (total - first_total)[present] / np.maximum(freq_d, 1), 0.0)
-    out["total_spend"] = total[present]
-    out["net_spend"] = _group_sum(codes, amt, n)[present]
-    out["avg_order_value"] = total[present] / n_orders[present]
-    for w in cfg.windows_days:
-        in_w = pns >= cut_ns - w * _DAY_NS
-        out[f"n_purchases_{w}d"] = _group_sum(pc[in_w], None, n)[present]
-        in_w_all = ns >= cut_ns - w * _DAY_NS
-        out[f"spend_{w}d"] = _group_sum(codes[in_w_all], amt[in_w_all], n)[present]
 
     # gaps between distinct purchase days, per customer
     pday = pns // _DAY_NS
@@ -400,32 +380,36 @@ def snapshot_features(
     same = kc[1:] == kc[:-1]
     gaps = np.diff(day_key)[same].astype(np.float64)
     gc = kc[1:][same]
-    g_n = _group_sum(gc, None, n)
-    g_sum = _group_sum(gc, gaps, n)
-    g_sq = _group_sum(gc, gaps * gaps, n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(g_n > 0, g_sum / np.maximum(g_n, 1), np.nan)
-        var = np.where(g_n > 1, (g_sq - g_n * mean * mean) / np.maximum(g_n - 1, 1), np.nan)
-        out["ipt_mean_days"] = mean[present]
-        out["ipt_std_days"] = np.sqrt(np.maximum(var, 0))[present]
-        out["recency_ratio"] = out["recency_days"] / out["ipt_mean_days"]
-    # stationary versions of quantities that grow with time (comparable across cutoffs)
-    tenure = np.maximum(out["tenure_days"], 1.0)
-    out["recency_share"] = out["recency_days"] / tenure
-    out["purchases_per_year"] = out["n_purchases"] / tenure * 365.25
-    out["spend_per_year"] = out["net_spend"] / tenure * 365.25
 
     tw = cfg.trend_window_days * _DAY_NS
     recent = ns >= cut_ns - tw
     prior = (ns >= cut_ns - 2 * tw) & ~recent
-    cnt_recent = _group_sum(codes[recent & pur], None, n)[present]
-    cnt_prior = _group_sum(codes[prior & pur], None, n)[present]
-    sp_recent = _group_sum(codes[recent], amt[recent], n)[present]
-    sp_prior = _group_sum(codes[prior], amt[prior], n)[present]
-    out["purchase_trend"] = _trend(cnt_recent, cnt_prior)
-    out["spend_trend"] = _trend(sp_recent, sp_prior)
-    out["n_returns"] = _group_sum(codes[is_ret], None, n)[present]
-    out["return_amount"] = -_group_sum(codes[is_ret], amt[is_ret], n)[present]
+    agg: dict[str, np.ndarray] = {
+        "first_ns": first_ns[present],
+        "last_ns": last_ns[present],
+        "n_orders": n_orders[present],
+        "total": total[present],
+        "n_days": stats.n_periods.astype(np.float64),
+        "first_day": stats.first,
+        "last_day": stats.last,
+        "first_total": _group_sum(pc[in_first], pamt[in_first], n)[present],
+        "net": _group_sum(codes, amt, n)[present],
+        "g_n": _group_sum(gc, None, n)[present],
+        "g_sum": _group_sum(gc, gaps, n)[present],
+        "g_sq": _group_sum(gc, gaps * gaps, n)[present],
+        "cnt_recent": _group_sum(codes[recent & pur], None, n)[present],
+        "cnt_prior": _group_sum(codes[prior & pur], None, n)[present],
+        "sp_recent": _group_sum(codes[recent], amt[recent], n)[present],
+        "sp_prior": _group_sum(codes[prior], amt[prior], n)[present],
+        "n_returns": _group_sum(codes[is_ret], None, n)[present],
+        "return_sum": _group_sum(codes[is_ret], amt[is_ret], n)[present],
+    }
+    for w in cfg.windows_days:
+        in_w = pns >= cut_ns - w * _DAY_NS
+        agg[f"n_purchases_{w}d"] = _group_sum(pc[in_w], None, n)[present]
+        in_w_all = ns >= cut_ns - w * _DAY_NS
+        agg[f"spend_{w}d"] = _group_sum(codes[in_w_all], amt[in_w_all], n)[present]
+    out = features_from_aggregates(agg, cut_ns, cfg)
 
     index = pd.Index(labels[present], name=CUSTOMER_ID)
     if index.dtype != object and not pd.api.types.is_string_dtype(index.dtype):
@@ -436,6 +420,56 @@ def snapshot_features(
     if customers is not None and len(customers.columns):
         feats = feats.join(customers, how="left")
     return feats
+
+
+AGGREGATE_COLUMNS = (
+    "first_ns", "last_ns", "n_orders", "total", "n_days", "first_day", "last_day", "first_total", "net",
+    "g_n", "g_sum", "g_sq", "cnt_recent", "cnt_prior", "sp_recent", "sp_prior", "n_returns", "return_sum",
+)
+"""Per-customer sufficient statistics of the snapshot features (plus ``n_purchases_{w}d`` and
+``spend_{w}d`` per window). Times in ns since the epoch, days as integer day numbers, amounts in
+currency; any engine that computes these (pandas here, Spark in :mod:`churnml.spark`) gets the
+same features from :func:`features_from_aggregates`."""
+
+
+def features_from_aggregates(agg, cut_ns: int, cfg: FeaturesConfig) -> dict[str, np.ndarray]:
+    """The snapshot features of :func:`snapshot_features` from per-customer aggregates."""
+    a = {k: np.asarray(v) for k, v in (agg.items() if isinstance(agg, dict) else agg.items())}
+    cut_day = cut_ns // _DAY_NS
+    freq_d = a["n_days"].astype(np.float64) - 1
+    n_orders = a["n_orders"].astype(np.float64)
+    total = a["total"].astype(np.float64)
+    out: dict[str, np.ndarray] = {}
+    out["recency_days"] = (cut_ns - a["last_ns"].astype(np.int64)) / _DAY_NS
+    out["tenure_days"] = (cut_ns - a["first_ns"].astype(np.int64)) / _DAY_NS
+    out["n_purchases"] = n_orders
+    out["frequency"] = freq_d
+    out["recency"] = (a["last_day"] - a["first_day"]).astype(np.float64)
+    out["T"] = (cut_day - a["first_day"]).astype(np.float64)
+    out["monetary_value"] = np.where(freq_d > 0, (total - a["first_total"]) / np.maximum(freq_d, 1), 0.0)
+    out["total_spend"] = total
+    out["net_spend"] = a["net"].astype(np.float64)
+    out["avg_order_value"] = total / n_orders
+    for w in cfg.windows_days:
+        out[f"n_purchases_{w}d"] = a[f"n_purchases_{w}d"].astype(np.float64)
+        out[f"spend_{w}d"] = a[f"spend_{w}d"].astype(np.float64)
+    g_n, g_sum, g_sq = (a[k].astype(np.float64) for k in ("g_n", "g_sum", "g_sq"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(g_n > 0, g_sum / np.maximum(g_n, 1), np.nan)
+        var = np.where(g_n > 1, (g_sq - g_n * mean * mean) / np.maximum(g_n - 1, 1), np.nan)
+        out["ipt_mean_days"] = mean
+        out["ipt_std_days"] = np.sqrt(np.maximum(var, 0))
+        out["recency_ratio"] = out["recency_days"] / out["ipt_mean_days"]
+    # stationary versions of quantities that grow with time (comparable across cutoffs)
+    tenure = np.maximum(out["tenure_days"], 1.0)
+    out["recency_share"] = out["recency_days"] / tenure
+    out["purchases_per_year"] = out["n_purchases"] / tenure * 365.25
+    out["spend_per_year"] = out["net_spend"] / tenure * 365.25
+    out["purchase_trend"] = _trend(a["cnt_recent"].astype(np.float64), a["cnt_prior"].astype(np.float64))
+    out["spend_trend"] = _trend(a["sp_recent"].astype(np.float64), a["sp_prior"].astype(np.float64))
+    out["n_returns"] = a["n_returns"].astype(np.float64)
+    out["return_amount"] = -a["return_sum"].astype(np.float64)
+    return out
 
 
 def _trend(recent: np.ndarray, prior: np.ndarray) -> np.ndarray:
