@@ -286,10 +286,18 @@ def score(
     config: ConfigOpt = None,
     transactions: TransactionsOpt = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score as of this date (default: the end of the last date in the data).")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="pandas (default) or spark (Parquet in, Parquet partitions out; pip install churnml[spark]).")] = "pandas",
+    master: Annotated[str, typer.Option("--master", help="Spark master for --engine spark (local[*], or set by spark-submit).")] = "local[*]",
     tracking_uri: TrackingUriOpt = None,
     model_name: ModelNameOpt = None,
 ) -> None:
     """Batch-score every customer in scope: churn risk, value, segment, reasons, action. Exit 2 bad input, 3 model problem."""
+    if engine == "spark":
+        _score_spark(model, out, config, transactions, as_of, master, tracking_uri, model_name)
+        return
+    if engine != "pandas":
+        typer.echo(f"error: --engine must be pandas or spark, not {engine!r}", err=True)
+        raise typer.Exit(2)
     import logging
     import sys as _sys
 
@@ -328,6 +336,30 @@ def score(
         typer.echo(f"warning: {warning}", err=True)
     log.info("event=score.done rows=%d out=%s timings=%s", len(result.scores), paths[0], json_dumps(result.meta["timings"]))
     typer.echo(f"scored {len(result.scores):,} customers as of {result.meta['as_of']} with {pipe.model_version}: {paths[0]} (+ {paths[1].name})")
+
+
+def _score_spark(model, out, config, transactions, as_of, master, tracking_uri, model_name) -> None:
+    from churnml.io import read_customers
+    from churnml.tracking import load_pipeline, resolve_tracking_uri
+
+    with _errors():
+        cfg = _config(config, transactions, tracking_uri, model_name)
+        if not cfg.data.transactions:
+            from churnml.errors import DataError
+
+            raise DataError("no transaction file: set data.transactions or pass --transactions (Parquet)")
+        try:
+            from churnml.spark import local_session, score_spark
+        except ImportError:  # pragma: no cover
+            from churnml.errors import ConfigError
+
+            raise ConfigError("--engine spark needs pyspark: pip install 'churnml[spark]'") from None
+        pipe = load_pipeline(model, tracking_uri=resolve_tracking_uri(cfg.mlflow.tracking_uri))
+        customers = None
+        if cfg.data.customers:
+            customers = read_customers(cfg.data.customers, id_column=cfg.data.customers_id_column or cfg.data.columns.customer_id)
+        n = score_spark(pipe, cfg, cfg.data.transactions, out, as_of=as_of, spark=local_session(master), customers=customers)
+    typer.echo(f"scored {n:,} customers on Spark with {pipe.model_version}: {out}/ (Parquet partitions)")
 
 
 def json_dumps(obj) -> str:

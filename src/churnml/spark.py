@@ -1,0 +1,180 @@
+"""Distributed scoring on Apache Spark (optional extra: ``pip install churnml[spark]``).
+
+Spark reads the transaction Parquet, maps the columns as the config says, collapses order lines,
+and computes the per-customer aggregates of the snapshot features (counts, sums, first/last
+purchase, distinct purchase days, gaps between them, windows, trends, returns) with the DataFrame
+API. Each partition of aggregates then goes through ``mapInPandas`` into the same registered
+pipeline: :func:`churnml.features.features_from_aggregates` (the one source of the feature
+formulas), the BTYD outputs, the churn model and the value model. Scores are written as Parquet
+partitions. Population-level columns (tiers, RFM quintiles, reasons) are left to the pandas job.
+
+Not supported yet on Spark: the customer-events table (``data.events``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churnml.config import Config
+from churnml.errors import DataError
+from churnml.features import features_from_aggregates
+
+__all__ = ["SPARK_SCORE_COLUMNS", "local_session", "score_spark", "spark_aggregates", "spark_transactions"]
+
+DAY_US = 86_400_000_000
+SPARK_SCORE_COLUMNS = [
+    "customer_id", "churn_probability", "p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_at_risk",
+]
+
+
+def local_session(master: str = "local[2]", app: str = "churnml"):
+    """A local Spark session with UTC time (what the tests and a laptop run use); Python workers
+    run this interpreter, so they see the same churnml, pandas and LightGBM."""
+    import os
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master(master).appName(app)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+
+
+def spark_transactions(spark, path: str, config: Config):
+    """Canonical transactions (``customer_id`` string, ``us`` microseconds since the epoch,
+    ``amount``, ``is_return``), one row per order, like :func:`churnml.io.prepare_transactions`."""
+    from pyspark.sql import functions as F
+
+    cols = config.data.columns
+    df = spark.read.parquet(str(path))
+    need = [cols.customer_id, cols.timestamp] + [c for c in (cols.order_id, cols.amount, cols.quantity, cols.unit_price) if c]
+    if cols.quantity and cols.unit_price:
+        need = [c for c in need if c != cols.amount]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; the file has {df.columns}")
+    cid = F.trim(F.col(cols.customer_id).cast("string"))
+    ts = F.col(cols.timestamp).cast("timestamp")
+    if cols.quantity and cols.unit_price:
+        amount = F.col(cols.quantity).cast("double") * F.col(cols.unit_price).cast("double")
+    elif cols.amount:
+        amount = F.col(cols.amount).cast("double")
+    else:
+        amount = F.lit(0.0)
+    lines = df.select(cid.alias("customer_id"), F.unix_micros(ts).alias("us"), amount.alias("amount"),
+                      *( [F.col(cols.order_id).cast("string").alias("order_id")] if cols.order_id else []))
+    lines = lines.filter(F.col("customer_id").isNotNull() & (F.col("customer_id") != ""))
+    if config.data.returns == "drop":
+        lines = lines.filter(F.col("amount") >= 0)
+    keys = ["customer_id", "order_id"] if cols.order_id else ["customer_id", "us"]
+    orders = lines.groupBy(*keys).agg(F.min("us").alias("us_min"), F.sum("amount").alias("amount"))
+    orders = orders.select("customer_id", F.col("us_min").alias("us"), "amount")
+    return orders.withColumn("is_return", F.col("amount") < 0)
+
+
+def spark_aggregates(tx, cut_us: int, config: Config):
+    """Per-customer aggregates (``churnml.features.AGGREGATE_COLUMNS`` plus windows) of the orders
+    strictly before the cutoff, for customers with at least one purchase."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    cfg = config.features
+    t = tx.filter(F.col("us") < cut_us)
+    pur = t.filter(~F.col("is_return")).withColumn("day", F.floor(F.col("us") / F.lit(DAY_US)).cast("long"))
+    tw = cfg.trend_window_days * DAY_US
+    one = F.lit(1.0)
+    zero = F.lit(0.0)
+    p_aggs = [
+        F.min("us").alias("first_us"), F.max("us").alias("last_us"), F.count(F.lit(1)).cast("double").alias("n_orders"),
+        F.sum("amount").alias("total"), F.countDistinct("day").cast("double").alias("n_days"),
+        F.min("day").alias("first_day"), F.max("day").alias("last_day"),
+        F.sum(F.when(F.col("us") >= cut_us - tw, one).otherwise(zero)).alias("cnt_recent"),
+        F.sum(F.when((F.col("us") >= cut_us - 2 * tw) & (F.col("us") < cut_us - tw), one).otherwise(zero)).alias("cnt_prior"),
+    ] + [F.sum(F.when(F.col("us") >= cut_us - w * DAY_US, one).otherwise(zero)).alias(f"n_purchases_{w}d") for w in cfg.windows_days]
+    agg_p = pur.groupBy("customer_id").agg(*p_aggs)
+    first_total = (
+        pur.join(agg_p.select("customer_id", "first_day"), "customer_id")
+        .filter(F.col("day") == F.col("first_day"))
+        .groupBy("customer_id").agg(F.sum("amount").alias("first_total"))
+    )
+    a_aggs = [
+        F.sum("amount").alias("net"),
+        F.sum(F.when(F.col("us") >= cut_us - tw, F.col("amount")).otherwise(zero)).alias("sp_recent"),
+        F.sum(F.when((F.col("us") >= cut_us - 2 * tw) & (F.col("us") < cut_us - tw), F.col("amount")).otherwise(zero)).alias("sp_prior"),
+        F.sum(F.when(F.col("is_return"), one).otherwise(zero)).alias("n_returns"),
+        F.sum(F.when(F.col("is_return"), F.col("amount")).otherwise(zero)).alias("return_sum"),
+    ] + [F.sum(F.when(F.col("us") >= cut_us - w * DAY_US, F.col("amount")).otherwise(zero)).alias(f"spend_{w}d") for w in cfg.windows_days]
+    agg_a = t.groupBy("customer_id").agg(*a_aggs)
+    days = pur.select("customer_id", "day").distinct()
+    gap = F.col("day") - F.lag("day").over(Window.partitionBy("customer_id").orderBy("day"))
+    gaps = days.withColumn("gap", gap.cast("double")).filter(F.col("gap").isNotNull()).groupBy("customer_id").agg(
+        F.count(F.lit(1)).cast("double").alias("g_n"), F.sum("gap").alias("g_sum"), F.sum(F.col("gap") * F.col("gap")).alias("g_sq")
+    )
+    out = agg_p.join(first_total, "customer_id", "left").join(agg_a, "customer_id", "left").join(gaps, "customer_id", "left")
+    return out.fillna(0.0, subset=["g_n", "g_sum", "g_sq", "first_total"])
+
+
+def score_spark(pipe, config: Config, transactions: str | Path, out: str | Path, *, as_of=None, spark=None,
+                customers: pd.DataFrame | None = None) -> int:
+    """Score every customer in scope with the fitted pipeline on Spark; write Parquet partitions
+    to ``out`` (a folder, replaced atomically at the end); return the number of customers."""
+    import shutil
+    import tempfile
+
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    if config.data.events:
+        raise DataError("the Spark engine does not support data.events yet; use the pandas engine")
+    spark = spark or local_session()
+    tx = spark_transactions(spark, str(transactions), config)
+    if as_of is None:
+        last_us = tx.agg(F.max("us")).first()[0]
+        if last_us is None:
+            raise DataError(f"{transactions}: no transactions")
+        as_of = (pd.Timestamp(int(last_us) * 1000).normalize() + pd.Timedelta(days=1))
+    as_of = pd.Timestamp(as_of)
+    cut_ns = int(as_of.value)
+    cut_us = cut_ns // 1000
+    agg = spark_aggregates(tx, cut_us, config)
+    fcfg = config.features
+    lookback = config.churn.lookback_days
+    attrs = customers
+
+    def score_partition(frames):
+        for pdf in frames:
+            if pdf.empty:
+                continue
+            a = {c: pdf[c].to_numpy() for c in pdf.columns if c != "customer_id"}
+            a["first_ns"] = pdf["first_us"].to_numpy(dtype=np.int64) * 1000
+            a["last_ns"] = pdf["last_us"].to_numpy(dtype=np.int64) * 1000
+            feats = pd.DataFrame(features_from_aggregates(a, cut_ns, fcfg), index=pd.Index(pdf["customer_id"].astype(str), name="customer_id"))
+            if lookback:
+                feats = feats.loc[feats["recency_days"] <= lookback]
+            if attrs is not None and len(attrs.columns):
+                feats = feats.join(attrs, how="left")
+            scored = pipe.score_features(pipe.add_btyd(feats), as_of).reset_index()
+            yield scored[SPARK_SCORE_COLUMNS]
+
+    schema = StructType([StructField("customer_id", StringType())] + [StructField(c, DoubleType()) for c in SPARK_SCORE_COLUMNS[1:]])
+    scores = agg.mapInPandas(score_partition, schema).withColumn("as_of", F.lit(str(as_of.date())))
+    out = Path(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    shutil.rmtree(tmp)
+    scores.write.mode("overwrite").parquet(str(tmp))
+    n = spark.read.parquet(str(tmp)).count()
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return int(n)
+
