@@ -287,7 +287,7 @@ def score(
     transactions: TransactionsOpt = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score as of this date (default: the end of the last date in the data).")] = None,
     engine: Annotated[str, typer.Option("--engine", help="pandas (default) or spark (Parquet in, Parquet partitions out; pip install churnml[spark]).")] = "pandas",
-    master: Annotated[str, typer.Option("--master", help="Spark master for --engine spark (local[*], or set by spark-submit).")] = "local[*]",
+    master: Annotated[Optional[str], typer.Option("--master", help="Spark master for --engine spark (default: spark-submit's, else local[*]).")] = None,
     tracking_uri: TrackingUriOpt = None,
     model_name: ModelNameOpt = None,
 ) -> None:

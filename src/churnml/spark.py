@@ -30,8 +30,9 @@ SPARK_SCORE_COLUMNS = [
 ]
 
 
-def local_session(master: str = "local[2]", app: str = "churnml"):
-    """A local Spark session with UTC time (what the tests and a laptop run use); Python workers
+def local_session(master: str | None = None, app: str = "churnml"):
+    """A Spark session with UTC time: ``master`` as given, else what spark-submit set, else pyspark's
+    default (local[*]); on a local master the Python workers
     run this interpreter, so they see the same churnml, pandas and LightGBM."""
     import os
     import sys
@@ -40,8 +41,9 @@ def local_session(master: str = "local[2]", app: str = "churnml"):
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master) if master else SparkSession.builder  # spark-submit sets it
     return (
-        SparkSession.builder.master(master).appName(app)
+        builder.appName(app)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "8")
         .config("spark.ui.enabled", "false")
@@ -127,7 +129,8 @@ def spark_aggregates(tx, cut_us: int, config: Config):
 def score_spark(pipe, config: Config, transactions: str | Path, out: str | Path, *, as_of=None, spark=None,
                 customers: pd.DataFrame | None = None) -> int:
     """Score every customer in scope with the fitted pipeline on Spark; write Parquet partitions
-    to ``out`` (a folder, replaced atomically at the end); return the number of customers."""
+    to ``out`` (a local folder is written beside it and renamed at the end, so a failed job leaves
+    the old folder; ``hdfs://``/``s3a://`` paths use Spark's overwrite); return the number of customers."""
     import shutil
     import tempfile
 
@@ -168,8 +171,12 @@ def score_spark(pipe, config: Config, transactions: str | Path, out: str | Path,
 
     schema = StructType([StructField("customer_id", StringType())] + [StructField(c, DoubleType()) for c in SPARK_SCORE_COLUMNS[1:]])
     scores = agg.mapInPandas(score_partition, schema).withColumn("as_of", F.lit(str(as_of.date())))
+    if "://" in str(out):  # a cluster file system (hdfs://, s3a://): Spark's own overwrite
+        scores.write.mode("overwrite").parquet(str(out))
+        return int(spark.read.parquet(str(out)).count())
     out = Path(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     shutil.rmtree(tmp)
     scores.write.mode("overwrite").parquet(str(tmp))
     n = spark.read.parquet(str(tmp)).count()
