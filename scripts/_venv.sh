@@ -1,5 +1,6 @@
 # Sourced by scripts/demo.sh and scripts/test.sh: find Python >= 3.11, create ./.venv and
-# install churnml with its dev extra there, again only when pyproject.toml has changed.
+# install churnml with its dev extra there (pinned by constraints.txt), again only when
+# pyproject.toml or constraints.txt has changed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${CHURNML_VENV:-$ROOT/.venv}"
@@ -22,11 +23,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 STAMP="$VENV/.churnml-installed"
-WANT="$(cat "$ROOT/pyproject.toml" | cksum | cut -d' ' -f1)"
+WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | cksum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[churnml] installing churnml and its dependencies into $VENV (first run takes a minute or two)" >&2
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]"
+  # constraints.txt pins every dependency to the versions the test suite last passed with
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
