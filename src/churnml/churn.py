@@ -31,7 +31,7 @@ from churnml.config import Config
 from churnml.errors import DataError
 from churnml.evaluation import churn_metrics
 from churnml.io import CUSTOMER_ID, TIMESTAMP, purchases
-from churnml.value import value_features
+from churnml.value import rfm_from_features, value_features
 
 __all__ = [
     "BASELINES",
@@ -101,7 +101,8 @@ class FeatureStore:
                 self.transactions, cut, clv=self.config.clv, features=self.config.features,
                 events=self.events, customers=self.customers,
             )
-            feats["btyd_p_no_purchase"] = _p_no_purchase(model, self.transactions, cut, self.config)
+            rfm = rfm_from_features(feats, self.config.clv.time_unit)
+            feats["btyd_p_no_purchase"] = model.probability_no_purchase(rfm, self.config.churn.horizon_days)
             if self.config.churn.lookback_days:
                 feats = feats.loc[feats["recency_days"] <= self.config.churn.lookback_days]
             self._cache[cut] = feats
@@ -116,15 +117,6 @@ class FeatureStore:
 
     def stacked(self, cutoffs) -> pd.DataFrame:
         return pd.concat([self.labelled(c) for c in cutoffs])
-
-
-def _p_no_purchase(model, transactions, cut, config) -> np.ndarray:
-    from churnml.value import rfm_at
-
-    rfm = rfm_at(transactions, cut, config.clv.time_unit)
-    p = model.probability_no_purchase(rfm, config.churn.horizon_days)
-    s = pd.Series(p, index=rfm.index.astype(str))
-    return s
 
 
 def model_columns(frame: pd.DataFrame) -> list[str]:

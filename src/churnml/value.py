@@ -91,14 +91,13 @@ def value_features(
     ``btyd_value``: undiscounted expected spend over ``clv.horizon_days``). Returns the
     features and the fitted CLV model."""
     feats = snapshot_features(transactions, cutoff, events=events, customers=customers, config=features)
-    rfm = rfm_at(transactions, cutoff, clv.time_unit)
+    rfm = rfm_from_features(feats, clv.time_unit)  # the snapshot already holds lifetimes' columns
     if model is None:
         model = clv_model_from_config(clv, discount_rate=0.0, margin=1.0)
         model.fit(rfm)
     else:
         model = clone_with(model, discount_rate=0.0, margin=1.0, horizon_days=clv.horizon_days)
     pred = model.predict(rfm)
-    pred.index = pred.index.astype(str)
     feats["btyd_p_alive"] = pred["p_alive"].reindex(feats.index).to_numpy()
     feats["btyd_expected_purchases"] = pred["expected_purchases"].reindex(feats.index).to_numpy()
     feats["btyd_expected_avg_spend"] = pred["expected_avg_spend"].reindex(feats.index).to_numpy()
@@ -370,22 +369,15 @@ class ValueModel(BaseEstimator):
         return out
 
     def predict(self, transactions, cutoff=None, *, events=None, customers=None) -> pd.DataFrame:
+        """Per customer with a purchase before ``cutoff`` (default: the fitting cutoff): BTYD
+        outputs, ``btyd_clv``, ``ml_value`` (when trained) and ``predicted_clv``; no refit."""
         check_is_fitted(self, "clv_model_")
-        clv = self.clv or CLVConfig()
         cut = pd.Timestamp(cutoff) if cutoff is not None else self.cutoff_
-        rfm = rfm_at(transactions, cut, clv.time_unit)
-        btyd = self.clv_model_.predict(rfm)
-        btyd.index = btyd.index.astype(str)
-        out = btyd.rename(columns={"predicted_clv": "btyd_clv"})
-        value = out["btyd_clv"].to_numpy()
         if self.ml_model_ is not None:
             feats, _ = value_features(
-                transactions, cut, clv=clv, features=self.features, events=events, customers=customers, model=self.clv_model_
+                transactions, cut, clv=self.clv or CLVConfig(), features=self.features, events=events,
+                customers=customers, model=self.clv_model_,
             )
-            ml = pd.Series(self.ml_model_.predict(feats), index=feats.index).reindex(out.index).to_numpy()
-            out["ml_value"] = ml
-            ml_clv = ml * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
-            value = ml_clv if self.chosen_ == "ml" else 0.5 * (ml_clv + value)
-        out["predicted_clv"] = value
-        out["value_model"] = self.chosen_
-        return out
+        else:  # BTYD needs only the lifetimes-style columns of the snapshot
+            feats = snapshot_features(transactions, cut, config=self.features)
+        return self.predict_features(feats)
