@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import churnml.clv as clv_module
+
 from churnml.clv import CLVModel
 from churnml.clv_diagnostics import clv_diagnostics, plot_clv_diagnostics
 from churnml.datasets import load_cdnow, simulate
@@ -143,7 +145,7 @@ def test_no_purchase_probability_is_calibrated_on_simulated_data():
 def test_predict_contract(cdnow_model, cdnow_cal):
     rfm = _rfm(cdnow_cal)
     pred = cdnow_model.predict(rfm)
-    assert list(pred.columns) == ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv"]
+    assert list(pred.columns) == ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_if_retained"]
     assert pred.index.equals(rfm.index)
     p, q, v = (cdnow_model.params_[k] for k in ("gg_p", "gg_q", "gg_v"))
     one_timers = rfm["frequency"] == 0
@@ -154,6 +156,16 @@ def test_predict_contract(cdnow_model, cdnow_cal):
     assert (pred["predicted_clv"] < flat["predicted_clv"] + 1e-12).all()
     half = CLVModel(discount_rate=0.0, margin=0.5).fit(rfm).predict(rfm)
     np.testing.assert_allclose(half["predicted_clv"], 0.5 * flat["predicted_clv"], rtol=1e-9)
+    # value if retained: the Gamma posterior rate (r + x) / (alpha + T) over the horizon (weeks)
+    r, alpha = cdnow_model.params_["r"], cdnow_model.params_["alpha"]
+    rate = (r + rfm["frequency"]) / (alpha + rfm["T"])
+    np.testing.assert_allclose(flat["value_if_retained"], rate * 365 / 7 * flat["expected_avg_spend"], rtol=1e-9)
+    # staying active the whole horizon is worth at least the churn-weighted expectation
+    assert (flat["value_if_retained"] >= flat["predicted_clv"] - 1e-9).all()
+    one = CLVModel(discount_rate=0.0, horizon_days=30.4375)  # one month: discounted exactly once
+    assert clv_module.mean_discount(30.4375, 0.1) == pytest.approx(1.1 ** (-1 / 12))
+    assert clv_module.mean_discount(365.25, 0.0) == 1.0
+    del one
 
 
 def test_fit_ladder_moves_on_and_records(monkeypatch, cdnow_cal):
@@ -176,6 +188,63 @@ def test_fit_ladder_moves_on_and_records(monkeypatch, cdnow_cal):
     assert m.fit_rung_["purchase"] == "rescaled_time"
     assert m.fit_attempts_["purchase"][0]["rung"] == "default" and "ConvergenceError" in m.fit_attempts_["purchase"][0]["error"]
     assert m.params_["r"] == pytest.approx(0.243, rel=0.005) and m.params_["alpha"] == pytest.approx(4.414, rel=0.005)
+
+
+def _forced_params(monkeypatch, params_by_call):
+    """Make the gradient rungs return given BG/NBD parameters, call by call (None: fit as usual)."""
+    import churnml.clv as clv_module
+
+    calls = {"n": 0}
+    original = clv_module._fit_lifetimes_likelihood
+
+    def forced(fitter, spec, *args, **kwargs):
+        if spec.fitter == "BetaGeoFitter" and calls["n"] < len(params_by_call):
+            calls["n"] += 1
+            fitter.params_ = pd.Series(params_by_call[calls["n"] - 1], dtype=float)
+            return
+        original(fitter, spec, *args, **kwargs)
+
+    monkeypatch.setattr(clv_module, "_fit_lifetimes_likelihood", forced)
+
+
+def test_boundary_optimum_moves_down_the_ladder(monkeypatch, cdnow_cal):
+    """A degenerate optimum (b -> infinity: nobody drops out) built explicitly, not left to where
+    an optimiser happens to stop: the ladder records it and ships the next interior fit."""
+    _forced_params(monkeypatch, [{"r": 0.3, "alpha": 4.0, "a": 0.8, "b": 2e6}])
+    m = CLVModel().fit(_rfm(cdnow_cal))
+    first = m.fit_attempts_["purchase"][0]
+    assert first["rung"] == "default" and first["boundary"] is True
+    assert m.fit_rung_["purchase"] == "rescaled_time" and not m.degenerate_
+    assert m.params_["b"] == pytest.approx(2.426, rel=0.005)
+
+
+def test_every_rung_at_a_boundary_ships_the_first_with_a_warning(monkeypatch, cdnow_cal):
+    bound = {"r": 0.3, "alpha": 4.0, "a": 0.8, "b": 2e6}
+    _forced_params(monkeypatch, [bound] * 10)
+    monkeypatch.setattr("churnml.clv.minimize", lambda *a, **k: __import__("scipy").optimize.OptimizeResult(
+        success=False, fun=np.nan, message="nope"))
+    with pytest.warns(UserWarning, match="every BetaGeoFitter fit of the ladder ends at a boundary"):
+        m = CLVModel().fit(_rfm(cdnow_cal).drop(columns="monetary_value"))
+    assert m.degenerate_ and m.fit_rung_["purchase"] == "default"
+
+
+@pytest.mark.parametrize(
+    "params, reason",
+    [
+        # b = 1e16: lifetimes' hypergeometric term breaks down, 2.8e16 expected purchases (seen on a wholesale log)
+        ({"r": 0.3, "alpha": 4.0, "a": 0.8, "b": 1e16}, "negative expected purchases"),
+        # alpha -> 0 with a large r: the expected purchase rate explodes
+        ({"r": 5000.0, "alpha": 1e-3, "a": 0.8, "b": 2.4}, "expected purchase rate"),
+    ],
+)
+def test_implausible_predictions_move_down_the_ladder(monkeypatch, cdnow_cal, params, reason):
+    _forced_params(monkeypatch, [params])
+    m = CLVModel().fit(_rfm(cdnow_cal))
+    err = m.fit_attempts_["purchase"][0]["error"]
+    assert reason in err
+    assert m.fit_rung_["purchase"] == "rescaled_time"
+    pred = m.predict(_rfm(cdnow_cal))
+    assert np.isfinite(pred.to_numpy()).all() and pred["expected_purchases"].max() < 100
 
 
 def test_fit_matches_lifetimes_own_fit(cdnow_cal):

@@ -33,7 +33,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from churnml.errors import DataError, ModelError
 
-__all__ = ["CLVModel", "FIT_LADDER", "PURCHASE_MODELS", "expected_purchases_no_purchase_probability"]
+__all__ = [
+    "CLVModel", "FIT_LADDER", "PURCHASE_MODELS", "expected_purchases_no_purchase_probability", "mean_discount",
+]
 
 _UNIT_DAYS = {"D": 1.0, "W": 7.0}
 _DAYS_PER_MONTH = 365.25 / 12
@@ -46,6 +48,7 @@ FIT_LADDER = (
     "penalizer_0.001",  # L2 penalizer steps: shrink parameters towards 0
     "penalizer_0.01",
     "penalizer_0.1",
+    "penalizer_1",  # strong shrinkage: bounded parameters when nothing lighter is plausible
     "nelder_mead",  # derivative-free optimiser on the same likelihood
 )
 """Rungs tried in order until one converges to finite, plausible parameters."""
@@ -66,6 +69,14 @@ PURCHASE_MODELS: dict[str, _Spec] = {
     "pareto_nbd": _Spec("ParetoNBDFitter", ("r", "alpha", "s", "beta"), ("alpha", "beta"), False, "mean"),
 }
 _GG = _Spec("GammaGammaFitter", ("p", "q", "v"), (), True, "sum")
+
+
+def mean_discount(horizon_days: float, annual_rate: float) -> float:
+    """Mean discount factor of cash flows spread evenly over ``horizon_days``, each month's
+    share discounted at its end at ``annual_rate`` per year (1.0 when the rate is 0)."""
+    edges = np.append(np.arange(_DAYS_PER_MONTH, horizon_days, _DAYS_PER_MONTH), float(horizon_days))
+    widths = np.diff(np.concatenate([[0.0], edges]))
+    return float(np.sum(widths / (1.0 + annual_rate) ** (edges / _DAYS_PER_YEAR)) / horizon_days)
 
 
 def _fitter_class(spec: _Spec):
@@ -89,6 +100,10 @@ def _plausible(params: pd.Series) -> bool:
     return bool(np.all(np.isfinite(v)) and np.all(v >= 0))
 
 
+def _rounded(params: pd.Series) -> dict[str, float]:
+    return {k: float(f"{v:.4g}") for k, v in params.items()}
+
+
 def _at_boundary(params: pd.Series) -> bool:
     """Parameters run off to 0 or infinity: a degenerate optimum (e.g. nobody drops out, or
     every customer buys at the same rate); predictions can still be finite and useful."""
@@ -96,19 +111,51 @@ def _at_boundary(params: pd.Series) -> bool:
     return bool(np.any(v < 1e-6) or np.any(v > 1e6))
 
 
-def _predictions_finite(fitter, columns: dict[str, np.ndarray], is_spend: bool) -> bool:
+IMPLAUSIBLE_RATE_FACTOR = 20.0
+"""A purchase model whose conditional expected purchase rate for some customer (over the
+observation span) exceeds this multiple of the fastest observed repeat rate, or whose expected
+repeat purchases of the whole population over the mean observed age exceed this multiple of
+the repeats actually observed, is implausible: the fit ladder moves on. Gamma-Gamma: expected
+spend per purchase above this multiple of the largest observed mean spend."""
+
+
+def _prediction_problem(fitter, columns: dict[str, np.ndarray], weights: np.ndarray, is_spend: bool) -> str | None:
+    """Why a fitted model's in-sample predictions cannot ship (non-finite or implausible), or None."""
     with _quiet():
         if is_spend:
-            out = fitter.conditional_expected_average_profit(columns["frequency"], columns["monetary_value"])
-        else:
-            f, r, T = columns["frequency"], columns["recency"], columns["T"]
-            out = np.concatenate(
-                [
-                    np.atleast_1d(fitter.conditional_probability_alive(f, r, T)),
-                    np.atleast_1d(fitter.conditional_expected_number_of_purchases_up_to_time(float(np.max(T)), f, r, T)),
-                ]
-            )
-    return bool(np.all(np.isfinite(np.asarray(out, dtype=float))))
+            m = columns["monetary_value"]
+            out = np.asarray(fitter.conditional_expected_average_profit(columns["frequency"], m), dtype=float)
+            if not np.all(np.isfinite(out)):
+                return "non-finite expected spend"
+            if out.max() > IMPLAUSIBLE_RATE_FACTOR * m.max() or out.min() < 0:
+                return f"expected spend per purchase up to {out.max():.4g} vs observed at most {m.max():.4g}"
+            return None
+        f, r, T = columns["frequency"], columns["recency"], columns["T"]
+        span = float(np.max(T))
+        alive = np.asarray(fitter.conditional_probability_alive(f, r, T), dtype=float)
+        future = np.asarray(fitter.conditional_expected_number_of_purchases_up_to_time(span, f, r, T), dtype=float)
+    if not (np.all(np.isfinite(alive)) and np.all(np.isfinite(future))):
+        return "non-finite P(alive) or expected purchases"
+    if alive.min() < -1e-9 or alive.max() > 1 + 1e-9 or future.min() < -1e-9:
+        return "P(alive) outside [0, 1] or negative expected purchases"
+    observed = f / np.maximum(T, 1.0)
+    fastest = max(float(observed.max()), 1.0 / span)
+    rate = future / span
+    if rate.max() > IMPLAUSIBLE_RATE_FACTOR * fastest:
+        return (
+            f"expected purchase rate up to {rate.max():.4g} per time unit while the fastest customer "
+            f"bought {fastest:.4g} per unit"
+        )
+    age = float(np.average(T, weights=weights))
+    with _quiet():
+        ahead = np.asarray(fitter.conditional_expected_number_of_purchases_up_to_time(age, f, r, T), dtype=float)
+    past = float(np.sum(weights * f))
+    if np.sum(weights * ahead) > IMPLAUSIBLE_RATE_FACTOR * max(past, 1.0):
+        return (
+            f"the population would make {np.sum(weights * ahead):.4g} repeat purchases in the next {age:.3g} time "
+            f"units after {past:.4g} so far"
+        )
+    return None
 
 
 def _fit_lifetimes_likelihood(fitter, spec: _Spec, arrays: tuple, weights: np.ndarray, penalizer: float, init, tol: float) -> None:
@@ -183,6 +230,7 @@ def _fit_ladder(spec: _Spec, penalizer: float, columns: dict[str, np.ndarray], w
     cls = _fitter_class(spec)
     is_spend = spec is _GG
     attempts: list[dict[str, Any]] = []
+    fallback = None
     if is_spend:
         arrays = (columns["frequency"], columns["monetary_value"])
     else:
@@ -231,8 +279,9 @@ def _fit_ladder(spec: _Spec, penalizer: float, columns: dict[str, np.ndarray], w
                         fitter.data = pd.DataFrame({**columns, "weights": weights})
             if not _plausible(fitter.params_):
                 raise RuntimeError(f"implausible parameters {fitter.params_.round(6).to_dict()}")
-            if not _predictions_finite(fitter, columns, is_spend):
-                raise RuntimeError(f"non-finite predictions at parameters {fitter.params_.round(6).to_dict()}")
+            problem = _prediction_problem(fitter, columns, weights, is_spend)
+            if problem:
+                raise RuntimeError(f"{problem} at parameters {_rounded(fitter.params_)}")
             ll_args = (*arrays, weights)
             ll = _weighted_ll(spec, fitter, ll_args)
             if not np.isfinite(ll):
@@ -243,14 +292,19 @@ def _fit_ladder(spec: _Spec, penalizer: float, columns: dict[str, np.ndarray], w
         _make_picklable(fitter)
         boundary = _at_boundary(fitter.params_)
         attempts.append({"rung": rung, "penalizer": pen, "error": None, "boundary": boundary})
-        if boundary:
-            warnings.warn(
-                f"the {spec.fitter} optimum is at a boundary of the parameter space "
-                f"({ {k: float(f'{v:.4g}') for k, v in fitter.params_.items()} }): the model is degenerate on "
-                "this log (e.g. no visible dropout); judge it by the value/churn backtest against the baselines",
-                UserWarning,
-                stacklevel=4,
-            )
+        if not boundary:
+            return fitter, rung, attempts, ll
+        if fallback is None:  # a degenerate optimum: look further down the ladder for an interior one
+            fallback = (fitter, rung, ll)
+    if fallback is not None:
+        fitter, rung, ll = fallback
+        warnings.warn(
+            f"every {spec.fitter} fit of the ladder ends at a boundary of the parameter space; using rung {rung!r} "
+            f"({_rounded(fitter.params_)}): the model is degenerate on this log (e.g. no visible dropout) and is "
+            "judged by the value/churn backtests against the baselines",
+            UserWarning,
+            stacklevel=4,
+        )
         return fitter, rung, attempts, ll
     tried = "; ".join(f"{a['rung']}: {a['error']}" for a in attempts)
     raise ModelError(
@@ -328,6 +382,7 @@ class CLVModel(BaseEstimator):
     log_likelihood_ : float, total log-likelihood of the purchase model
     spend_log_likelihood_ : float or None
     fit_rung_ : dict, the fit-ladder rung that succeeded for each model
+    degenerate_ : bool, the purchase model's parameters are at a boundary (every rung was)
     fit_attempts_ : dict of lists, every rung tried and its error
     n_customers_, n_fit_rows_ : customers and (collapsed) rows the purchase model was fitted on
     freq_monetary_corr_ : float, Pearson correlation of frequency and monetary value among repeaters
@@ -402,6 +457,7 @@ class CLVModel(BaseEstimator):
         self.n_customers_ = int(len(rfm))
         self.n_fit_rows_ = int(len(weights))
         self.params_ = {k: float(v) for k, v in fitter.params_.items()}
+        self.degenerate_ = bool(_at_boundary(fitter.params_))
         self.spend_model_ = None
         self.spend_log_likelihood_ = None
         self.freq_monetary_corr_ = float("nan")
@@ -496,7 +552,21 @@ class CLVModel(BaseEstimator):
             spend = self.expected_avg_spend(rfm)
             out["expected_avg_spend"] = spend
             out["predicted_clv"] = self._discounted_purchases(a) * spend * self.margin
+            out["value_if_retained"] = (
+                self.purchase_rate_if_alive(rfm) * horizon_units * mean_discount(self.horizon_days, self.discount_rate)
+                * spend * self.margin
+            )
         return out
+
+    def purchase_rate_if_alive(self, rfm: pd.DataFrame) -> np.ndarray:
+        """Expected purchases per time unit of a customer who stays active: the posterior mean
+        ``(r + x) / (alpha + T)`` of the Poisson purchase rate (Gamma prior ``r, alpha``), the
+        same in BG/NBD, MBG/NBD and Pareto/NBD. Customers with little history are shrunk
+        towards the population rate ``r / alpha``."""
+        check_is_fitted(self, "purchase_model_")
+        a = _as_arrays(rfm)
+        r, alpha = (float(self.purchase_model_.params_[k]) for k in ("r", "alpha"))
+        return (r + a["frequency"]) / (alpha + a["T"])
 
     def _discounted_purchases(self, a: dict[str, np.ndarray]) -> np.ndarray:
         """Sum over months m of (E[X(t_m)] - E[X(t_{m-1})]) / (1 + d) ** (t_m in years)."""
@@ -530,6 +600,7 @@ class CLVModel(BaseEstimator):
             "log_likelihood": self.log_likelihood_,
             "spend_log_likelihood": self.spend_log_likelihood_,
             "fit_rung": self.fit_rung_,
+            "degenerate": getattr(self, "degenerate_", False),
             "n_customers": self.n_customers_,
             "n_fit_rows": self.n_fit_rows_,
             "freq_monetary_corr": self.freq_monetary_corr_,
