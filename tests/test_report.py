@@ -32,7 +32,8 @@ def _scores(n: int, seed: int = 0) -> pd.DataFrame:
             "churn_probability": p.round(4),
             "p_alive": 1 - p,
             "expected_purchases": rng.gamma(1, 1, n),
-            "predicted_clv": v.round(2),
+            "predicted_clv": (v * (1 - p)).round(2),
+            "value_if_retained": v.round(2),
             "value_at_risk": (p * v).round(4),
             "risk_tier": np.where(p > 0.8, "high", np.where(p > 0.5, "medium", "low")),
             "value_tier": np.where(v > 80, "high", np.where(v > 40, "medium", "low")),
@@ -97,7 +98,7 @@ def test_report_in_a_real_browser(tmp_path):
         Select(driver.find_element(By.ID, "f-segment")).select_by_value("Save now")
         driver.find_element(By.ID, "f-min").send_keys("100")
         filter_s = time.time() - t1
-        expected = scores[(scores["segment"] == "Save now") & (scores["predicted_clv"] >= 100)]
+        expected = scores[(scores["segment"] == "Save now") & (scores["value_if_retained"] >= 100)]
         assert count.text == f"{len(expected):,} customers"
         shown = [tr.find_elements(By.TAG_NAME, "td") for tr in driver.find_elements(By.CSS_SELECTOR, "#rows tr")]
         assert shown and all(r[1].text == "Save now" and float(r[4].text.replace(",", "")) >= 100 for r in shown)

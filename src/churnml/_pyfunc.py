@@ -9,7 +9,7 @@ import pandas as pd
 
 SCORE_COLUMNS = [
     "customer_id", "as_of", "churn_probability", "p_alive", "expected_purchases", "expected_avg_spend",
-    "predicted_clv", "value_at_risk",
+    "predicted_clv", "value_if_retained", "value_at_risk",
 ]
 
 

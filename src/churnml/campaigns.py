@@ -2,7 +2,8 @@
 
 Planning is a multiple-choice knapsack: every eligible customer gets at most one action; action
 ``a`` for customer ``i`` costs ``c_a`` and is expected to save
-``churn_probability_i x churn_reduction_a x predicted_clv_i`` (currency). We maximise the sum of
+``churn_probability_i x churn_reduction_a x value_if_retained_i`` (currency: the value the
+customer brings over the CLV horizon if they stay, so a save is worth what is kept). We maximise the sum of
 (expected saved value - cost) within the budget.
 
 Method (Sinha & Zoltners 1979): per customer, the options that lie on the upper convex hull of
@@ -32,6 +33,7 @@ PLAIN_HEADERS = {
     "rfm_segment": "RFM segment",
     "churn_probability": "Churn probability",
     "predicted_clv": "Predicted value",
+    "value_if_retained": "Value if retained",
     "value_at_risk": "Value at risk",
     "p_alive": "Probability still active",
     "expected_purchases": "Expected purchases",
@@ -40,6 +42,11 @@ PLAIN_HEADERS = {
     "risk_tier": "Risk",
     "value_tier": "Value",
 }
+
+
+def _value_column(df: pd.DataFrame) -> str:
+    """The value a save keeps: ``value_if_retained`` (``predicted_clv`` in older scores files)."""
+    return "value_if_retained" if "value_if_retained" in df.columns else "predicted_clv"
 
 
 def at_risk_list(
@@ -52,7 +59,7 @@ def at_risk_list(
     plain_headers: bool = True,
 ) -> pd.DataFrame:
     """Customers sorted by value at risk (highest first), filtered by segment (risk x value or
-    RFM segment names) and minimum predicted value, the first ``top``; customer attributes
+    RFM segment names) and minimum value if retained (``min_value``, currency), the first ``top``; customer attributes
     joined when given; plain column headers for a spreadsheet."""
     df = scores.copy()
     if "customer_id" not in df.columns:
@@ -64,7 +71,7 @@ def at_risk_list(
             mask |= df["rfm_segment"].isin(wanted)
         df = df.loc[mask]
     if min_value is not None:
-        df = df.loc[df["predicted_clv"] >= min_value]
+        df = df.loc[df[_value_column(df)] >= min_value]
     df = df.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable")
     if top is not None:
         df = df.head(top)
@@ -151,7 +158,7 @@ def plan_campaign(scores: pd.DataFrame, budget: float, config: CampaignConfig | 
     df = scores.reset_index() if "customer_id" not in scores.columns else scores.copy()
     ids = df["customer_id"].astype(str).to_numpy()
     seg = df["segment"].astype(str).to_numpy() if "segment" in df.columns else np.full(len(df), "")
-    var = (df["churn_probability"].to_numpy(dtype=float) * np.clip(df["predicted_clv"].to_numpy(dtype=float), 0, None))
+    var = df["churn_probability"].to_numpy(dtype=float) * np.clip(df[_value_column(df)].to_numpy(dtype=float), 0, None)
     actions = [a for a in cfg.actions if a.name != "none"]
     cost = np.array([a.cost for a in actions])
     red = np.array([a.churn_reduction for a in actions])
@@ -220,7 +227,7 @@ def plan_campaign(scores: pd.DataFrame, budget: float, config: CampaignConfig | 
         rows.append((ids[i], "control", "none", 0.0, 0.0))
     plan = pd.DataFrame(rows, columns=["customer_id", "group", "action", "cost", "expected_saved_value"])
     extra = df.set_index(df["customer_id"].astype(str))
-    for col in ["segment", "churn_probability", "predicted_clv", "value_at_risk"]:
+    for col in ["segment", "churn_probability", "predicted_clv", "value_if_retained", "value_at_risk"]:
         if col in extra.columns:
             plan[col] = extra[col].reindex(plan["customer_id"]).to_numpy()
     plan = plan.sort_values(["group", "expected_saved_value", "customer_id"], ascending=[False, False, True], kind="stable")

@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from churnml.config import Config
 from churnml.errors import DataError
-from churnml.evaluation import churn_metrics
+from churnml.evaluation import bootstrap_replicates, churn_metrics, percentile_intervals
 from churnml.io import CUSTOMER_ID, TIMESTAMP, purchases
 from churnml.value import rfm_from_features, value_features
 
@@ -38,6 +38,9 @@ __all__ = [
     "ChurnBacktest",
     "ChurnModel",
     "FeatureStore",
+    "TimePlan",
+    "backtest_shortfall",
+    "min_days_to_train",
     "churn_backtest",
     "churn_labels",
     "cutoff_plan",
@@ -68,20 +71,83 @@ def churn_labels(transactions: pd.DataFrame, cutoff, horizon_days: int, lookback
     return pd.Series((~scope.isin(buyers)).astype(np.int8), index=scope.astype(str), name="churned").sort_index()
 
 
-def cutoff_plan(eval_cutoff, *, horizon_days: int, step_days: int, n_cutoffs: int, first: pd.Timestamp, min_history_days: int) -> tuple[pd.Timestamp, list[pd.Timestamp]]:
-    """(validation cutoff, training cutoffs ascending) for a model evaluated at ``eval_cutoff``."""
+_MIN_STEP_DAYS = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class TimePlan:
+    """When a churn model used at ``eval_cutoff`` learns, stops early and is calibrated.
+
+    ``mode="time"``: training cutoffs end their label windows by ``valid_cutoff = eval - h``,
+    whose customers (another time) stop the boosting and calibrate: nothing learnt overlaps the
+    evaluation window and calibration is out of time. ``mode="customers"`` (logs too short for
+    that): the last labelled cutoff ``eval - h`` is both the latest training cutoff and the
+    validation cutoff, and customers are cross-fitted: a seeded hash puts each customer in the
+    training or the validation fold for every cutoff, so early stopping and calibration see
+    customers the booster never saw. ``step_days`` is the spacing used (denser than
+    ``churn.cutoff_step_days`` when the configured spacing leaves fewer than ``n_cutoffs``).
+    """
+
+    eval_cutoff: pd.Timestamp
+    mode: str
+    valid_cutoff: pd.Timestamp
+    train_cutoffs: list[pd.Timestamp]
+    step_days: int
+
+    # unpacking as (valid, train) keeps the older two-value form working
+    def __iter__(self):
+        return iter((self.valid_cutoff, self.train_cutoffs))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "time_plan": self.mode,
+            "train_cutoffs": [str(t.date()) for t in self.train_cutoffs],
+            "valid_cutoff": str(self.valid_cutoff.date()),
+            "cutoff_step_days": self.step_days,
+        }
+
+
+def min_days_to_train(horizon_days: int, min_history_days: int) -> int:
+    """Days of history before a cutoff that a churn model used at that cutoff needs: minimal
+    history plus one horizon of labels (cross-fitted on customers); two horizons allow a
+    separate validation time window."""
+    return int(min_history_days + horizon_days)
+
+
+def _spaced(latest: pd.Timestamp, earliest: pd.Timestamp, step_days: int, n: int) -> tuple[list[pd.Timestamp], int]:
+    """Up to ``n`` cutoffs from ``latest`` back to ``earliest``; denser than ``step_days`` (down
+    to a week) when the configured spacing leaves fewer than ``n``."""
+    room = (latest - earliest).days
+    step = step_days
+    if n > 1 and room < (n - 1) * step_days:
+        step = max(_MIN_STEP_DAYS, room // (n - 1)) if room >= _MIN_STEP_DAYS else step_days
+    cuts = [latest - pd.Timedelta(days=i * step) for i in range(n)]
+    return sorted(c for c in cuts if c >= earliest), step
+
+
+def cutoff_plan(eval_cutoff, *, horizon_days: int, step_days: int, n_cutoffs: int, first: pd.Timestamp, min_history_days: int) -> TimePlan:
+    """The :class:`TimePlan` of a model evaluated (or used) at ``eval_cutoff``: a separate
+    validation time window when the log allows it, cross-fitting on customers otherwise.
+    Raises :class:`DataError` naming the settings when even one horizon of labels after
+    ``min_history_days`` does not fit."""
+    E = pd.Timestamp(eval_cutoff)
     h = pd.Timedelta(days=horizon_days)
-    valid = pd.Timestamp(eval_cutoff) - h
-    earliest = first + pd.Timedelta(days=min_history_days)
-    train = [valid - h - pd.Timedelta(days=i * step_days) for i in range(n_cutoffs)]
-    train = sorted(c for c in train if c >= earliest)
-    if valid < earliest or not train:
-        raise DataError(
-            f"the log (from {first.date()}) is too short to train a churn model evaluated at "
-            f"{pd.Timestamp(eval_cutoff).date()}: it needs {min_history_days} days of history before the first "
-            f"training cutoff and two horizons ({2 * horizon_days} days) of labels after it"
-        )
-    return valid, train
+    earliest = pd.Timestamp(first).normalize() + pd.Timedelta(days=min_history_days)
+    valid = E - h
+    if valid - h >= earliest:
+        train, step = _spaced(valid - h, earliest, step_days, n_cutoffs)
+        return TimePlan(E, "time", valid, train, step)
+    if valid >= earliest:
+        train, step = _spaced(valid, earliest, step_days, n_cutoffs)
+        return TimePlan(E, "customers", valid, train, step)
+    have = (E - pd.Timestamp(first).normalize()).days
+    need = min_days_to_train(horizon_days, min_history_days)
+    raise DataError(
+        f"the log (from {pd.Timestamp(first).date()}) is too short to train a churn model used at {E.date()}: "
+        f"it has {have} days of history, a model needs churn.min_history_days ({min_history_days}) + "
+        f"churn.horizon_days ({horizon_days}) = {need} days; add {need - have} more days of data or lower "
+        "churn.horizon_days / churn.min_history_days"
+    )
 
 
 class FeatureStore:
@@ -337,22 +403,141 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         return pd.Series(imp, index=self.feature_names_).sort_values(ascending=False)
 
 
+class SmoothIsotonicCalibrator:
+    """A smoothed isotonic map from a score to a probability: continuous, strictly increasing,
+    never exactly 0 or 1.
+
+    Fitting: the pool-adjacent-violators blocks of the isotonic fit; each block's churn rate is
+    shrunk towards the overall rate, ``(sum y + prior x rate) / (n_block + prior)``, so a block
+    of a few customers who all churned (or all stayed) gets no 0 or 1 (the shrunk rates are
+    made monotone again, weighted by ``n_block + prior``). Each block becomes a knot at its mean
+    score (block centre); a ramp of ``ramp`` (1e-4) of probability across the score range makes
+    flat stretches strictly increasing; knots are scaled into ``[2 eps, 1 - 2 eps]`` with
+    ``eps = 1 / (2 n)``.
+
+    Prediction: linear interpolation between knots; beyond the outer knots the map keeps rising
+    (falling) by at most ``ramp`` towards an asymptote, never crossing ``[eps, 1 - eps]``, so
+    distinct scores keep distinct probabilities and ties are the score's own ties. One
+    ``np.interp`` per call (about 20 ms per million customers); plain arrays, so it pickles.
+    """
+
+    def __init__(self, prior: float = 1.0, ramp: float = 1e-4):
+        self.prior = prior
+        self.ramp = ramp
+
+    def fit(self, score, y) -> "SmoothIsotonicCalibrator":
+        from sklearn.isotonic import isotonic_regression
+
+        score = np.asarray(score, dtype=float)
+        y = np.asarray(y, dtype=float)
+        ok = np.isfinite(score) & np.isfinite(y)
+        score, y = score[ok], y[ok]
+        n = len(y)
+        if n == 0:
+            raise ValueError("cannot fit a calibration on no data")
+        rate = float(y.mean())
+        self.eps_ = 1.0 / (2.0 * n)
+        uniq, inv = np.unique(score, return_inverse=True)
+        cnt = np.bincount(inv).astype(float)
+        sy = np.bincount(inv, weights=y)
+        fitted = isotonic_regression(sy / cnt, sample_weight=cnt, increasing=True)
+        block = np.cumsum(np.r_[True, np.diff(fitted) != 0]) - 1
+        nb = np.bincount(block, weights=cnt)
+        syb = np.bincount(block, weights=sy)
+        centre = np.bincount(block, weights=uniq * cnt) / nb
+        shrunk = (syb + self.prior * rate) / (nb + self.prior)
+        shrunk = isotonic_regression(shrunk, sample_weight=nb + self.prior, increasing=True)
+        span = centre[-1] - centre[0]
+        t = (centre - centre[0]) / span if span > 0 else np.zeros(len(centre))
+        v = (1.0 - self.ramp) * np.clip(shrunk, 0.0, 1.0) + self.ramp * t
+        eps = self.eps_
+        self.x_ = centre
+        self.p_ = 2 * eps + (1 - 4 * eps) * v
+        # tails: total rise ``ramp`` (at most half the way to the bound), scale = score spread
+        self.tail_low_ = min(self.ramp, (self.p_[0] - eps) / 2)
+        self.tail_high_ = min(self.ramp, (1 - eps - self.p_[-1]) / 2)
+        spread = float(np.std(score))
+        self.tail_scale_ = spread if spread > 0 else 1.0
+        return self
+
+    def predict(self, score) -> np.ndarray:
+        s = np.asarray(score, dtype=float)
+        p = np.interp(s, self.x_, self.p_)
+        lo = s < self.x_[0]
+        if lo.any():
+            d = self.x_[0] - s[lo]
+            p[lo] = self.p_[0] - self.tail_low_ * d / (self.tail_scale_ + d)
+        hi = s > self.x_[-1]
+        if hi.any():
+            d = s[hi] - self.x_[-1]
+            p[hi] = self.p_[-1] + self.tail_high_ * d / (self.tail_scale_ + d)
+        return p
+
+
+class PlattCalibrator:
+    """Platt scaling ``expit(a x score + b)`` (logistic regression on the score with Platt's
+    smoothed targets, ``a`` kept positive so the ranking survives), squeezed into ``[eps, 1 - eps]`` with ``eps = 1 / (2 n)``;
+    strictly increasing, also far beyond the calibration data."""
+
+    def fit(self, score, y) -> "PlattCalibrator":
+        score = np.asarray(score, dtype=float)
+        y = np.asarray(y, dtype=int)
+        ok = np.isfinite(score)
+        score, y = score[ok], y[ok]
+        n = len(y)
+        if n == 0:
+            raise ValueError("cannot fit a calibration on no data")
+        self.eps_ = 1.0 / (2.0 * n)
+        if 0 < y.mean() < 1:
+            # Platt's targets: (N+ + 1) / (N+ + 2) for churners, 1 / (N- + 2) for the others, so
+            # separable calibration data give a finite slope (each row enters as both classes)
+            n_pos = int(y.sum())
+            t = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n - n_pos + 2))
+            lr = LogisticRegression(C=1e6).fit(
+                np.r_[score, score].reshape(-1, 1), np.r_[np.ones(n, dtype=int), np.zeros(n, dtype=int)], sample_weight=np.r_[t, 1 - t]
+            )
+            self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        else:
+            self.a_, self.b_ = 0.0, float(_logit(y.mean()))
+        if not self.a_ > 0:  # the score does not rank on the calibration data: nearly flat
+            self.a_ = 1e-6
+            self.b_ = float(_logit(np.clip(y.mean(), self.eps_, 1 - self.eps_))) - self.a_ * float(np.mean(score))
+        return self
+
+    def predict(self, score) -> np.ndarray:
+        from scipy.special import expit
+
+        z = self.a_ * np.asarray(score, dtype=float) + self.b_
+        # beyond |z| = 20 (P < 2e-9) the log-odds bend towards +-30, where float64 still tells
+        # probabilities apart: extreme scores keep distinct probabilities instead of a flat 1 - eps
+        far = np.abs(z) > 20
+        if far.any():
+            d = np.abs(z[far]) - 20
+            z[far] = np.sign(z[far]) * (20 + 10 * d / (1 + d))
+        return self.eps_ + (1 - 2 * self.eps_) * expit(z)
+
+
 def _fit_calibrator(kind: str, score: np.ndarray, y: np.ndarray):
-    """Isotonic or sigmoid (Platt) map from a log-odds score to a probability."""
-    score = np.asarray(score, dtype=float)
+    """Map from a log-odds score to a probability, continuous, strictly increasing and never 0 or
+    1: ``"isotonic"``, a :class:`SmoothIsotonicCalibrator`; ``"sigmoid"``, a :class:`PlattCalibrator`."""
     if kind == "isotonic":
-        return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(score, y)
-    return LogisticRegression(C=1e6).fit(score.reshape(-1, 1), y)
+        return SmoothIsotonicCalibrator().fit(score, y)
+    if kind == "sigmoid":
+        return PlattCalibrator().fit(score, y)
+    raise ValueError(f"unknown calibration {kind!r}: use 'isotonic' or 'sigmoid'")
 
 
 _TIE_BREAK = 1e-6
 
 
 def _apply_calibrator(cal, score: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities from a monotone score. Isotonic maps are step functions: ties
-    inside a step are broken by the score itself (a change of at most 1e-6), so calibration never
-    discards the ranking."""
+    """Calibrated probabilities from a monotone score. Calibrators of this version are strictly
+    increasing maps; models pickled by older versions hold a step-function ``IsotonicRegression``
+    (ties inside a step broken by the score itself, a change of at most 1e-6) or a
+    ``LogisticRegression``, and keep scoring as they did."""
     score = np.asarray(score, dtype=float)
+    if isinstance(cal, (SmoothIsotonicCalibrator, PlattCalibrator)):
+        return cal.predict(score)
     if isinstance(cal, IsotonicRegression):
         tie = 0.5 + np.arctan(score) / np.pi
         return cal.predict(score) * (1 - _TIE_BREAK) + _TIE_BREAK * tie  # strictly inside (0, 1)
@@ -386,17 +571,28 @@ def baseline_scores(baselines: dict[str, Any], frame: pd.DataFrame) -> dict[str,
 
 
 def fit_churn_model(store: FeatureStore, eval_cutoff) -> tuple[ChurnModel, dict[str, Any], dict[str, Any]]:
-    """Train the churn model (and baselines) for use at ``eval_cutoff``; return the model, the
-    baselines and a description of the training data (cutoffs, rows, churn rates)."""
+    """Train the churn model (and baselines) for use at ``eval_cutoff`` following its
+    :class:`TimePlan`; return the model, the baselines and a description of the training data
+    (plan, cutoffs, rows, churn rates)."""
     cfg = store.config
     c = cfg.churn
     first = store.transactions[TIMESTAMP].min()
-    valid_cut, train_cuts = cutoff_plan(
+    plan = cutoff_plan(
         eval_cutoff, horizon_days=c.horizon_days, step_days=c.cutoff_step_days, n_cutoffs=c.n_cutoffs,
         first=first, min_history_days=c.min_history_days,
     )
-    train = store.stacked(train_cuts)
-    valid = store.labelled(valid_cut)
+    train = store.stacked(plan.train_cutoffs)
+    valid = store.labelled(plan.valid_cutoff)
+    if plan.mode == "customers":  # cross-fit: validation customers never train the booster
+        in_valid = _half(valid.index, f"fold-{c.seed}")
+        valid = valid.loc[in_valid]
+        train = train.loc[~train.index.isin(valid.index)]
+    if len(valid) < 2 or valid["churned"].nunique() < 2 or train["churned"].nunique() < 2:
+        raise DataError(
+            f"churn model at {pd.Timestamp(eval_cutoff).date()}: the training ({len(train)} rows) or validation "
+            f"({len(valid)} rows) data hold a single class (churn rate {train['churned'].mean():.2f} / "
+            f"{valid['churned'].mean():.2f}); lengthen or shorten churn.horizon_days"
+        )
     model = ChurnModel(
         n_estimators=c.n_estimators, learning_rate=c.learning_rate, num_leaves=c.num_leaves, max_depth=c.max_depth,
         min_child_samples=c.min_child_samples, early_stopping_rounds=c.early_stopping_rounds,
@@ -404,8 +600,7 @@ def fit_churn_model(store: FeatureStore, eval_cutoff) -> tuple[ChurnModel, dict[
     ).fit(train, train["churned"], X_valid=valid, y_valid=valid["churned"])
     baselines = fit_baselines(train, valid, seed=c.seed)
     info = {
-        "train_cutoffs": [str(t.date()) for t in train_cuts],
-        "valid_cutoff": str(valid_cut.date()),
+        **plan.describe(),
         "train_rows": int(len(train)),
         "valid_rows": int(len(valid)),
         "train_churn_rate": float(train["churned"].mean()),
@@ -417,49 +612,128 @@ def fit_churn_model(store: FeatureStore, eval_cutoff) -> tuple[ChurnModel, dict[
     return model, baselines, info
 
 
+RECENT = "recent_"  # column prefix of the metrics on recently active customers
+
+
 @dataclasses.dataclass
 class ChurnBacktest:
-    """Metrics per evaluated cutoff and scorer (``model`` and every baseline), and their mean."""
+    """Metrics per evaluated cutoff and scorer (``model`` and every baseline), and their mean.
+
+    Columns of ``per_cutoff`` (index ``(cutoff, scorer)``): every metric of
+    :func:`churnml.evaluation.churn_metrics` over all customers in scope; ``<m>_ci_low`` /
+    ``<m>_ci_high``, customer-level bootstrap 95% intervals of ``roc_auc``, ``pr_auc`` and
+    ``brier``; on the ``model`` row ``roc_auc_diff_vs_<baseline>`` (model minus baseline) and its
+    paired-bootstrap interval; then all of these again prefixed ``recent_`` for the customers who
+    bought within ``2 x churn.horizon_days`` before the cutoff (where retention decisions are made).
+
+    ``summary`` (index scorer): the mean over cutoffs of every metric; its interval columns are
+    intervals of that mean (each bootstrap resample draws the same customers at every cutoff).
+    """
 
     per_cutoff: pd.DataFrame  # index (cutoff, scorer)
     summary: pd.DataFrame  # index scorer: mean over cutoffs
     training: dict[str, dict[str, Any]]
-    predictions: pd.DataFrame  # customer_id, cutoff, churned, model, baselines, value
+    predictions: pd.DataFrame  # customer_id, cutoff, churned, recent, model, baselines, value
+    bootstrap: dict[str, Any] = dataclasses.field(default_factory=dict)  # resamples, level, seed, recent_days
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "summary": self.summary.to_dict("index"),
             "per_cutoff": {f"{c}|{s}": row for (c, s), row in self.per_cutoff.to_dict("index").items()},
             "training": self.training,
+            "bootstrap": self.bootstrap,
         }
 
 
 def backtest_cutoffs(transactions: pd.DataFrame, config: Config, as_of=None) -> list[pd.Timestamp]:
-    """The last ``churn.backtest_cutoffs`` cutoffs whose outcome window is complete, ascending."""
+    """Up to ``churn.backtest_cutoffs`` cutoffs, ``churn.cutoff_step_days`` apart and ending at
+    the last one whose outcome window is complete, at which a model can be trained (see
+    :func:`cutoff_plan`); ascending, possibly empty (see :func:`backtest_shortfall`)."""
     c = config.churn
     end = (pd.Timestamp(as_of) if as_of is not None else transactions[TIMESTAMP].max().normalize() + pd.Timedelta(days=1))
     latest = end - pd.Timedelta(days=c.horizon_days)
-    return sorted(latest - pd.Timedelta(days=i * c.cutoff_step_days) for i in range(c.backtest_cutoffs))
+    first = transactions[TIMESTAMP].min().normalize()
+    need = pd.Timedelta(days=min_days_to_train(c.horizon_days, c.min_history_days))
+    cuts = [latest - pd.Timedelta(days=i * c.cutoff_step_days) for i in range(c.backtest_cutoffs)]
+    return sorted(t for t in cuts if t - first >= need)
 
 
-def churn_backtest(store: FeatureStore, cutoffs: list[pd.Timestamp] | None = None) -> ChurnBacktest:
+def backtest_shortfall(transactions: pd.DataFrame, config: Config, as_of=None) -> str | None:
+    """Why no backtest cutoff fits and how many more days of data would allow one, or None."""
+    if backtest_cutoffs(transactions, config, as_of):
+        return None
+    c = config.churn
+    end = (pd.Timestamp(as_of) if as_of is not None else transactions[TIMESTAMP].max().normalize() + pd.Timedelta(days=1))
+    have = (end - transactions[TIMESTAMP].min().normalize()).days
+    need = min_days_to_train(c.horizon_days, c.min_history_days) + c.horizon_days
+    return (
+        f"no churn backtest was possible: the log covers {have} days and a backtest needs "
+        f"churn.min_history_days ({c.min_history_days}) + 2 x churn.horizon_days ({c.horizon_days}) = {need} days "
+        f"({need - have} more days of data, or a shorter churn.horizon_days); the model was trained without one"
+    )
+
+
+def _subset_metrics(y: np.ndarray, p: np.ndarray, value: np.ndarray, c, keys) -> dict[str, float]:
+    if len(y) == 0:
+        return {k: (0.0 if k == "n" else float("nan")) for k in keys}
+    return churn_metrics(y, p, value=value, contact_cost=c.contact_cost, offer_acceptance=c.offer_acceptance, top_k_share=c.top_k_share)
+
+
+def churn_backtest(store: FeatureStore, cutoffs: list[pd.Timestamp] | None = None, *, n_resamples: int | None = None) -> ChurnBacktest:
     """Train at each cutoff as of then, score the customers in scope, compare with the actual
-    churn: model and baselines, metrics from :func:`churnml.evaluation.churn_metrics`."""
+    churn: model and baselines, metrics from :func:`churnml.evaluation.churn_metrics` for all
+    customers and (``recent_`` columns) for those who bought within ``2 x churn.horizon_days``
+    before the cutoff, with customer-level bootstrap intervals (``n_resamples``, default
+    ``churn.bootstrap_resamples``; 0 = none; seeded with ``churn.seed``). See :class:`ChurnBacktest`."""
     cfg = store.config
     c = cfg.churn
+    B = int(getattr(c, "bootstrap_resamples", 200) if n_resamples is None else n_resamples)
+    recent_days = 2 * c.horizon_days
     cutoffs = cutoffs or backtest_cutoffs(store.transactions, cfg)
+    if not cutoffs:
+        raise DataError(backtest_shortfall(store.transactions, cfg) or "no backtest cutoff")
     rows, preds, training = [], [], {}
+    reps: dict[str, list] = {}
     for cut in cutoffs:
         model, baselines, info = fit_churn_model(store, cut)
         test = store.labelled(cut)
         scores = {"model": model.predict_proba(test)[:, 1], **baseline_scores(baselines, test)}
         y = test["churned"].to_numpy()
         value = test["btyd_value"].to_numpy()
-        for name, p in scores.items():
-            m = churn_metrics(y, p, value=value, contact_cost=c.contact_cost, offer_acceptance=c.offer_acceptance, top_k_share=c.top_k_share)
-            rows.append({"cutoff": str(cut.date()), "scorer": name, **m})
+        recent = test["recency_days"].to_numpy(dtype=float) <= recent_days
+        ids = test.index.to_numpy()
+        out = {name: {"cutoff": str(cut.date()), "scorer": name} for name in scores}
+        keys = None
+        for prefix, mask in (("", np.ones(len(y), dtype=bool)), (RECENT, recent)):
+            ys, vs = y[mask], value[mask]
+            sub = {name: p[mask] for name, p in scores.items()}
+            for name, p in sub.items():
+                m = _subset_metrics(ys, p, vs, c, keys)
+                keys = keys or list(m)
+                out[name].update({prefix + k: v for k, v in m.items()})
+            for name in sub:
+                if name != "model":
+                    out["model"][f"{prefix}roc_auc_diff_vs_{name}"] = out["model"][f"{prefix}roc_auc"] - out[name][f"{prefix}roc_auc"]
+            if B > 0:
+                r = bootstrap_replicates(ys, sub, ids=ids[mask], reference="model", n_resamples=B, seed=c.seed)
+                reps.setdefault(prefix, []).append(r)
+                ci = percentile_intervals(r)
+                for name in sub:
+                    out[name].update({prefix + k: v for k, v in ci.loc[name].items() if pd.notna(v)})
+        rows.extend(out.values())
         training[str(cut.date())] = info
-        preds.append(pd.DataFrame({"cutoff": cut, "churned": y, "value": value, **scores}, index=test.index))
+        preds.append(pd.DataFrame({"cutoff": cut, "churned": y, "recent": recent, "value": value, **scores}, index=test.index))
     per = pd.DataFrame(rows).set_index(["cutoff", "scorer"])
     summary = per.groupby(level="scorer", sort=False).mean()
-    return ChurnBacktest(per, summary, training, pd.concat(preds))
+    for prefix, per_cut in reps.items():  # intervals of the mean over cutoffs, resample by resample
+        mean_reps = {
+            name: {m: np.mean([r[name][m] for r in per_cut], axis=0) for m in per_cut[0][name]} for name in per_cut[0]
+        }
+        ci = percentile_intervals(mean_reps)
+        for name in ci.index:
+            for col, v in ci.loc[name].items():
+                if pd.notna(v):
+                    summary.loc[name, prefix + col] = v
+    meta = {"resamples": B, "level": 0.95, "seed": c.seed, "method": "customer-level Poisson bootstrap, percentile",
+            "recent_days": recent_days}
+    return ChurnBacktest(per, summary, training, pd.concat(preds), meta)

@@ -190,7 +190,10 @@ def run(
     typer.echo(f"value model shipped: {res.value_model}")
     if res.churn_backtest is not None:
         cols = ["roc_auc", "pr_auc", "brier", "log_loss", "lift_top10", "ece", "expected_profit_topk"]
+        cols = [c for c in cols if c in res.churn_backtest.columns]
         typer.echo("\nchurn backtest (mean over cutoffs):\n" + res.churn_backtest[cols].to_string(float_format=fmt))
+    else:
+        typer.echo("\nchurn backtest: none possible on this log; the model was trained without one")
     if res.model_uri:
         typer.echo(f"\nMLflow: {res.tracking_uri}\nregistered model: {res.model_uri}")
     typer.echo(f"\nwrote {len(res.files)} files to {res.out_dir}")
@@ -215,6 +218,8 @@ def backtest(
 
 
 def _backtest_table(bt) -> str:
+    if bt is None:
+        return "churn backtest: none possible on this log (see the warning above and the run's backtest_note)"
     cols = ["roc_auc", "pr_auc", "brier", "log_loss", "lift_top10", "capture_top10", "ece", "expected_profit_topk"]
     cols = [c for c in cols if c in bt.summary.columns]
     head = "churn backtest, mean over cutoffs " + ", ".join(bt.training) + ":\n"
@@ -395,7 +400,7 @@ def at_risk(
     scores: ScoresOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="list.csv or list.xlsx")],
     segment: Annotated[Optional[list[str]], typer.Option("--segment", help="Keep these segments (repeatable; risk x value or RFM names).")] = None,
-    min_value: Annotated[Optional[float], typer.Option("--min-value", help="Keep customers with predicted value >= this (currency).")] = None,
+    min_value: Annotated[Optional[float], typer.Option("--min-value", help="Keep customers whose value if retained is >= this (currency).")] = None,
     top: Annotated[Optional[int], typer.Option("--top", help="Keep the first N by value at risk.")] = None,
     config: ConfigOpt = None,
     transactions: UnusedTransactionsOpt = None,

@@ -168,7 +168,7 @@ class CLVConfig(_Section):
     spend_penalizer: float = 0.0
     corr_threshold: float = 0.3
     min_repeaters: int = 20
-    value_model: Literal["btyd", "ml", "auto"] = "auto"
+    value_model: Literal["btyd", "ml", "blend", "naive", "auto"] = "auto"
 
     @field_validator("horizon_days", "margin")
     @classmethod
@@ -197,6 +197,7 @@ class ChurnConfig(_Section):
     n_cutoffs: int = 4
     cutoff_step_days: int = 90
     backtest_cutoffs: int = 2
+    bootstrap_resamples: int = 200
     min_history_days: int = 60
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     n_estimators: int = 1000
@@ -215,6 +216,13 @@ class ChurnConfig(_Section):
     def _horizon(cls, v: int) -> int:
         if v <= 0:
             raise ValueError("must be positive")
+        return v
+
+    @field_validator("bootstrap_resamples")
+    @classmethod
+    def _resamples(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must not be negative (0 = no bootstrap intervals)")
         return v
 
     @field_validator("offer_acceptance", "top_k_share")

@@ -11,13 +11,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from churnml import __version__
-from churnml.churn import ChurnBacktest, ChurnModel, FeatureStore, churn_backtest, fit_churn_model
+from churnml.churn import (
+    ChurnBacktest, ChurnModel, FeatureStore, backtest_cutoffs, backtest_shortfall, churn_backtest, fit_churn_model,
+)
 from churnml.config import Config
 from churnml.errors import DataError, ModelError
 from churnml.features import snapshot_features
@@ -110,17 +113,18 @@ class ChurnPipeline:
         out["as_of"] = pd.Timestamp(as_of)
         out["churn_probability"] = self.churn_model.predict_proba(feats)[:, 1]
         value = self.value_model.predict_features(feats)
-        for col in ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv"]:
+        for col in ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_if_retained"]:
             out[col] = value[col].reindex(out.index).to_numpy()
-        out["value_at_risk"] = out["churn_probability"] * out["predicted_clv"]
+        out["value_at_risk"] = out["churn_probability"] * out["value_if_retained"]
         return out.join(feats.drop(columns=[c for c in out.columns if c in feats.columns]), how="left")
 
     def score(self, transactions: pd.DataFrame, as_of=None, *, events=None, customers=None) -> pd.DataFrame:
         """One row per customer in scope at ``as_of`` (default: the day after the last
         transaction): ``churn_probability`` (no purchase in the next ``churn.horizon_days``),
-        ``p_alive``, ``expected_purchases``, ``expected_avg_spend``, ``predicted_clv`` (currency,
-        ``clv.horizon_days``), ``value_at_risk`` = churn_probability x predicted_clv, and the
-        features used. Raises :class:`ModelError` when a trained feature is missing."""
+        ``p_alive``, ``expected_purchases``, ``expected_avg_spend``, ``predicted_clv`` (expected
+        value, currency, over ``clv.horizon_days``), ``value_if_retained`` (value over the same
+        horizon if the customer stays active), ``value_at_risk`` = churn_probability x
+        value_if_retained, and the features used. Raises :class:`ModelError` when a trained feature is missing."""
         last = transactions[TIMESTAMP].max()
         as_of = pd.Timestamp(as_of) if as_of is not None else last.normalize() + pd.Timedelta(days=1)
         return self.score_features(self.features(transactions, as_of, events=events, customers=customers), as_of)
@@ -133,8 +137,14 @@ def fit_pipeline(dataset: Dataset, config: Config, *, as_of=None, backtest: bool
     tx = dataset.transactions
     as_of = pd.Timestamp(as_of) if as_of is not None else tx[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
     store = FeatureStore(tx.loc[tx[TIMESTAMP] < as_of], config, events=dataset.events, customers=dataset.customers)
-    bt = churn_backtest(store) if backtest else None
+    bt = None
+    no_backtest = backtest_shortfall(store.transactions, config, as_of) if backtest else "backtest not requested"
+    if no_backtest is None:
+        bt = churn_backtest(store, backtest_cutoffs(store.transactions, config, as_of))
+    else:
+        warnings.warn(no_backtest, UserWarning, stacklevel=2)
     model, _, info = fit_churn_model(store, as_of)
+    info["backtest_note"] = no_backtest
     first_train = pd.Timestamp(info["train_cutoffs"][0])
     check_point_in_time(
         lambda t, c: snapshot_features(t, c, events=dataset.events, customers=dataset.customers, config=config.features),

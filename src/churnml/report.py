@@ -26,6 +26,7 @@ TABLE_COLUMNS = [
     ("rfm_segment", "RFM segment"),
     ("churn_probability", "Churn probability"),
     ("predicted_clv", "Predicted value"),
+    ("value_if_retained", "Value if retained"),
     ("value_at_risk", "Value at risk"),
     ("recommended_action", "Recommended action"),
     ("reasons", "Why at risk"),
@@ -58,7 +59,7 @@ const seg = document.getElementById('f-segment'), minv = document.getElementById
 function filtered(){
   const s = seg.value, m = parseFloat(minv.value), t = q.value.trim().toLowerCase();
   let out = rows.filter(r => (!s || r[idx.segment]===s || r[idx.rfm_segment]===s)
-      && (isNaN(m) || r[idx.predicted_clv] >= m)
+      && (isNaN(m) || r[idx.value_if_retained ?? idx.predicted_clv] >= m)
       && (!t || String(r[idx.customer_id]).toLowerCase().includes(t)));
   const k = idx[sortKey];
   out.sort((a,b)=> (a[k]<b[k]?-1:a[k]>b[k]?1:0)*sortDir || (a[0]<b[0]?-1:1));

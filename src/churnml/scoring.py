@@ -1,7 +1,7 @@
 """The batch-scoring job: a registered (or exported) model scores every customer in scope.
 
 Output: one row per customer with ``customer_id, as_of, churn_probability, p_alive,
-expected_purchases, predicted_clv, value_at_risk, risk_tier, value_tier, segment, rfm_segment,
+expected_purchases, predicted_clv, value_if_retained, value_at_risk, risk_tier, value_tier, segment, rfm_segment,
 reasons, recommended_action, model_version`` plus a few descriptive columns (recency, purchases,
 order value) that the KPIs and lists use. Customers are scored in chunks so memory stays bounded
 on large logs; segment tiers and RFM quintiles are computed over the whole scored population.
@@ -32,12 +32,13 @@ __all__ = ["OUTPUT_COLUMNS", "ScoreResult", "resolve_as_of", "score_dataset", "w
 log = logging.getLogger("churnml.score")
 
 OUTPUT_COLUMNS = [
-    "customer_id", "as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_at_risk",
+    "customer_id", "as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained",
+    "value_at_risk",
     "risk_tier", "value_tier", "segment", "rfm_segment", "reasons", "recommended_action", "model_version",
 ]
 EXTRA_COLUMNS = [
     "expected_avg_spend", "recency_days", "tenure_days", "n_purchases", "purchases_per_year", "avg_order_value",
-    "total_spend", "r_score", "f_score", "m_score",
+    "total_spend", "net_spend", "r_score", "f_score", "m_score",
 ]
 
 
@@ -98,7 +99,7 @@ def score_dataset(
         scored = pipe.score(ctx, as_of, events=cev, customers=dataset.customers)
         contrib = pipe.churn_model.contributions(scored, method=config.score.reasons_method)
         scored["reasons"] = reason_codes(contrib, scored)
-        keep = [c for c in ["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_at_risk",
+        keep = [c for c in ["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained", "value_at_risk",
                             "reasons", *EXTRA_COLUMNS] if c in scored.columns]
         feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
         drift_parts.append(feats.sample(n=50_000, random_state=0) if len(feats) > 50_000 else feats)

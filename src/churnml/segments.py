@@ -24,12 +24,15 @@ def tiers(values, config: TierConfig) -> np.ndarray:
 
 
 def assign_segments(scores: pd.DataFrame, config: SegmentsConfig | None = None) -> pd.DataFrame:
-    """Add ``risk_tier`` (of ``churn_probability``), ``value_tier`` (of ``predicted_clv``),
+    """Add ``risk_tier`` (of ``churn_probability``), ``value_tier`` (of ``value_if_retained``, the
+    value a customer brings if they stay, so that risk and value are not the same fact twice;
+    ``predicted_clv`` in older scores files without it),
     ``segment`` (the matrix cell's name) and ``recommended_action`` (the playbook's action)."""
     cfg = config or SegmentsConfig()
     out = scores.copy()
     out["risk_tier"] = tiers(out["churn_probability"], cfg.risk)
-    out["value_tier"] = tiers(out["predicted_clv"], cfg.value)
+    value = "value_if_retained" if "value_if_retained" in out.columns else "predicted_clv"
+    out["value_tier"] = tiers(out[value], cfg.value)
     keys = out["risk_tier"].astype(str) + "|" + out["value_tier"].astype(str)
     out["segment"] = keys.map(cfg.matrix)
     out["recommended_action"] = out["segment"].map(cfg.playbook).fillna("none")

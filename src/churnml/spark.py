@@ -1,9 +1,10 @@
 """Distributed scoring on Apache Spark (optional extra: ``pip install churnml[spark]``).
 
 Spark reads the transaction Parquet, maps the columns as the config says, collapses order lines,
-and computes the per-customer aggregates of the snapshot features (counts, sums, first/last
-purchase, distinct purchase days, gaps between them, windows, trends, returns) with the DataFrame
-API. Each partition of aggregates then goes through ``mapInPandas`` into the same registered
+matches cancellations (the rule of :func:`churnml.io.prepare_transactions`), drops the rows
+cancelled before the cutoff, and computes the per-customer aggregates of the snapshot features
+(counts, sums, first/last purchase, distinct purchase days, gaps between them, windows, trends,
+returns) with the DataFrame API. Each partition of aggregates then goes through ``mapInPandas`` into the same registered
 pipeline: :func:`churnml.features.features_from_aggregates` (the one source of the feature
 formulas), the BTYD outputs, the churn model and the value model. Scores are written as Parquet
 partitions. Population-level columns (tiers, RFM quintiles, reasons) are left to the pandas job.
@@ -22,11 +23,12 @@ from churnml.config import Config
 from churnml.errors import DataError
 from churnml.features import features_from_aggregates
 
-__all__ = ["SPARK_SCORE_COLUMNS", "local_session", "score_spark", "spark_aggregates", "spark_transactions"]
+__all__ = ["SPARK_SCORE_COLUMNS", "local_session", "score_spark", "spark_aggregates", "spark_cancellations", "spark_transactions"]
 
 DAY_US = 86_400_000_000
 SPARK_SCORE_COLUMNS = [
-    "customer_id", "churn_probability", "p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_at_risk",
+    "customer_id", "churn_probability", "p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_if_retained",
+    "value_at_risk",
 ]
 
 
@@ -54,7 +56,9 @@ def local_session(master: str | None = None, app: str = "churnml"):
 
 def spark_transactions(spark, path: str, config: Config):
     """Canonical transactions (``customer_id`` string, ``us`` microseconds since the epoch,
-    ``amount``, ``is_return``), one row per order, like :func:`churnml.io.prepare_transactions`."""
+    ``amount``, ``is_return``, ``cancelled_us``), one row per order, like
+    :func:`churnml.io.prepare_transactions`; with ``returns: net`` cancellations are matched by the
+    same rule (:func:`spark_cancellations`), ``cancelled_us`` is null elsewhere."""
     from pyspark.sql import functions as F
 
     cols = config.data.columns
@@ -74,14 +78,55 @@ def spark_transactions(spark, path: str, config: Config):
     else:
         amount = F.lit(0.0)
     lines = df.select(cid.alias("customer_id"), F.unix_micros(ts).alias("us"), amount.alias("amount"),
-                      *( [F.col(cols.order_id).cast("string").alias("order_id")] if cols.order_id else []))
+                      *( [F.coalesce(F.trim(F.col(cols.order_id).cast("string")), F.lit("")).alias("order_id")] if cols.order_id else []))
     lines = lines.filter(F.col("customer_id").isNotNull() & (F.col("customer_id") != ""))
     if config.data.returns == "drop":
         lines = lines.filter(F.col("amount") >= 0)
     keys = ["customer_id", "order_id"] if cols.order_id else ["customer_id", "us"]
     orders = lines.groupBy(*keys).agg(F.min("us").alias("us_min"), F.sum("amount").alias("amount"))
-    orders = orders.select("customer_id", F.col("us_min").alias("us"), "amount")
-    return orders.withColumn("is_return", F.col("amount") < 0)
+    orders = orders.select(*keys, F.col("us_min").alias("us"), "amount") if cols.order_id else (
+        orders.select("customer_id", F.col("us_min").alias("us"), "amount")
+    )
+    orders = orders.withColumn("is_return", F.col("amount") < 0)
+    if config.data.returns == "net":
+        orders = spark_cancellations(orders, keys)
+    else:
+        orders = orders.withColumn("cancelled_us", F.lit(None).cast("long"))
+    return orders.select("customer_id", "us", "amount", "is_return", "cancelled_us")
+
+
+def spark_cancellations(orders, keys: list[str]):
+    """``orders`` plus ``cancelled_us``: :func:`churnml.io.prepare_transactions`' cancellation
+    matching with window functions (``keys`` identify an order). Per customer and amount in cents,
+    in time order with purchases first, a return closes the latest open purchase like a
+    parenthesis: the stack depth is the running sum reflected at 0 and a purchase that raises it
+    to ``h`` pairs with the next event at level ``h``, which is its return."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    o = orders.withColumn("_cents", F.bround(F.abs(F.col("amount")) * F.lit(100.0), 0))
+    groups = o.filter(F.col("is_return")).select("customer_id", "_cents").distinct()
+    cand = o.join(groups, ["customer_id", "_cents"], "left_semi")
+    tie = [k for k in keys if k not in ("customer_id", "us")]
+    order = [F.col("us"), F.col("is_return"), *[F.col(k) for k in tie]]
+    w = Window.partitionBy("customer_id", "_cents").orderBy(*order)
+    running = w.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    step = F.when(F.col("is_return"), F.lit(-1)).otherwise(F.lit(1))
+    c = cand.withColumn("_s", F.sum(step).over(running))
+    c = c.withColumn("_d", F.col("_s") - F.least(F.min("_s").over(running), F.lit(0)))
+    c = c.withColumn("_db", F.coalesce(F.lag("_d").over(w), F.lit(0)))
+    c = c.filter(~F.col("is_return") | (F.col("_db") > 0))
+    c = c.withColumn("_lvl", F.when(F.col("is_return"), F.col("_db")).otherwise(F.col("_d")))
+    w2 = Window.partitionBy("customer_id", "_cents", "_lvl").orderBy(*order)
+    nxt = {k: F.lead(k).over(w2) for k in ["is_return", "us", *tie]}
+    pairs = c.select("customer_id", "is_return", *keys[1:], *[v.alias(f"_next_{k}") for k, v in nxt.items()])
+    pairs = pairs.filter(~F.col("is_return") & F.col("_next_is_return"))
+    purchase_side = pairs.select("customer_id", *keys[1:], F.col("_next_us").alias("cancelled_us"))
+    return_side = pairs.select(
+        "customer_id", *[F.col(f"_next_{k}").alias(k) for k in keys[1:]], F.col("_next_us").alias("cancelled_us")
+    )
+    marks = purchase_side.unionByName(return_side)
+    return o.join(marks, keys, "left").drop("_cents")
 
 
 def spark_aggregates(tx, cut_us: int, config: Config):
@@ -92,6 +137,8 @@ def spark_aggregates(tx, cut_us: int, config: Config):
 
     cfg = config.features
     t = tx.filter(F.col("us") < cut_us)
+    if "cancelled_us" in tx.columns:  # rows cancelled before the cutoff never happened
+        t = t.filter(F.col("cancelled_us").isNull() | (F.col("cancelled_us") >= cut_us))
     pur = t.filter(~F.col("is_return")).withColumn("day", F.floor(F.col("us") / F.lit(DAY_US)).cast("long"))
     tw = cfg.trend_window_days * DAY_US
     one = F.lit(1.0)

@@ -104,6 +104,8 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
             "as_of": str(pipe.as_of.date()),
             "train_cutoffs": ",".join(pipe.training["train_cutoffs"]),
             "valid_cutoff": pipe.training["valid_cutoff"],
+            "time_plan": pipe.training.get("time_plan", ""),
+            "backtest_note": (pipe.training.get("backtest_note") or "")[:490],
             "best_iteration": pipe.training["best_iteration"],
             "chosen_scorer": pipe.churn_model.chosen_,
             "value_model": pipe.value_model.chosen_,
@@ -128,6 +130,7 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
                 "data.first": str(tx["timestamp"].min()),
                 "data.last": str(tx["timestamp"].max()),
                 "data.source": dataset.report.source,
+                "backtest": "none possible" if backtest is None else "ran",
             }
         )
         if backtest is not None:

@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from churnml.clv import CLVModel
+from churnml.clv import CLVModel, mean_discount
 from churnml.config import CLVConfig, FeaturesConfig
 from churnml.errors import DataError
 from churnml.features import rfm_summary, snapshot_features
@@ -42,6 +42,24 @@ CANDIDATES = ("naive", "btyd", "ml", "blend")
 TOTAL_RATIO_BAND = (0.5, 2.0)
 """A candidate whose predicted total is off by more than 2x is not chosen by ``auto``: ranks
 alone would ship a model whose currency figures are wrong."""
+
+
+VALUE_MIN_HISTORY_DAYS = 90
+"""History (days) a value model needs before its training cutoff."""
+VALUE_MIN_HOLDOUT_DAYS = 56
+"""Shortest holdout (days) worth a value backtest: eight weeks."""
+
+
+def backtest_horizon(first, end, horizon_days: float) -> float | None:
+    """The value backtest's horizon (days) on a log from ``first`` to ``end``: ``horizon_days``
+    when two horizons plus :data:`VALUE_MIN_HISTORY_DAYS` fit (LightGBM is trained one horizon
+    before the holdout), else the longest horizon that fits that way, else (naive vs BTYD only)
+    the whole time after the minimal history; None below :data:`VALUE_MIN_HOLDOUT_DAYS`."""
+    span = (pd.Timestamp(end) - pd.Timestamp(first).normalize()).days
+    for room in ((span - VALUE_MIN_HISTORY_DAYS) // 2, span - VALUE_MIN_HISTORY_DAYS):
+        if room >= VALUE_MIN_HOLDOUT_DAYS:
+            return float(min(horizon_days, room))
+    return None
 
 
 def clv_model_from_config(cfg: CLVConfig, **overrides) -> CLVModel:
@@ -116,10 +134,9 @@ def clone_with(model: CLVModel, **params) -> CLVModel:
 
 
 def discount_factor(horizon_days: float, annual_rate: float) -> float:
-    """Mean discount factor of spend spread evenly over the horizon, discounted monthly."""
-    months = np.arange(1, int(np.ceil(horizon_days / (365.25 / 12))) + 1) * (365.25 / 12)
-    months = np.minimum(months, horizon_days)
-    return float(np.mean(1.0 / (1.0 + annual_rate) ** (months / 365.25)))
+    """Mean discount factor of spend spread evenly over the horizon, discounted monthly
+    (:func:`churnml.clv.mean_discount`)."""
+    return mean_discount(horizon_days, annual_rate)
 
 
 def rfm_from_features(feats: pd.DataFrame, time_unit: str) -> pd.DataFrame:
@@ -150,6 +167,12 @@ def btyd_columns(feats: pd.DataFrame, model: CLVModel, config) -> pd.DataFrame:
     out["btyd_value"] = pred["predicted_clv"].to_numpy()
     out["btyd_p_no_purchase"] = model.probability_no_purchase(rfm, config.churn.horizon_days)
     return out
+
+
+def btyd_spend(model: CLVModel, feats: pd.DataFrame, time_unit: str, horizon_days: float) -> np.ndarray:
+    """A fitted CLV model's undiscounted expected spend (margin 1) over ``horizon_days``."""
+    flat = clone_with(model, discount_rate=0.0, margin=1.0, horizon_days=horizon_days)
+    return flat.predict(rfm_from_features(feats, time_unit))["predicted_clv"].to_numpy()
 
 
 def naive_value(feats: pd.DataFrame, horizon_days: float) -> np.ndarray:
@@ -238,35 +261,46 @@ def value_backtest(
     clv: CLVConfig,
     features: FeaturesConfig | None = None,
     cutoff=None,
+    horizon_days: float | None = None,
     events: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
     seed: int = 42,
 ) -> ValueBacktest:
     """Score naive, BTYD, LightGBM and blend value predictions on one time split.
 
-    The evaluation cutoff defaults to the last transaction day + 1 - ``clv.horizon_days``; the
-    ML model is trained one horizon earlier (features before ``cutoff - horizon``, target in
-    ``[cutoff - horizon, cutoff)``), so nothing it sees overlaps the evaluation window. The
-    choice under ``clv.value_model = auto`` is the candidate among btyd, ml and blend with the
-    best mean of Spearman and top-decile capture whose predicted total is within
-    :data:`TOTAL_RATIO_BAND` of the actual; if the naive baseline beats it, a note and a warning
-    say so.
+    The horizon ``h`` (days) defaults to :func:`backtest_horizon` of the log (``clv.horizon_days``
+    when the log is long enough, shorter otherwise, so a backtest runs on a one-year log); the
+    evaluation cutoff to the last transaction day + 1 - ``h``. The ML model is trained one
+    horizon earlier (features before ``cutoff - h``, target in ``[cutoff - h, cutoff)``), so
+    nothing it sees overlaps the evaluation window. The choice under ``clv.value_model = auto``
+    is the candidate among btyd, ml and blend with the best mean of Spearman and top-decile
+    capture whose predicted total is within :data:`TOTAL_RATIO_BAND` of the actual; if the naive
+    baseline beats it, a note and a warning say so.
     """
-    h = float(clv.horizon_days)
     last = transactions[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
     first = transactions[TIMESTAMP].min()
+    if horizon_days is None:
+        horizon_days = clv.horizon_days if cutoff is not None else backtest_horizon(first, last, clv.horizon_days)
+    if horizon_days is None:
+        raise DataError(
+            f"value backtest: the log ({first.date()} to {last.date()}) is too short: it needs "
+            f"{VALUE_MIN_HISTORY_DAYS} days of history plus a holdout of at least {VALUE_MIN_HOLDOUT_DAYS} days"
+        )
+    h = float(horizon_days)
     cut = pd.Timestamp(cutoff) if cutoff is not None else last - pd.Timedelta(days=h)
     if cut <= first:
         raise DataError(f"value backtest: the log ({first.date()} to {last.date()}) is shorter than one horizon of {h:g} days")
     notes: list[str] = []
-    feats, _ = value_features(transactions, cut, clv=clv, features=features, events=events, customers=customers)
+    if h < clv.horizon_days:
+        notes.append(f"value backtest over {h:g} days (clv.horizon_days {clv.horizon_days:g} does not fit this log twice)")
+    feats, model = value_features(transactions, cut, clv=clv, features=features, events=events, customers=customers)
     actual = value_targets(transactions, cut, h).reindex(feats.index, fill_value=0.0).to_numpy()
     preds = pd.DataFrame(index=feats.index)
     preds["actual"] = actual
     preds["naive"] = naive_value(feats, h)
-    preds["btyd"] = feats["btyd_value"].to_numpy()
+    preds["btyd"] = btyd_spend(model, feats, clv.time_unit, h)
     train_cut = cut - pd.Timedelta(days=h)
-    min_history = pd.Timedelta(days=min(h, 90))
+    min_history = pd.Timedelta(days=VALUE_MIN_HISTORY_DAYS)
     if train_cut - first >= min_history:
         X_train, _ = value_features(transactions, train_cut, clv=clv, features=features, events=events, customers=customers)
         y_train = value_targets(transactions, train_cut, h).reindex(X_train.index, fill_value=0.0)
@@ -282,7 +316,7 @@ def value_backtest(
     metrics = pd.DataFrame({c: value_metrics(preds[c], actual) for c in CANDIDATES if c in preds}).T
     metrics["score"] = [_score(metrics.loc[c]) for c in metrics.index]
     if clv.value_model == "auto":
-        pool = [c for c in ("btyd", "ml", "blend") if c in metrics.index]
+        pool = [c for c in ("btyd", "ml", "blend", "naive") if c in metrics.index]  # ties go to the models
         ratio = metrics["total_ratio"]
         calibrated = [c for c in pool if np.isfinite(ratio[c]) and TOTAL_RATIO_BAND[0] <= ratio[c] <= TOTAL_RATIO_BAND[1]]
         for c in sorted(set(pool) - set(calibrated)):
@@ -295,7 +329,13 @@ def value_backtest(
         chosen = clv.value_model if clv.value_model in metrics.index else "btyd"
         if chosen != clv.value_model:
             notes.append(f"value_model {clv.value_model!r} could not be evaluated; using btyd")
-    if metrics.loc["naive", "score"] > metrics.loc[chosen, "score"]:
+    if chosen == "naive":
+        notes.append(
+            f"the naive spend-rate answer is shipped: it scored {metrics.loc['naive', 'score']:.3f} in the backtest, "
+            f"better than BTYD ({metrics.loc['btyd', 'score']:.3f})"
+            + (f" and LightGBM ({metrics.loc['ml', 'score']:.3f})" if "ml" in metrics.index else "")
+        )
+    elif metrics.loc["naive", "score"] > metrics.loc[chosen, "score"]:
         msg = (
             f"the naive spend-rate baseline (score {metrics.loc['naive', 'score']:.3f}) beats the chosen "
             f"value model {chosen!r} (score {metrics.loc[chosen, 'score']:.3f}) on this log"
@@ -308,17 +348,23 @@ def value_backtest(
 class ValueModel(BaseEstimator):
     """The value model churnml ships: BTYD, LightGBM or their blend, chosen by the backtest.
 
-    ``fit(transactions, cutoff)`` runs :func:`value_backtest` one horizon before ``cutoff``
-    (when the log is long enough), picks the model (``clv.value_model``), fits the CLV model on
-    all data before ``cutoff`` and, for ``ml``/``blend``, trains LightGBM on the last complete
-    horizon (features before ``cutoff - horizon``, spend in ``[cutoff - horizon, cutoff)``).
+    ``fit(transactions, cutoff)`` runs :func:`value_backtest` on the data before ``cutoff``
+    over :func:`backtest_horizon` days ``h`` (``clv.horizon_days`` when the log allows), picks
+    the model (``clv.value_model``), fits the CLV model on all data before ``cutoff`` and, for
+    ``ml``/``blend``, trains LightGBM on the last complete ``h`` days (features before
+    ``cutoff - h``, spend in ``[cutoff - h, cutoff)``).
 
     ``predict`` returns per customer ``p_alive``, ``expected_purchases``, ``expected_avg_spend``,
-    ``btyd_clv`` (discounted BTYD CLV), ``ml_value`` (undiscounted LightGBM spend forecast, when
-    trained) and ``predicted_clv``: the chosen model's discounted value times margin over
-    ``clv.horizon_days`` (ML spend is discounted as if spread evenly over the horizon).
+    ``btyd_clv`` (discounted BTYD CLV), ``ml_value`` (LightGBM's undiscounted spend forecast
+    over ``h``, when trained), ``predicted_clv``: the chosen model's expected discounted value
+    times margin over ``clv.horizon_days`` (LightGBM's forecast scaled by
+    ``clv.horizon_days / h`` and discounted as if spread evenly), and ``value_if_retained``:
+    the value over ``clv.horizon_days`` if the customer stays active the whole horizon (BTYD
+    purchase rate given alive x Gamma-Gamma spend, discounted, times margin; see
+    :meth:`churnml.clv.CLVModel.purchase_rate_if_alive`).
 
-    Attributes: ``chosen_``, ``backtest_`` (or None), ``clv_model_``, ``ml_model_`` (or None), ``cutoff_``.
+    Attributes: ``chosen_``, ``backtest_`` (or None), ``horizon_fit_days_`` (``h``, or None),
+    ``clv_model_``, ``ml_model_`` (or None), ``cutoff_``, ``notes_``.
     """
 
     def __init__(self, *, clv: CLVConfig | None = None, features: FeaturesConfig | None = None, seed: int = 42):
@@ -329,26 +375,31 @@ class ValueModel(BaseEstimator):
     def fit(self, transactions, cutoff, *, events=None, customers=None) -> "ValueModel":
         clv = self.clv or CLVConfig()
         cut = pd.Timestamp(cutoff)
-        h = pd.Timedelta(days=clv.horizon_days)
+        before = transactions.loc[transactions[TIMESTAMP] < cut]
         self.cutoff_ = cut
         self.backtest_ = None
+        self.horizon_fit_days_ = backtest_horizon(before[TIMESTAMP].min(), cut, clv.horizon_days)
         notes: list[str] = []
-        try:
+        if self.horizon_fit_days_ is None:
+            self.chosen_ = "btyd"
+            notes.append(
+                f"value backtest not run: the log needs {VALUE_MIN_HISTORY_DAYS + VALUE_MIN_HOLDOUT_DAYS} days "
+                "before the scoring date; using btyd unchecked"
+            )
+        else:
+            h = self.horizon_fit_days_
             self.backtest_ = value_backtest(
-                transactions.loc[transactions[TIMESTAMP] < cut], clv=clv, features=self.features,
-                cutoff=cut - h, events=events, customers=customers, seed=self.seed,
+                before, clv=clv, features=self.features, cutoff=cut - pd.Timedelta(days=h), horizon_days=h,
+                events=events, customers=customers, seed=self.seed,
             )
             self.chosen_ = self.backtest_.chosen
-        except DataError as err:
-            self.chosen_ = "btyd"
-            notes.append(f"value backtest not run ({err}); using btyd")
         self.notes_ = notes + (self.backtest_.notes if self.backtest_ else [])
-        self.clv_model_ = clv_model_from_config(clv).fit(rfm_at(transactions, cut, clv.time_unit))
+        self.clv_model_ = clv_model_from_config(clv).fit(rfm_from_features(snapshot_features(before, cut, config=self.features), clv.time_unit))
         self.ml_model_ = None
         if self.chosen_ in ("ml", "blend"):
-            train_cut = cut - h
-            X, _ = value_features(transactions, train_cut, clv=clv, features=self.features, events=events, customers=customers)
-            y = value_targets(transactions, train_cut, clv.horizon_days).reindex(X.index, fill_value=0.0)
+            train_cut = cut - pd.Timedelta(days=self.horizon_fit_days_)
+            X, _ = value_features(before, train_cut, clv=clv, features=self.features, events=events, customers=customers)
+            y = value_targets(before, train_cut, self.horizon_fit_days_).reindex(X.index, fill_value=0.0)
             self.ml_model_ = MLValueModel(seed=self.seed).fit(X, y)
         return self
 
@@ -362,8 +413,11 @@ class ValueModel(BaseEstimator):
         if self.ml_model_ is not None:
             ml = self.ml_model_.predict(feats)
             out["ml_value"] = ml
-            ml_clv = ml * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
+            scale = clv.horizon_days / self.horizon_fit_days_
+            ml_clv = ml * scale * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
             value = ml_clv if self.chosen_ == "ml" else 0.5 * (ml_clv + value)
+        elif self.chosen_ == "naive":  # the backtest found the spreadsheet answer best: ship it, discounted
+            value = naive_value(feats, clv.horizon_days) * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
         out["predicted_clv"] = value
         out["value_model"] = self.chosen_
         return out
