@@ -180,11 +180,19 @@ def run(
     typer.echo("\nRFM segments:\n" + res.segments.to_string(float_format=lambda v: f"{v:,.2f}"))
     c = res.clv_summary
     typer.echo(
-        f"\nCLV ({c['purchase_model']}, fit rung {c['fit_rung']}): "
-        + ", ".join(f"{k}={v:.4g}" for k, v in c["params"].items())
-        + f"\n  holdout repeat purchases: actual {c['tracking_holdout_actual']:,.0f}, "
-        f"expected {c['tracking_holdout_expected']:,.1f}"
+        f"\nCLV shipped ({c['purchase_model']}, fit rung {c['fit_rung']}"
+        + (", DEGENERATE: parameters at a boundary" if c.get("degenerate") else "")
+        + "): " + ", ".join(f"{k}={v:.4g}" for k, v in c["params"].items())
     )
+    hold = c.get("holdout")
+    if hold and hold.get("actual"):
+        verdict = "" if 0.5 <= (hold["ratio"] or 0) <= 2 else "  <- OFF BY MORE THAN 2x: do not trust BTYD totals on this log"
+        typer.echo(
+            f"  holdout check (same model refitted before the holdout): repeat purchases actual {hold['actual']:,.0f}, "
+            f"expected {hold['expected']:,.1f}{verdict}"
+        )
+    else:
+        typer.echo("  holdout check: the log is too short for one")
     if res.value_metrics is not None:
         typer.echo("\nvalue backtest (naive = historical spend rate x horizon):\n" + res.value_metrics.to_string(float_format=fmt))
     typer.echo(f"value model shipped: {res.value_model}")

@@ -159,7 +159,7 @@ class RFMConfig(_Section):
 class CLVConfig(_Section):
     """BTYD models and the value model; horizon in days, discount rate per year."""
 
-    purchase_model: Literal["bgnbd", "pareto_nbd", "mbgnbd"] = "bgnbd"
+    purchase_model: Literal["bgnbd", "pareto_nbd", "mbgnbd"] = "mbgnbd"
     time_unit: Literal["W", "D"] = "W"
     horizon_days: float = 365.0
     discount_rate: float = 0.10

@@ -73,19 +73,22 @@ def segment_summary(snapshot: pd.DataFrame) -> pd.DataFrame:
 
 
 def clv_holdout_diagnostics(dataset: Dataset, config: Config, as_of) -> CLVDiagnostics:
-    """Fit the configured CLV model on everything before ``as_of - clv.horizon_days`` and
-    diagnose it against the following horizon (calibration vs holdout, tracking, P(alive))."""
+    """Refit the shipped CLV model's specification on everything before ``as_of - h`` and
+    diagnose it against the following ``h`` days (calibration vs holdout, tracking, P(alive)),
+    ``h`` = the value backtest's horizon (:func:`churnml.value.backtest_horizon`: ``clv.horizon_days``
+    when the log allows). Raises :class:`DataError` when the log is too short for a holdout."""
     from churnml.clv_diagnostics import clv_diagnostics
     from churnml.features import calibration_holdout
     from churnml.io import purchases
-    from churnml.value import clv_model_from_config
+    from churnml.value import backtest_horizon, clv_model_from_config
 
     as_of = pd.Timestamp(as_of)
-    cal_cut = as_of - pd.Timedelta(days=config.clv.horizon_days)
     pur = purchases(dataset.transactions)
     pur = pur.loc[pur["timestamp"] < as_of]
-    if pur["timestamp"].min() >= cal_cut:
-        raise DataError(f"the log starts after {cal_cut.date()}: too short for a {config.clv.horizon_days:g}-day holdout")
+    h = backtest_horizon(pur["timestamp"].min(), as_of, config.clv.horizon_days)
+    if h is None:
+        raise DataError(f"the log ({pur['timestamp'].min().date()} to {as_of.date()}) is too short for a CLV holdout check")
+    cal_cut = as_of - pd.Timedelta(days=h)
     mult = 7 if config.clv.time_unit == "W" else 1
     cal_end, obs_end = cal_cut - pd.Timedelta(days=1), as_of - pd.Timedelta(days=1)
     cal = calibration_holdout(
@@ -94,6 +97,26 @@ def clv_holdout_diagnostics(dataset: Dataset, config: Config, as_of) -> CLVDiagn
     rfm = cal.rename(columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T", "monetary_value_cal": "monetary_value"})
     model = clv_model_from_config(config.clv).fit(rfm[["frequency", "recency", "T", "monetary_value"]])
     return clv_diagnostics(model, cal_holdout=cal, transactions=pur, calibration_end=cal_end, observation_end=obs_end)
+
+
+def shipped_clv_summary(pipe, diag: "CLVDiagnostics | None") -> dict:
+    """The shipped CLV model's summary (parameters, fit rung, degenerate flag) plus the holdout
+    check of the same specification refitted before the holdout (``holdout``: actual and expected
+    repeat purchases, their ratio, the holdout length in days), or ``holdout: None``."""
+    out = dict(pipe.value_model.clv_model_.summary())
+    out["value_model"] = pipe.value_model.chosen_
+    if diag is None:
+        out["holdout"] = None
+        return out
+    d = diag.to_dict()
+    actual, expected = d.get("tracking_holdout_actual"), d.get("tracking_holdout_expected")
+    out["holdout"] = {
+        "actual": actual,
+        "expected": expected,
+        "ratio": (expected / actual) if actual else None,
+        "params_refitted": d.get("params"),
+    }
+    return out
 
 
 @dataclasses.dataclass
@@ -142,7 +165,10 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
     lap("load")
     pipe, bt = fit_pipeline(dataset, config, as_of=as_of)
     lap("train")
-    diag = clv_holdout_diagnostics(dataset, config, as_of)
+    try:
+        diag = clv_holdout_diagnostics(dataset, config, as_of)
+    except DataError:
+        diag = None
     lap("clv_diagnostics")
     result = None
     if track:
@@ -150,8 +176,10 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
 
         result = log_training(pipe, bt, dataset, config, clv_diagnostics=diag)
         lap("mlflow")
-    scores = pipe.score(dataset.transactions, as_of, events=dataset.events, customers=dataset.customers)
-    scores = scores.join(rfm_scores(scores, config=config.rfm))
+    from churnml.scoring import score_dataset
+
+    scored = score_dataset(pipe, dataset, config, as_of=as_of, keep_features=True)
+    scores = scored.scores.set_index("customer_id")
     seg = segment_summary(scores)
     lap("score")
     out = Path(out_dir or config.output.dir)
@@ -161,7 +189,8 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
     metrics = pipe.value_model.backtest_.metrics if pipe.value_model.backtest_ is not None else None
     if metrics is not None:
         files.append(write_table(metrics, out / "value_backtest.csv"))
-    files += plot_clv_diagnostics(diag, out / "clv")
+    if diag is not None:
+        files += plot_clv_diagnostics(diag, out / "clv")
     lap("write")
     report = {
         "load_report": dataset.report.to_dict(),
@@ -173,7 +202,7 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
         "value_backtest": pipe.value_model.backtest_.to_dict() if pipe.value_model.backtest_ is not None else None,
         "value_notes": pipe.value_model.notes_,
         "clv_fit": pipe.value_model.clv_model_.summary(),
-        "clv_holdout_diagnostics": diag.to_dict(),
+        "clv_holdout_diagnostics": diag.to_dict() if diag is not None else None,
         "mlflow": dataclasses.asdict(result) if result is not None else None,
         "timings": timings,
         "seed": config.seed,
@@ -183,7 +212,7 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
         tmp.write_text(json.dumps(report, indent=2, default=str))
     files.append(report_path)
     return RunResult(
-        out, files, len(scores), str(as_of), timings, seg, metrics, pipe.value_model.chosen_, diag.to_dict(),
+        out, files, len(scores), str(as_of), timings, seg, metrics, pipe.value_model.chosen_, shipped_clv_summary(pipe, diag),
         bt.summary if bt is not None else None,
         result.registered_uri if result else None, result.tracking_uri if result else None,
     )

@@ -78,9 +78,11 @@ def score_dataset(
     *,
     as_of=None,
     progress: Callable[[int, int], None] | None = None,
+    keep_features: bool = False,
 ) -> ScoreResult:
     """Score every customer in scope at ``as_of`` with a fitted pipeline; see the module docstring.
-    ``progress(done, total)`` is called after each chunk."""
+    ``progress(done, total)`` is called after each chunk; ``keep_features`` keeps every feature
+    column after the output columns."""
     t0 = time.perf_counter()
     tx = dataset.transactions
     as_of = resolve_as_of(tx, as_of)
@@ -103,7 +105,7 @@ def score_dataset(
                             "reasons", *EXTRA_COLUMNS] if c in scored.columns]
         feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
         drift_parts.append(feats.sample(n=50_000, random_state=0) if len(feats) > 50_000 else feats)
-        parts.append(scored[keep])
+        parts.append(scored if keep_features else scored[keep])
         log.info("event=score.chunk chunk=%d/%d customers=%d", n, len(chunks), len(scored))
         if progress:
             progress(n, len(chunks))
@@ -116,7 +118,7 @@ def score_dataset(
     scores["model_version"] = pipe.model_version
     scores.index.name = CUSTOMER_ID
     scores = scores.reset_index()
-    extra = [c for c in EXTRA_COLUMNS if c in scores.columns and c not in OUTPUT_COLUMNS]
+    extra = [c for c in (scores.columns if keep_features else EXTRA_COLUMNS) if c in scores.columns and c not in OUTPUT_COLUMNS]
     scores = scores[OUTPUT_COLUMNS + extra]
     psi = pipe.drift(pd.concat(drift_parts)) if pipe.reference else pd.Series(dtype=float)
     drifted = psi[psi > config.score.psi_threshold]
