@@ -42,12 +42,71 @@ def test_labels_hand_computed():
 
 def test_cutoff_plan_never_overlaps_the_evaluation_window():
     first = pd.Timestamp("2020-01-01")
-    valid, train = cutoff_plan("2022-01-01", horizon_days=90, step_days=30, n_cutoffs=6, first=first, min_history_days=60)
+    plan = cutoff_plan("2022-01-01", horizon_days=90, step_days=30, n_cutoffs=6, first=first, min_history_days=60)
+    valid, train = plan
+    assert plan.mode == "time" and plan.step_days == 30
     assert valid + pd.Timedelta(days=90) == pd.Timestamp("2022-01-01")
     assert all(t + pd.Timedelta(days=90) <= valid for t in train)
     assert train == sorted(train) and len(train) == 6
-    with pytest.raises(DataError, match="too short"):
-        cutoff_plan("2020-05-01", horizon_days=90, step_days=30, n_cutoffs=2, first=first, min_history_days=60)
+
+
+def test_cutoff_plan_adapts_to_short_logs():
+    first = pd.Timestamp("2024-01-01")
+    h, hist = 90, 60
+    # 9 months: a separate validation window still fits, with denser cutoffs: 4 in the 34 days
+    # between the minimal history (2024-03-01) and the last training cutoff (2024-04-04)
+    plan = cutoff_plan("2024-10-01", horizon_days=h, step_days=90, n_cutoffs=4, first=first, min_history_days=hist)
+    assert plan.mode == "time" and len(plan.train_cutoffs) == 4 and plan.step_days == 34 // 3
+    assert plan.train_cutoffs[-1] == pd.Timestamp("2024-04-04") and plan.train_cutoffs[0] == pd.Timestamp("2024-03-02")
+    assert plan.train_cutoffs[-1] + pd.Timedelta(days=h) <= plan.valid_cutoff
+    # 6 months: one horizon of labels after the minimal history: cross-fitted on customers
+    plan = cutoff_plan("2024-07-01", horizon_days=h, step_days=90, n_cutoffs=4, first=first, min_history_days=hist)
+    assert plan.mode == "customers"
+    assert plan.valid_cutoff == plan.train_cutoffs[-1] == pd.Timestamp("2024-07-01") - pd.Timedelta(days=h)
+    assert all(t >= first + pd.Timedelta(days=hist) for t in plan.train_cutoffs)
+    # 4 months: too short; the message names the settings and the days missing
+    with pytest.raises(DataError, match=r"churn.min_history_days \(60\) \+ churn.horizon_days \(90\) = 150 days; add 29 more days"):
+        cutoff_plan("2024-05-01", horizon_days=h, step_days=90, n_cutoffs=4, first=first, min_history_days=hist)
+
+
+def _short_log(days: int, n: int = 1500, seed: int = 3) -> pd.DataFrame:
+    from churnml.datasets import simulate
+
+    tx, _ = simulate(n, start="2023-01-01", end=str((pd.Timestamp("2023-01-01") + pd.Timedelta(days=days)).date()), seed=seed)
+    return tx
+
+
+def test_cross_fitted_model_never_validates_on_its_training_customers(monkeypatch):
+    """On a log too short for a separate validation window, early stopping and calibration use
+    customers the booster never saw."""
+    from churnml.churn import fit_churn_model
+
+    seen = {}
+    original = ChurnModel.fit
+
+    def spy(self, X, y, *, X_valid, y_valid):
+        seen["train"], seen["valid"] = set(X.index), set(X_valid.index)
+        return original(self, X, y, X_valid=X_valid, y_valid=y_valid)
+
+    monkeypatch.setattr(ChurnModel, "fit", spy)
+    tx = _short_log(200)
+    store = FeatureStore(tx, churnml.Config())
+    model, _, info = fit_churn_model(store, pd.Timestamp("2023-07-20"))
+    assert info["time_plan"] == "customers"
+    assert seen["valid"] and seen["train"] and not (seen["train"] & seen["valid"])
+    assert 0.3 < len(seen["valid"]) / len(seen["train"] | seen["valid"]) < 0.7
+    assert np.isfinite(model.predict_proba(store.labelled(info["valid_cutoff"]))).all()
+
+
+def test_no_backtest_possible_trains_anyway_and_says_so():
+    from churnml.io import Dataset, prepare_transactions
+    from churnml.pipeline import fit_pipeline
+
+    tx, rep = prepare_transactions(_short_log(200))
+    with pytest.warns(UserWarning, match=r"no churn backtest was possible: the log covers 2\d\d days .* more days of data"):
+        pipe, bt = fit_pipeline(Dataset(tx, rep, None, None), churnml.Config())
+    assert bt is None and pipe.training["time_plan"] == "customers"
+    assert "no churn backtest was possible" in pipe.training["backtest_note"]
 
 
 def test_leakage_guard_catches_a_feature_that_sees_the_future():
