@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -49,14 +50,19 @@ def test_run_main_job_on_bundled_sample(tmp_path, monkeypatch):
     assert len(snap) == 2357
     assert snap["rfm_segment"].isin(["Champions", "Lost", "At Risk", "Loyal Customers"]).any()
     assert (snap["as_of"] == pd.Timestamp("1998-07-01")).all()
-    for col in ["churn_probability", "p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_at_risk"]:
-        assert snap[col].notna().all(), col
-    assert ((snap["value_at_risk"] - snap["churn_probability"] * snap["predicted_clv"]).abs() < 1e-9).all()
+    for col in ["churn_probability", "p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv",
+                "value_if_retained", "value_at_risk"]:
+        assert np.isfinite(snap[col]).all(), col
+    # churn counted once: value at risk = P(churn) x the value kept if the customer stays
+    assert ((snap["value_at_risk"] - snap["churn_probability"] * snap["value_if_retained"]).abs() < 1e-9).all()
+    assert snap["churn_probability"].between(0, 1, inclusive="neither").all()
+    assert (snap["segment"] == "Save now").sum() > 0
+    assert snap.loc[snap["n_purchases"] == 1, "p_alive"].max() < 1.0  # one-time buyers: the model's P(alive)
     seg = pd.read_csv(out / "rfm_segments.csv", index_col=0)
     assert seg["customers"].sum() == 2357
     report = json.loads((out / "run_report.json").read_text())
     assert report["load_report"]["customers"] == 2357 and report["customers_in_scope"] == 2357
-    assert report["value_model"] in {"btyd", "ml", "blend"}
+    assert report["value_model"] in {"btyd", "ml", "blend", "naive"}
     assert set(report["value_backtest"]["metrics"]) == {"naive", "btyd", "ml", "blend"}
     assert set(report["churn_backtest"]) == {"model", "recency", "logistic_rfm", "btyd"}
     assert report["mlflow"]["registered_uri"] == "models:/churnml@challenger"
