@@ -179,3 +179,156 @@ def test_training_against_a_real_mlflow_server(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# --- promote compares champion and challenger on the same backtest cutoffs ----------------------
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """An empty sqlite store, a client and a config pointing at it (model name set per test)."""
+    from mlflow import MlflowClient
+
+    from churnml.config import load_config
+
+    work = tmp_path_factory.mktemp("mlflow_promote")
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("promote-tests", artifact_location=str(work / "artifacts"))
+    base = load_config(SAMPLE)
+
+    def config(model_name):
+        return base.model_copy(update={"mlflow": base.mlflow.model_copy(update={"tracking_uri": uri, "model_name": model_name})})
+
+    return client, exp, config, work
+
+
+def _fake_run(client, exp, cutoffs=(), values=(), *, params=None, tags=None, table=None, tmp=None):
+    """A run as log_training records a backtest: per-cutoff model_roc_auc at steps, the mean, the
+    backtest_cutoffs param; or (``table``) only the backtest.json artifact of older runs."""
+    import json
+
+    rid = client.create_run(exp).info.run_id
+    if cutoffs:
+        client.log_param(rid, "backtest_cutoffs", ",".join(cutoffs))
+    for step, v in enumerate(values):
+        client.log_metric(rid, "model_roc_auc", v, step=step)
+    if values:
+        client.log_metric(rid, "model_roc_auc_mean", sum(values) / len(values))
+    for k, v in (params or {}).items():
+        client.log_param(rid, k, v)
+    for k, v in (tags or {}).items():
+        client.set_tag(rid, k, v)
+    if table is not None:
+        path = tmp / f"{rid}" / "backtest.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"per_cutoff": table, "summary": {}, "training": {}}))
+        client.log_artifact(rid, str(path), "backtest")
+    client.set_terminated(rid)
+    return rid
+
+
+def _register(client, name, rid, alias, source=None):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException:
+        pass
+    mv = client.create_model_version(name, source or f"runs:/{rid}/model", run_id=rid)
+    client.set_registered_model_alias(name, alias, mv.version)
+    return str(mv.version)
+
+
+def test_promote_compares_on_the_common_cutoffs_not_on_each_runs_own_mean(registry):
+    from churnml.tracking import promote
+
+    client, exp, config, _ = registry
+    champ = _fake_run(client, exp, ["2020-01-01", "2020-04-01"], [0.80, 0.70])  # mean 0.75
+    _register(client, "common", champ, "champion")
+    # the challenger's own mean (0.815) is higher, but on the shared cutoff it is worse
+    chall = _fake_run(client, exp, ["2020-04-01", "2020-07-01"], [0.68, 0.95])
+    _register(client, "common", chall, "challenger")
+    ok, reason = promote(config("common"))
+    assert not ok and "does not beat" in reason, reason
+    assert "cutoffs 2020-04-01 (" in reason and "0.6800" in reason and "0.7000" in reason
+    assert str(client.get_model_version_by_alias("common", "champion").version) == "1"
+    better = _fake_run(client, exp, ["2020-04-01", "2020-07-01"], [0.72, 0.60])  # own mean 0.66 < 0.75
+    _register(client, "common", better, "challenger")
+    ok, reason = promote(config("common"))
+    assert ok and "beats" in reason and "0.7200" in reason and "0.7000" in reason, reason
+    assert str(client.get_model_version_by_alias("common", "champion").version) == "3"
+
+
+def test_promote_reads_the_cutoffs_of_older_runs_from_their_backtest_table(registry, tmp_path):
+    from churnml.tracking import promote, run_cutoff_metrics
+
+    client, exp, config, _ = registry
+    table = {"2020-01-01|model": {"roc_auc": 0.7}, "2020-01-01|btyd": {"roc_auc": 0.9},
+             "2020-04-01|model": {"roc_auc": 0.8}}
+    old = _fake_run(client, exp, table=table, tmp=tmp_path)
+    assert run_cutoff_metrics(client, old) == {"2020-01-01": 0.7, "2020-04-01": 0.8}
+    assert run_cutoff_metrics(client, old, "btyd_roc_auc_mean") == {"2020-01-01": 0.9}
+    _register(client, "older", old, "champion")
+    _register(client, "older", _fake_run(client, exp, ["2020-04-01"], [0.81]), "challenger")
+    ok, reason = promote(config("older"))
+    assert ok and "2020-04-01" in reason and "0.8100" in reason and "0.8000" in reason, reason
+
+
+def test_promote_refuses_a_challenger_without_a_backtest_with_a_reason(registry):
+    from churnml.tracking import promote
+
+    client, exp, config, _ = registry
+    _register(client, "nobt", _fake_run(client, exp, ["2020-01-01"], [0.7]), "champion")
+    note = "no churn backtest was possible: the log covers 200 days"
+    _register(client, "nobt", _fake_run(client, exp, params={"backtest_note": note}), "challenger")
+    ok, reason = promote(config("nobt"))
+    assert not ok and "has no backtest model_roc_auc" in reason and note in reason and "--force" in reason, reason
+    ok, reason = promote(config("nobt"), force=True)
+    assert ok and "promoted anyway (--force)" in reason
+
+
+def test_promote_refuses_when_no_cutoff_is_shared_and_the_champion_cannot_be_retrained(registry):
+    from churnml.tracking import promote
+
+    client, exp, config, _ = registry
+    _register(client, "disjoint", _fake_run(client, exp, ["2019-01-01"], [0.7]), "champion")  # no model behind it
+    _register(client, "disjoint", _fake_run(client, exp, ["1998-03-01"], [0.9]), "challenger")
+    ok, reason = promote(config("disjoint"))
+    assert not ok and "share no backtest cutoff" in reason and "re-evaluating the champion" in reason, reason
+    assert "--force" in reason and "1998-03-01" in reason and "2019-01-01" in reason
+    # and runs that define churn differently are not compared at all
+    _register(client, "horizons", _fake_run(client, exp, ["2020-01-01"], [0.7], params={"churn.horizon_days": "90"}), "champion")
+    _register(client, "horizons", _fake_run(client, exp, ["2020-01-01"], [0.9], params={"churn.horizon_days": "60"}), "challenger")
+    ok, reason = promote(config("horizons"))
+    assert not ok and "churn.horizon_days 60 vs 90" in reason and "--force" in reason, reason
+
+
+def test_promote_retrains_the_champion_at_the_challengers_cutoffs_when_none_is_shared(trained, registry, monkeypatch):
+    """A real champion (the CLI-trained CDNOW sample model) and a challenger backtested only at
+    1998-03-01: the champion's recipe is retrained there and both are compared on that cutoff."""
+    import mlflow
+
+    from churnml.tracking import promote
+
+    work, _ = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")  # the registry resolves logged-model sources here
+    real = _client(work)
+    mv = real.get_model_version_by_alias("churnml-test", "challenger")
+    run = real.get_run(mv.run_id)
+    assert run.data.params["backtest_cutoffs"] and len(run.data.params["backtest_cutoffs"].split(",")) == 2
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    _, _, config, _ = registry
+    cfg = config("reeval")
+    cfg = cfg.model_copy(update={"mlflow": cfg.mlflow.model_copy(update={"tracking_uri": uri})})
+    exp = real.get_experiment_by_name(cfg.mlflow.experiment) or real.get_experiment(run.info.experiment_id)
+    _register(real, "reeval", mv.run_id, "champion", source=mv.source)
+    tags = {"data.source": run.data.tags["data.source"]}
+    chall = _fake_run(real, exp.experiment_id, ["1998-03-01"], [0.55], params={"churn.horizon_days": "90"}, tags=tags)
+    _register(real, "reeval", chall, "challenger")
+    ok, reason = promote(cfg)
+    assert not ok and "does not beat" in reason and "retrained with its own config" in reason, reason
+    assert "cutoffs 1998-03-01 (" in reason and "0.5500" in reason
+    champion_auc = float(reason.split("model_roc_auc = ")[2].split(")")[0])
+    assert 0.65 < champion_auc < 0.95

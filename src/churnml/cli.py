@@ -231,7 +231,20 @@ def _backtest_table(bt) -> str:
     cols = ["roc_auc", "pr_auc", "brier", "log_loss", "lift_top10", "capture_top10", "ece", "expected_profit_topk"]
     cols = [c for c in cols if c in bt.summary.columns]
     head = "churn backtest, mean over cutoffs " + ", ".join(bt.training) + ":\n"
-    return head + bt.summary[cols].to_string(float_format=lambda v: f"{v:,.4f}")
+    out = head + bt.summary[cols].to_string(float_format=lambda v: f"{v:,.4f}")
+    ci = [c for c in ["roc_auc_ci_low", "roc_auc_ci_high", "recent_roc_auc", "recent_roc_auc_ci_low", "recent_roc_auc_ci_high",
+                      "recent_n", "recent_ece"] if c in bt.summary.columns]
+    if ci:
+        days = (getattr(bt, "bootstrap", None) or {}).get("recent_days")
+        out += ("\n\n95% bootstrap intervals; recent_ = customers who bought within "
+                f"{days or '2 x horizon'} days before the cutoff:\n" + bt.summary[ci].to_string(float_format=lambda v: f"{v:,.4f}"))
+    diffs = [c for c in bt.summary.columns if c.startswith("roc_auc_diff_vs_") and not c.endswith(("_low", "_high"))]
+    if diffs and "model" in bt.summary.index:
+        m = bt.summary.loc["model"]
+        lines = [f"  model - {c[len('roc_auc_diff_vs_'):]}: {m[c]:+.4f} [{m.get(c + '_ci_low', float('nan')):+.4f}, "
+                 f"{m.get(c + '_ci_high', float('nan')):+.4f}]" for c in diffs]
+        out += "\n\nROC AUC difference, model minus baseline [95% paired bootstrap interval]:\n" + "\n".join(lines)
+    return out
 
 
 @app.command()

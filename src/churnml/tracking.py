@@ -29,6 +29,7 @@ __all__ = [
     "log_training",
     "promote",
     "resolve_tracking_uri",
+    "run_cutoff_metrics",
 ]
 
 CHALLENGER = "challenger"
@@ -135,6 +136,7 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
         )
         if backtest is not None:
             cutoffs = list(dict.fromkeys(backtest.per_cutoff.index.get_level_values("cutoff")))
+            mlflow.log_param("backtest_cutoffs", ",".join(map(str, cutoffs)))  # step i of per-cutoff metrics = cutoff i
             for step, cut in enumerate(cutoffs):
                 rows = backtest.per_cutoff.xs(cut, level="cutoff")
                 mlflow.log_metrics(
@@ -251,16 +253,81 @@ def export_model(uri: str, out: str | Path, *, tracking_uri: str | None = None) 
     return Path(out)
 
 
+def _per_cutoff_name(metric: str) -> str:
+    """``model_roc_auc_mean`` -> ``model_roc_auc`` (the per-cutoff metric logged with a step)."""
+    return metric[: -len("_mean")] if metric.endswith("_mean") else metric
+
+
+def _split_scorer(name: str) -> tuple[str, str]:
+    """``model_roc_auc`` -> (``model``, ``roc_auc``); ``logistic_rfm_brier`` -> (``logistic_rfm``, ``brier``)."""
+    from churnml.churn import BASELINES
+
+    for scorer in sorted(("model", *BASELINES), key=len, reverse=True):
+        if name.startswith(scorer + "_"):
+            return scorer, name[len(scorer) + 1:]
+    raise ModelError(f"cannot compare on {name!r}: metric names start with a scorer (model, {', '.join(BASELINES)})")
+
+
+def run_cutoff_metrics(client, run_id: str, metric: str = PROMOTION_METRIC) -> dict[str, float]:
+    """``{cutoff: value}`` of a run's per-cutoff backtest ``metric`` (``model_roc_auc_mean`` means
+    ``model_roc_auc`` at each cutoff): steps mapped to dates by the ``backtest_cutoffs`` param,
+    or, for runs logged before that param existed, read from the ``backtest/backtest.json``
+    artifact. Empty when the run has no backtest."""
+    name = _per_cutoff_name(metric)
+    run = client.get_run(run_id)
+    cuts = [c for c in run.data.params.get("backtest_cutoffs", "").split(",") if c]
+    if cuts:
+        out = {cuts[h.step]: float(h.value) for h in client.get_metric_history(run_id, name) if 0 <= h.step < len(cuts)}
+        if out:
+            return dict(sorted(out.items()))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(run_id, "backtest/backtest.json", tmp)
+            table = json.loads(Path(path).read_text())["per_cutoff"]
+    except Exception:  # noqa: BLE001 - no artifact: no backtest to compare
+        return {}
+    scorer, m = _split_scorer(name)
+    out = {}
+    for key, row in table.items():
+        cut, _, s = key.partition("|")
+        v = row.get(m)
+        if s == scorer and v is not None and v == v:  # not NaN
+            out[cut] = float(v)
+    return dict(sorted(out.items()))
+
+
+def _reevaluate(config: Config, dataset, model_uri: str, cutoffs: list[str], metric: str) -> dict[str, float]:
+    """Retrain the recipe of the pipeline at ``model_uri`` (its own config: features, CLV, churn
+    settings; the data of ``config``) at ``cutoffs`` on ``dataset``; ``{cutoff: metric}``."""
+    from churnml.churn import FeatureStore, churn_backtest
+
+    pipe = load_pipeline(model_uri, tracking_uri=config.mlflow.tracking_uri)
+    cfg = pipe.config.model_copy(update={"data": config.data})
+    store = FeatureStore(dataset.transactions, cfg, events=dataset.events, customers=dataset.customers)
+    bt = churn_backtest(store, [pd.Timestamp(c) for c in cutoffs], n_resamples=0)
+    scorer, m = _split_scorer(_per_cutoff_name(metric))
+    col = bt.per_cutoff.xs(scorer, level="scorer")[m]
+    return {str(k): float(v) for k, v in col.items()}
+
+
 def promote(config: Config, *, force: bool = False, metric: str = PROMOTION_METRIC) -> tuple[bool, str]:
-    """Move alias ``champion`` to the ``challenger`` version when its backtest ``metric``
-    (mean ROC AUC over the backtest cutoffs) beats the current champion's, or with ``force``.
-    Returns (promoted, reason)."""
+    """Move alias ``champion`` to the ``challenger`` version when its backtest ``metric`` beats
+    the current champion's ON THE SAME CUTOFFS, or with ``force``. Returns (promoted, reason).
+
+    The comparison uses the per-cutoff values each run logged (``model_roc_auc`` at the cutoffs
+    in its ``backtest_cutoffs`` param, or its ``backtest/backtest.json``), averaged over the
+    cutoffs both runs were backtested at. When they share none, the champion's recipe (the
+    config inside its pipeline) is retrained and scored at the challenger's cutoffs on the
+    configured data; when that is impossible, or the challenger has no backtest, or the two
+    runs define churn differently, nothing is promoted without ``force``, and the reason says why.
+    The reason names the cutoffs compared and both values."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     configure(config)
     client = MlflowClient()
     name = config.mlflow.model_name
+    per = _per_cutoff_name(metric)
     try:
         challenger = client.get_model_version_by_alias(name, CHALLENGER)
     except MlflowException:
@@ -269,27 +336,69 @@ def promote(config: Config, *, force: bool = False, metric: str = PROMOTION_METR
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         champion = None
-
-    def score(v) -> float | None:
-        return client.get_run(v.run_id).data.metrics.get(metric) if v.run_id else None
-
-    c_score = score(challenger)
     if champion is not None and champion.version == challenger.version:
         return False, f"version {challenger.version} is already the champion"
+
+    def finish(ok: bool, reason: str) -> tuple[bool, str]:
+        if not ok and force:
+            ok, reason = True, reason + "; promoted anyway (--force)"
+        if ok:
+            client.set_registered_model_alias(name, CHAMPION, challenger.version)
+        return ok, reason
+
+    def fmt(values: dict[str, float], cuts: list[str]) -> str:
+        return f"{sum(values[c] for c in cuts) / len(cuts):.4f}"
+
+    c_run = client.get_run(challenger.run_id) if challenger.run_id else None
+    c_cuts = run_cutoff_metrics(client, challenger.run_id, metric) if c_run is not None else {}
     if champion is None:
-        reason = f"no champion yet; version {challenger.version} ({metric} = {c_score}) becomes champion"
-        ok = True
-    else:
-        h_score = score(champion)
-        better = c_score is not None and (h_score is None or c_score > h_score)
-        ok = better or force
-        verdict = "beats" if better else "does not beat"
-        reason = (
-            f"challenger version {challenger.version} ({metric} = {c_score:.4f}) {verdict} champion version "
-            f"{champion.version} ({metric} = {h_score if h_score is None else f'{h_score:.4f}'})"
-        )
-        if force and not better:
-            reason += "; promoted anyway (--force)"
-    if ok:
-        client.set_registered_model_alias(name, CHAMPION, challenger.version)
-    return ok, reason
+        shown = f"{per} = {fmt(c_cuts, list(c_cuts))} over backtest cutoffs {', '.join(c_cuts)}" if c_cuts else "no backtest"
+        return finish(True, f"no champion yet; version {challenger.version} ({shown}) becomes champion")
+    if not c_cuts:
+        note = c_run.data.params.get("backtest_note") if c_run is not None else None
+        return finish(False, (
+            f"challenger version {challenger.version} has no backtest {per} to compare with champion version "
+            f"{champion.version}" + (f" ({note})" if note else " (its run logged no per-cutoff backtest metrics)")
+            + "; train it on a log long enough for a backtest, or promote it with --force"
+        ))
+    h_run = client.get_run(champion.run_id) if champion.run_id else None
+    if h_run is not None:
+        keys = ("churn.horizon_days", "churn.lookback_days")
+        differ = {k: (c_run.data.params.get(k), h_run.data.params.get(k)) for k in keys}
+        differ = {k: v for k, v in differ.items() if None not in v and v[0] != v[1]}
+        if differ:
+            what = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in differ.items())
+            return finish(False, (
+                f"challenger version {challenger.version} and champion version {champion.version} define churn "
+                f"differently ({what}): their backtest metrics are not comparable; promote with --force to switch anyway"
+            ))
+    h_cuts = run_cutoff_metrics(client, champion.run_id, metric) if h_run is not None else {}
+    common = sorted(set(c_cuts) & set(h_cuts))
+    how = "as logged by both runs"
+    if not common:
+        cuts = sorted(c_cuts)
+        c_source = c_run.data.tags.get("data.source")
+        try:
+            from churnml.io import load_dataset
+
+            dataset = load_dataset(config)
+            source = dataset.report.source
+            if c_source and source != c_source:
+                raise ModelError(f"the configured data ({source}) is not the data the challenger was backtested on ({c_source})")
+            h_cuts = _reevaluate(config, dataset, f"models:/{name}/{champion.version}", cuts, metric)
+        except Exception as err:  # noqa: BLE001 - any failure: refuse with the reason
+            return finish(False, (
+                f"challenger version {challenger.version} (backtest cutoffs {', '.join(cuts)}) and champion version "
+                f"{champion.version} (backtest cutoffs {', '.join(sorted(h_cuts)) or 'none'}) share no backtest cutoff, "
+                f"and re-evaluating the champion at the challenger's cutoffs failed: {type(err).__name__}: {str(err)[:300]}; "
+                "nothing compared on the same cutoffs, so not promoted (use --force to promote anyway)"
+            ))
+        common = [c for c in cuts if c in h_cuts]
+        how = f"champion retrained with its own config at the challenger's cutoffs on {source}"
+    c_val, h_val = fmt(c_cuts, common), fmt(h_cuts, common)
+    better = sum(c_cuts[c] for c in common) > sum(h_cuts[c] for c in common)
+    verdict = "beats" if better else "does not beat"
+    return finish(better, (
+        f"challenger version {challenger.version} ({per} = {c_val}) {verdict} champion version {champion.version} "
+        f"({per} = {h_val}) on the same backtest cutoffs {', '.join(common)} (mean over {len(common)}; {how})"
+    ))
