@@ -90,7 +90,7 @@ def test_report_in_a_real_browser(tmp_path):
         assert count.text == f"{n:,} customers"
         load_s = time.time() - t0
         # the table shows one page, sorted by value at risk (highest first)
-        cells = [float(td.text.replace(",", "")) for td in driver.find_elements(By.CSS_SELECTOR, "#rows tr td:nth-child(6)")]
+        cells = [float(td.text.replace(",", "")) for td in driver.find_elements(By.CSS_SELECTOR, "#rows tr td:nth-child(7)")]
         assert len(cells) == 50 and cells == sorted(cells, reverse=True)
         assert cells[0] == pytest.approx(scores["value_at_risk"].max(), abs=0.01)
         # filter: a segment and a minimum value
@@ -101,7 +101,7 @@ def test_report_in_a_real_browser(tmp_path):
         expected = scores[(scores["segment"] == "Save now") & (scores["value_if_retained"] >= 100)]
         assert count.text == f"{len(expected):,} customers"
         shown = [tr.find_elements(By.TAG_NAME, "td") for tr in driver.find_elements(By.CSS_SELECTOR, "#rows tr")]
-        assert shown and all(r[1].text == "Save now" and float(r[4].text.replace(",", "")) >= 100 for r in shown)
+        assert shown and all(r[1].text == "Save now" and float(r[5].text.replace(",", "")) >= 100 for r in shown)
         # search by id
         q = driver.find_element(By.ID, "f-search")
         target = expected.sort_values("value_at_risk").iloc[0]["customer_id"]

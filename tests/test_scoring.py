@@ -46,7 +46,7 @@ def test_score_by_alias_in_a_fresh_process(scored):
     s = pd.read_parquet(path)
     assert list(s.columns[: len(OUTPUT_COLUMNS)]) == OUTPUT_COLUMNS
     assert len(s) == 2357 and s["customer_id"].is_unique
-    assert ((s["value_at_risk"] - s["churn_probability"] * s["predicted_clv"]).abs() < 1e-9).all()
+    assert ((s["value_at_risk"] - s["churn_probability"] * s["value_if_retained"]).abs() < 1e-9).all()
     assert s["churn_probability"].between(0, 1).all() and s["p_alive"].between(0, 1).all()
     assert (s["model_version"] == "e2e/1").all() and (s["as_of"] == pd.Timestamp("1998-07-01")).all()
     assert set(s["risk_tier"]) == {"low", "medium", "high"} and s["segment"].notna().all()
@@ -66,7 +66,7 @@ def test_lists_and_plan_from_scores(scored, work):
     cli("at-risk", "--scores", str(path), "--segment", "VIP", "--segment", "Grow", "--min-value", "5", "--out", "list.xlsx",
         cwd=work, check=True)
     xl = pd.read_excel(work / "list.xlsx")
-    assert set(xl["Segment"]) <= {"VIP", "Grow"} and (xl["Predicted value"] >= 5).all()
+    assert set(xl["Segment"]) <= {"VIP", "Grow"} and (xl["Value if retained"] >= 5).all()
     budget = 300.0
     res = cli("campaign", "--scores", str(path), "--budget", str(budget), "--out", "plan.csv", cwd=work, check=True)
     plan = pd.read_csv(work / "plan.csv", dtype={"customer_id": str})

@@ -92,7 +92,7 @@ def test_registered_model_scores_in_a_fresh_process(trained, tmp_path):
     scores = pd.read_csv(out, dtype={"customer_id": str})
     assert len(scores) == 2357 and scores["customer_id"].is_unique
     assert scores["churn_probability"].between(0, 1).all()
-    assert (scores["value_at_risk"] - scores["churn_probability"] * scores["predicted_clv"]).abs().max() < 1e-9
+    assert (scores["value_at_risk"] - scores["churn_probability"] * scores["value_if_retained"]).abs().max() < 1e-9
     # the same numbers as the exported bundle scored in this process
     bundle = tmp_path / "m.joblib"
     res = runner.invoke(app, ["export", "--model", "models:/churnml-test@challenger", "--out", str(bundle),
