@@ -190,12 +190,30 @@ def test_churn_model_falls_back_to_the_prior_when_lightgbm_does_not_beat_it():
     Xv = _simulated_features(seed=1)[0].assign(complaints=0.0)
     yv = (rng.uniform(size=len(Xv)) < Xv["btyd_p_no_purchase"]).astype(int)
     m = ChurnModel(seed=1, num_leaves=63, min_child_samples=5, early_stopping_rounds=200).fit(X, y, X_valid=Xv, y_valid=yv)
-    assert set(m.selection_auc_) == {"lightgbm", "prior"}
+    assert set(m.selection_auc_) == {"lightgbm", "prior", "recency"}
     if m.chosen_ == "prior":
         from sklearn.metrics import roc_auc_score
 
         assert roc_auc_score(yv, m.predict_proba(Xv)[:, 1]) == pytest.approx(roc_auc_score(yv, Xv["btyd_p_no_purchase"]))
     assert m.selection_auc_[m.chosen_] == max(m.selection_auc_.values())
+
+
+def test_churn_model_ships_recency_when_it_beats_lightgbm_and_the_prior():
+    """Training labels carry no signal and the prior is noise, while on held-out time churn
+    follows days since the last purchase: the naive recency score must ship, not the loser."""
+    rng = np.random.default_rng(5)
+    X, _, _ = _simulated_features(seed=0)
+    y = rng.integers(0, 2, len(X))
+    Xv, _, _ = _simulated_features(seed=1)
+    Xv["btyd_p_no_purchase"] = rng.uniform(0.05, 0.95, len(Xv))
+    yv = (rng.uniform(size=len(Xv)) < 1 / (1 + np.exp(-(Xv["recency_days"] - 100) / 30))).astype(int)
+    m = ChurnModel(seed=1).fit(X, y, X_valid=Xv, y_valid=yv)
+    assert m.chosen_ == "recency"
+    assert m.selection_auc_["recency"] > max(m.selection_auc_["lightgbm"], m.selection_auc_["prior"])
+    p = m.predict_proba(Xv)[:, 1]
+    order = np.argsort(Xv["recency_days"].to_numpy())
+    assert np.all(np.diff(p[order]) >= 0)  # the shipped score is monotone in recency
+    assert 0 < p.min() and p.max() < 1
 
 
 def _backtest(name):

@@ -205,6 +205,14 @@ def _half(index: pd.Index, seed: int) -> np.ndarray:
     )
 
 
+RECENCY = "recency_days"
+
+
+def _recency_score(X: pd.DataFrame) -> np.ndarray:
+    """The naive churn score: log(1 + days since the last purchase)."""
+    return np.log1p(np.clip(X[RECENCY].to_numpy(dtype=float), 0, None))
+
+
 def _logit(p) -> np.ndarray:
     """log(p / (1 - p)), clipped only where float precision ends (so near-certain customers keep their order)."""
     p = np.clip(np.asarray(p, dtype=float), 1e-15, 1 - 1e-15)
@@ -220,15 +228,16 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
     * On the same half, a logistic stacker weighs LightGBM's log-odds against the log-odds of
       ``prior`` (BG/NBD's P(no purchase in the horizon), refitted per cutoff), so what LightGBM
       learnt that does not carry over to a later time is shrunk towards the structural model.
-    * On the other half, the stacked score is compared with the prior alone (ROC AUC): the better
-      one is kept (``chosen_``, so a LightGBM that loses to BG/NBD on held-out time is never
-      shipped silently) and calibrated (isotonic or sigmoid) into probabilities.
+    * On the other half, the stacked score is compared with the prior alone and with the naive
+      recency score (ROC AUC): the best is kept (``chosen_``; LightGBM on a tie), so a LightGBM that
+      loses to BG/NBD or to days-since-last-purchase on held-out customers is never shipped
+      silently; the kept score is calibrated (smoothed isotonic or Platt) into probabilities.
 
     Parameters mirror ``churn.*`` in the config; ``seed`` fixes bagging and the customer halves.
 
     Attributes: ``feature_names_``, ``categories_``, ``booster_`` (fitted ``LGBMClassifier``),
-    ``best_iteration_``, ``stacker_``, ``chosen_`` ("lightgbm" or "prior"), ``selection_auc_``
-    (held-out AUC of both), ``calibrator_``, ``classes_``.
+    ``best_iteration_``, ``stacker_``, ``chosen_`` ("lightgbm", "prior" or "recency"), ``selection_auc_``
+    (held-out AUC of each), ``calibrator_``, ``classes_``.
     """
 
     def __init__(self, *, n_estimators: int = 1000, learning_rate: float = 0.03, num_leaves: int = 15,
@@ -300,12 +309,16 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         stacked = self._stacked(boosted, prior_v)
         hold = ~stop
         both = 0 < y_valid[hold].mean() < 1
+        scores = {"lightgbm": stacked, "prior": prior_v}
+        if RECENCY in X_valid.columns:
+            scores["recency"] = _recency_score(X_valid)
         self.selection_auc_ = {
-            "lightgbm": float(roc_auc_score(y_valid[hold], stacked[hold])) if both else float("nan"),
-            "prior": float(roc_auc_score(y_valid[hold], prior_v[hold])) if both and self.prior else float("nan"),
+            k: float(roc_auc_score(y_valid[hold], v[hold])) if both and (k != "prior" or self.prior) else float("nan")
+            for k, v in scores.items()
         }
-        self.chosen_ = "prior" if self.selection_auc_["prior"] > self.selection_auc_["lightgbm"] else "lightgbm"
-        score = stacked if self.chosen_ == "lightgbm" else prior_v
+        # LightGBM stays unless a simpler scorer beats it on the held-out customers
+        self.chosen_ = max(self.selection_auc_, key=lambda k: (np.nan_to_num(self.selection_auc_[k], nan=-1.0), k == "lightgbm"))
+        score = scores[self.chosen_]
         self.calibrator_ = _fit_calibrator(self.calibration, score[hold], y_valid[hold])
         self.classes_ = np.array([0, 1])
         return self
@@ -323,6 +336,8 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         prior = self._prior(X)
         if self.chosen_ == "prior":
             return prior
+        if self.chosen_ == "recency":
+            return _recency_score(X)
         return self._stacked(self._boosted(self._matrix(X), prior), prior)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
