@@ -281,9 +281,13 @@ def _default_playbook() -> dict[str, str]:
 
 
 class SegmentsConfig(_Section):
-    """Risk tier (churn probability) x value tier (predicted CLV) -> segment -> playbook action."""
+    """Risk tier (churn probability) x value tier (value if retained) -> segment -> playbook action.
 
-    risk: TierConfig = Field(default_factory=TierConfig)
+    Risk tiers are absolute by default (churn probability below 0.3 low, from 0.6 high), so "high
+    risk" means the same thing on every log and high-value customers at real risk always land in
+    "Save now"; value tiers are population quantiles (top 20% high)."""
+
+    risk: TierConfig = Field(default_factory=lambda: TierConfig(method="absolute", thresholds=[0.3, 0.6]))
     value: TierConfig = Field(default_factory=TierConfig)
     matrix: dict[str, str] = Field(default_factory=_default_matrix)
     playbook: dict[str, str] = Field(default_factory=_default_playbook)
