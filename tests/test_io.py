@@ -5,10 +5,21 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from churnml.config import ColumnsConfig, DataConfig
 from churnml.errors import DataError
-from churnml.io import load_dataset, prepare_transactions, read_customers, read_events, read_transactions
+from churnml.io import (
+    active_rows,
+    cancelled_before,
+    load_dataset,
+    prepare_transactions,
+    purchases,
+    read_customers,
+    read_events,
+    read_transactions,
+)
 
 RETAIL_COLUMNS = ColumnsConfig(
     customer_id="Customer ID", timestamp="InvoiceDate", order_id="Invoice", amount=None,
@@ -37,11 +48,18 @@ def test_order_lines_collapse_and_returns_net(tmp_path):
     assert report.order_lines == 6
     assert report.orders == 4 and report.purchase_events == 3 and report.return_events == 1
     assert report.customers == 2
-    assert list(tx.columns[:5]) == ["customer_id", "timestamp", "amount", "is_return", "n_lines"]
+    assert list(tx.columns[:6]) == ["customer_id", "timestamp", "amount", "is_return", "n_lines", "cancelled_at"]
     c17 = tx[tx.customer_id == "17"]
     assert c17["amount"].tolist() == [17.0, 3.5, -3.5]
     assert c17["is_return"].tolist() == [False, False, True]
     assert c17["n_lines"].tolist() == [2, 1, 1]
+    # C1003 (-3.50) returns all of order 1002 (3.50, 9 days earlier): a matched cancellation
+    assert report.cancellations == 1
+    feb10 = pd.Timestamp("2024-02-10 09:00")
+    assert c17["cancelled_at"].tolist()[1:] == [feb10, feb10] and pd.isna(c17["cancelled_at"].iloc[0])
+    assert tx.loc[tx.customer_id == "18", "cancelled_at"].isna().all()
+    assert tx["cancelled_at"].dtype == "datetime64[ns]"
+    assert "cancellations" in str(report) and report.to_dict()["cancellations"] == 1
     # a negative line inside an order is netted in that order
     assert tx.loc[tx.customer_id == "18", "amount"].tolist() == [6.0]
 
@@ -52,6 +70,8 @@ def test_returns_drop(tmp_path):
     assert not tx["is_return"].any()
     assert tx.loc[tx.customer_id == "18", "amount"].tolist() == [8.0]
     assert report.return_events == 0 and report.orders == 3
+    assert report.cancellations == 0 and tx["cancelled_at"].isna().all()
+    assert tx.loc[tx.customer_id == "17", "amount"].tolist() == [17.0, 3.5]  # 1002 stays: drop removes lines only
 
 
 def test_without_order_id_customer_and_timestamp_form_an_order():
@@ -178,3 +198,138 @@ def test_load_dataset_bundled_cdnow_sample():
 def test_no_transaction_file():
     with pytest.raises(DataError, match="--transactions"):
         load_dataset(DataConfig())
+
+
+# ---------------------------------------------------------------- cancellations
+
+
+def _orders(rows, **kw):
+    """prepare_transactions of (customer, timestamp, order id, amount) rows, one line per order."""
+    raw = pd.DataFrame(rows, columns=["cust", "ts", "inv", "amt"])
+    cols = ColumnsConfig(customer_id="cust", timestamp="ts", order_id="inv", amount="amt")
+    return prepare_transactions(raw, columns=cols, **kw)
+
+
+def _marks(tx):
+    """{order id: cancelled_at or None}"""
+    return {o: (None if pd.isna(c) else c) for o, c in zip(tx["order_id"], tx["cancelled_at"])}
+
+
+def test_huge_order_cancelled_twelve_minutes_later():
+    """The real-log case: 80995 x 2.08 = 168,469.60 ordered at 09:15, invoice C581484 cancels it at 09:27."""
+    raw = pd.DataFrame(
+        {
+            "Invoice": ["553573", "553573", "581483", "C581484", "570000"],
+            "Quantity": ["1", "1", "80995", "-80995", "2"],
+            "InvoiceDate": ["2011-05-18 09:52", "2011-05-18 09:52", "2011-12-09 09:15", "2011-12-09 09:27", "2011-06-01 10:00"],
+            "Price": ["1.65", "1.25", "2.08", "2.08", "4.00"],
+            "Customer ID": ["16446", "16446", "16446", "16446", "99"],
+        }
+    )
+    tx, report = prepare_transactions(raw, columns=RETAIL_COLUMNS)
+    assert report.orders == 4 and report.purchase_events == 3 and report.return_events == 1
+    assert report.cancellations == 1
+    c = tx[tx.customer_id == "16446"].set_index("order_id")
+    at = pd.Timestamp("2011-12-09 09:27")
+    assert c.loc["581483", "cancelled_at"] == at and c.loc["C581484", "cancelled_at"] == at
+    assert pd.isna(c.loc["553573", "cancelled_at"])
+    # as known at 09:20 the order stands; from 09:27 on it never happened (nor its cancellation)
+    assert active_rows(tx, "2011-12-09 09:20")["order_id"].tolist() == ["553573", "581483", "C581484", "570000"]
+    assert active_rows(tx, "2011-12-09 09:27")["order_id"].tolist() == ["553573", "581483", "C581484", "570000"]
+    assert active_rows(tx, "2011-12-09 09:27:01")["order_id"].tolist() == ["553573", "570000"]
+    assert purchases(tx, at="2011-12-10")["order_id"].tolist() == ["553573", "570000"]
+    assert purchases(tx, at="2011-12-09 09:20")["order_id"].tolist() == ["553573", "581483", "570000"]
+    assert purchases(tx)["order_id"].tolist() == ["553573", "581483", "570000"]  # no `at`: nothing applied
+    assert cancelled_before(tx, "2011-12-10").tolist() == [False, True, True, False]
+
+
+def test_matching_takes_the_latest_earlier_purchase_once():
+    d = lambda day: f"2024-01-{day:02d}"  # noqa: E731
+    tx, report = _orders(
+        [
+            ("y", d(1), "P1", 30.0), ("y", d(2), "P2", 30.0), ("y", d(3), "R3", -30.0),  # R3 takes P2 (latest)
+            ("y", d(4), "P4", 30.0), ("y", d(5), "R5", -30.0),  # R5 takes P4 (latest not yet matched)
+            ("y", d(6), "R6", -30.0),  # R6: P2, P4 taken -> P1
+            ("y", d(7), "R7", -30.0),  # nothing left: stays an ordinary return
+            ("y", d(8), "P8", 30.0),  # after every return: not cancelled
+            ("z", d(2), "Q2", 30.0), ("y", d(9), "R9", -12.0),  # other customer; no 12.00 purchase
+        ]
+    )
+    ts = lambda day: pd.Timestamp(d(day))  # noqa: E731
+    assert _marks(tx) == {
+        "P1": ts(6), "P2": ts(3), "R3": ts(3), "P4": ts(5), "R5": ts(5), "R6": ts(6), "R7": None, "P8": None,
+        "R9": None, "Q2": None,
+    }
+    assert report.cancellations == 3 and report.return_events == 5
+
+
+def test_matching_rules_at_the_edges():
+    tx, report = _orders(
+        [
+            ("a", "2024-01-01 10:00", "R0", -5.0),  # a return before the purchase cancels nothing
+            ("a", "2024-01-01 12:00", "P1", 5.0),
+            ("a", "2024-01-02 10:00", "P2", 8.0),
+            ("a", "2024-01-02 10:00", "C2", -8.0),  # same timestamp: "at or before" includes it
+            ("b", "2024-01-01 10:00", "P3", 19.99),
+            ("b", "2024-01-03 10:00", "C3", -20.0),  # a cent apart: not the same amount
+            ("b", "2024-01-04 10:00", "P4", 0.1 * 3),  # 0.30000000000000004
+            ("b", "2024-01-05 10:00", "C4", -0.3),  # float noise is no difference
+            ("c", "2024-01-05 10:00", "C5", -5.0),  # customer a's purchase of 5: not c's
+        ]
+    )
+    assert _marks(tx) == {
+        "R0": None, "P1": None, "P2": pd.Timestamp("2024-01-02 10:00"), "C2": pd.Timestamp("2024-01-02 10:00"),
+        "P3": None, "C3": None, "P4": pd.Timestamp("2024-01-05 10:00"), "C4": pd.Timestamp("2024-01-05 10:00"), "C5": None,
+    }
+    assert report.cancellations == 2
+
+
+def test_returns_drop_matches_nothing():
+    tx, report = _orders([("a", "2024-01-01", "P1", 5.0), ("a", "2024-01-02", "C1", -5.0)], returns="drop")
+    assert tx["order_id"].tolist() == ["P1"] and tx["cancelled_at"].isna().all()
+    assert report.cancellations == 0 and report.rows_negative_dropped == 1
+
+
+def test_active_rows_without_cancelled_at_column_keeps_everything():
+    tx = pd.DataFrame({"customer_id": ["a"], "timestamp": [pd.Timestamp("2024-01-01")], "amount": [1.0]})
+    assert active_rows(tx, "2030-01-01") is tx
+    assert not cancelled_before(tx, "2030-01-01").any()
+
+
+def _reference_marks(cust, ts, amount):
+    """The rule read literally, one return at a time (the test's own O(n^2) implementation)."""
+    out = [None] * len(amount)
+    used = set()
+    for i in sorted((i for i in range(len(amount)) if amount[i] < 0), key=lambda i: (ts[i], i)):
+        eligible = [
+            j for j in range(len(amount))
+            if amount[j] >= 0 and j not in used and cust[j] == cust[i] and ts[j] <= ts[i]
+            and round(abs(amount[j]) * 100) == round(abs(amount[i]) * 100)
+        ]
+        if eligible:
+            j = max(eligible, key=lambda j: (ts[j], j))
+            used.add(j)
+            out[i] = out[j] = ts[i]
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 6), st.sampled_from([5.0, 12.5, 30.0]), st.booleans()),
+        min_size=1, max_size=30,
+    )
+)
+def test_matching_equals_the_rule_read_literally(rows):
+    raw = [(c, pd.Timestamp("2024-01-01") + pd.Timedelta(days=t), f"o{i}", -a if neg else a) for i, (c, t, a, neg) in enumerate(rows)]
+    if all(r[3] < 0 for r in raw):
+        raw.append(("a", pd.Timestamp("2024-01-01"), "extra", 1.0))
+    tx, report = _orders(raw)
+    order = {o: i for i, (_, _, o, _) in enumerate(raw)}
+    tx = tx.assign(_pos=tx["order_id"].map(order)).sort_values("_pos")
+    want = _reference_marks([r[0] for r in raw], [r[1] for r in raw], [r[3] for r in raw])
+    got = [None if pd.isna(c) else c for c in tx["cancelled_at"]]
+    # identical orders (customer, time, amount) are interchangeable: compare them as multisets
+    key = lambda marks: sorted((r[0], r[1], r[3], str(m)) for r, m in zip(raw, marks))  # noqa: E731
+    assert key(got) == key(want)
+    assert report.cancellations == sum(m is not None for r, m in zip(raw, want) if r[3] >= 0)

@@ -67,3 +67,57 @@ def test_cli_score_engine_spark(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "scored 2,357 customers on Spark" in res.stdout
     assert len(pd.read_parquet(tmp_path / "out")) == 2357
+
+
+def _log_with_cancellations(seed: int = 3) -> pd.DataFrame:
+    """Order lines with equal amounts, full cancellations (some at the order's own minute) and
+    partial returns, so that matching has to pick among several equal purchases."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(40):
+        t = pd.Timestamp("2024-01-01") + pd.Timedelta(hours=int(rng.integers(0, 500)))
+        for k in range(int(rng.integers(1, 8))):
+            t = t + pd.Timedelta(minutes=int(rng.integers(0, 3)) * int(rng.integers(0, 20000)))
+            amt = float(rng.choice([5.0, 12.5, 30.0, 99.99]))
+            oid = f"{c}-{k}"
+            rows.append((f"c{c:03d}", t, oid, 1, amt))
+            u = rng.random()
+            if u < 0.3:
+                rows.append((f"c{c:03d}", t + pd.Timedelta(minutes=int(rng.integers(0, 3000))), "C" + oid, -1, amt))
+            elif u < 0.45:
+                rows.append((f"c{c:03d}", t + pd.Timedelta(minutes=int(rng.integers(0, 3000))), "R" + oid, -1, round(amt * 0.4, 2)))
+    return pd.DataFrame(rows, columns=["cid", "ts", "oid", "qty", "price"])
+
+
+@pytest.mark.parametrize("order_id", ["oid", None])
+def test_spark_cancellations_and_features_equal_pandas(spark, tmp_path, order_id):
+    from churnml.config import ColumnsConfig, Config
+    from churnml.features import features_from_aggregates, snapshot_features
+    from churnml.io import prepare_transactions
+    from churnml.spark import spark_aggregates, spark_transactions
+
+    raw = _log_with_cancellations()
+    raw.to_parquet(tmp_path / "tx.parquet")
+    cfg = Config()
+    cfg.data.columns = ColumnsConfig(customer_id="cid", timestamp="ts", order_id=order_id, amount=None, quantity="qty", unit_price="price")
+    tx, report = prepare_transactions(raw, columns=cfg.data.columns)
+    assert report.cancellations > 10
+    stx = spark_transactions(spark, str(tmp_path / "tx.parquet"), cfg).cache()
+    marks = stx.toPandas()
+    # the same orders carry the same cancellation marks (-1: none)
+    cancelled_us = np.where(tx.cancelled_at.notna(), tx.cancelled_at.to_numpy().astype("datetime64[us]").astype("int64"), -1)
+    want = sorted(zip(tx.customer_id, tx.timestamp.to_numpy().astype("datetime64[us]").astype("int64"), tx.amount.round(6), cancelled_us))
+    got = sorted(zip(marks.customer_id, marks.us, marks.amount.round(6), marks.cancelled_us.fillna(-1).astype("int64")))
+    assert got == want
+    for cut in ["2024-01-20", "2024-06-01"]:  # some cancellations still ahead / all of them past
+        cut = pd.Timestamp(cut)
+        pf = snapshot_features(tx, cut, config=cfg.features)
+        agg = spark_aggregates(stx, cut.value // 1000, cfg).toPandas()
+        a = {c: agg[c].to_numpy() for c in agg.columns if c != "customer_id"}
+        a["first_ns"] = agg["first_us"].to_numpy(dtype=np.int64) * 1000
+        a["last_ns"] = agg["last_us"].to_numpy(dtype=np.int64) * 1000
+        sf = pd.DataFrame(features_from_aggregates(a, cut.value, cfg.features), index=agg["customer_id"].astype(str).to_numpy())
+        sf = sf.sort_index()
+        assert list(sf.index) == list(pf.index)
+        np.testing.assert_allclose(sf.to_numpy(), pf[sf.columns].to_numpy(), rtol=1e-9, atol=1e-9)
+    stx.unpersist()

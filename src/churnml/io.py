@@ -5,8 +5,11 @@ The output of this module is the data contract every other module relies on:
 ``transactions``
     one row per order (purchase event) with columns ``customer_id`` (str), ``timestamp``
     (datetime64, naive UTC), ``amount`` (float, currency of the file, net of returns inside the
-    order), ``is_return`` (bool, an order whose net amount is negative) and ``n_lines``; plus
-    ``order_id`` when the file has one. Sorted by customer and time.
+    order), ``is_return`` (bool, an order whose net amount is negative), ``n_lines`` and
+    ``cancelled_at`` (datetime64, NaT unless the order is one side of a matched cancellation,
+    see :func:`prepare_transactions`); plus ``order_id`` when the file has one. Sorted by
+    customer and time. Point-in-time readers keep the rows of :func:`active_rows` (a row
+    cancelled before the cutoff never happened) and :func:`purchases`.
 ``customers``
     one row per customer, indexed by ``customer_id``, static attributes as given.
 ``events``
@@ -32,11 +35,14 @@ from churnml.errors import DataError
 
 __all__ = [
     "AMOUNT",
+    "CANCELLED_AT",
     "CUSTOMER_ID",
     "Dataset",
     "IS_RETURN",
     "LoadReport",
     "TIMESTAMP",
+    "active_rows",
+    "cancelled_before",
     "load_dataset",
     "prepare_transactions",
     "purchases",
@@ -50,12 +56,17 @@ CUSTOMER_ID = "customer_id"
 TIMESTAMP = "timestamp"
 AMOUNT = "amount"
 IS_RETURN = "is_return"
+CANCELLED_AT = "cancelled_at"
 _EXAMPLES = 5
 
 
 @dataclasses.dataclass
 class LoadReport:
-    """What happened while loading a transaction log; nothing is dropped without a count here."""
+    """What happened while loading a transaction log; nothing is dropped without a count here.
+
+    ``cancellations`` counts the purchase orders matched to a return order of the same amount
+    (both rows stay, marked by ``cancelled_at``; see :func:`prepare_transactions`).
+    """
 
     source: str
     rows_read: int = 0
@@ -65,6 +76,7 @@ class LoadReport:
     orders: int = 0
     purchase_events: int = 0
     return_events: int = 0
+    cancellations: int = 0
     customers: int = 0
     first_timestamp: str | None = None
     last_timestamp: str | None = None
@@ -228,6 +240,96 @@ def _parse_numbers(
 
 # --------------------------------------------------------------------------- transactions
 
+_NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
+
+
+def _run_starts(values: pd.Series) -> np.ndarray:
+    """True where a value differs from the previous one (and at 0): run starts of sorted ids."""
+    n = len(values)
+    out = np.empty(n, dtype=bool)
+    if n == 0:
+        return out
+    out[0] = True
+    if isinstance(values.dtype, (pd.StringDtype, pd.ArrowDtype)):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:  # compare Arrow strings in Arrow: no Python objects for 10M ids
+            arr = pa.array(values.array)  # zero copy for Arrow-backed strings
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks()
+            if arr.null_count == 0:
+                out[1:] = pc.not_equal(arr.slice(1), arr.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+                return out
+        except (TypeError, ValueError, pa.ArrowException):
+            pass
+    v = values.to_numpy()
+    np.not_equal(v[1:], v[:-1], out=out[1:])
+    return out
+
+
+def _match_cancellations(codes: np.ndarray, ts_ns: np.ndarray, amount: np.ndarray, is_return: np.ndarray) -> np.ndarray:
+    """``cancelled_at`` (int64 ns, ``_NAT`` for none) of every order, vectorised.
+
+    ``codes`` are integer customer codes. A return order cancels the latest purchase order of the
+    same customer placed at or before it (same timestamp included) that is not cancelled yet and
+    whose amount is minus the return's to the cent (``round(|amount| * 100)`` equal: for amounts
+    in whole cents, float noise included, that is ``|purchase + return| <= 0.005``); returns are
+    taken in time order and each purchase is cancelled at most once. Both rows get the return's
+    timestamp.
+
+    Candidates are grouped by customer and amount in cents; inside a group, in time order
+    (purchases before returns at the same timestamp), a purchase opens and a return closes, like
+    parentheses: a return matches the latest unmatched purchase, i.e. the top of a stack. The
+    stack depth is the running sum reflected at 0 (a return on an empty stack matches nothing),
+    and a purchase that raises the depth to ``h`` is matched by the next return that lowers it
+    from ``h``: sorted by (group, level, time), a matched pair is a purchase directly followed by
+    a return.
+    """
+    n = len(amount)
+    out = np.full(n, _NAT, dtype=np.int64)
+    if n == 0 or not is_return.any():
+        return out
+    cents = np.rint(np.abs(amount) * 100.0)
+    n_codes = int(codes.max()) + 1
+    c_max = float(cents.max())
+    if c_max < 2**52 and n_codes * (c_max + 1) < 2**62:
+        key = codes.astype(np.int64) * np.int64(c_max + 1) + cents.astype(np.int64)
+    else:  # amounts too large to pack: group (customer, cents) by hashing
+        key = pd.MultiIndex.from_arrays([codes, cents]).factorize()[0].astype(np.int64)
+    # only orders whose (customer, cents) group holds a return can be matched
+    ret_keys = np.sort(key[is_return])
+    pos = np.searchsorted(ret_keys, key)
+    pos[pos == len(ret_keys)] = 0
+    idx = np.flatnonzero(ret_keys[pos] == key)
+    k, t, r = key[idx], ts_ns[idx], is_return[idx]
+    order = np.lexsort((idx, r, t, k))  # group, then time, purchases first, then row order
+    idx, k, t, r = idx[order], k[order], t[order], r[order]
+    m = len(idx)
+    start = np.empty(m, dtype=bool)
+    start[0] = True
+    np.not_equal(k[1:], k[:-1], out=start[1:])
+    gid = np.cumsum(start) - 1
+    x = np.where(r, -1, 1).astype(np.int64)
+    s = np.cumsum(x)
+    s -= (s - x)[start][gid]  # running sum inside each group
+    big = 2 * m + 2  # running minimum per group: shift each group below all earlier ones
+    low = np.minimum.accumulate(s - gid * big) + gid * big
+    depth = s - np.minimum(low, 0)  # stack depth after each event
+    depth_before = np.empty(m, dtype=np.int64)
+    depth_before[0] = 0
+    depth_before[1:] = depth[:-1]
+    depth_before[start] = 0
+    level = np.where(r, depth_before, depth)
+    sel = np.flatnonzero(~r | (depth_before > 0))  # purchases and the returns that pop one
+    sel = sel[np.lexsort((sel, level[sel], gid[sel]))]
+    a, b = sel[:-1], sel[1:]
+    pair = ~r[a] & r[b] & (gid[a] == gid[b]) & (level[a] == level[b])
+    a, b = a[pair], b[pair]
+    out[idx[a]] = t[b]
+    out[idx[b]] = t[b]
+    return out
+
 
 def prepare_transactions(
     raw: pd.DataFrame,
@@ -245,6 +347,15 @@ def prepare_transactions(
     return orders as ``is_return`` rows whose negative amount is netted against the
     customer's spend from the return's own date on; ``returns="drop"`` removes every
     negative line. Rows without a customer id are dropped and counted in the report.
+
+    Cancellations (``returns="net"``): a return order whose amount is minus the amount of a
+    purchase order of the same customer placed at or before it (equal to the cent, i.e.
+    ``|sum| <= 0.005`` for amounts in cents) cancels the latest such purchase not cancelled
+    yet (returns in time order, each purchase cancelled at most once). Both rows get
+    ``cancelled_at`` = the return's timestamp (NaT elsewhere) and are counted in
+    ``report.cancellations``; from ``cancelled_at`` on neither row exists (:func:`active_rows`),
+    before it the purchase counts in full. Unmatched return orders (partial returns) keep
+    netting. Vectorised (see ``_match_cancellations``): a few seconds on 10M orders.
     """
     columns = columns or ColumnsConfig()
     report = LoadReport(source=source, rows_read=len(raw), returns=returns)
@@ -313,10 +424,18 @@ def prepare_transactions(
     orders = orders.reset_index()
     orders[IS_RETURN] = orders[AMOUNT].to_numpy() < 0
     orders = orders.sort_values([CUSTOMER_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
-    cols = [CUSTOMER_ID, TIMESTAMP, AMOUNT, IS_RETURN, "n_lines"] + (["order_id"] if columns.order_id else [])
+    is_ret = orders[IS_RETURN].to_numpy()
+    cancelled = np.full(len(orders), _NAT, dtype=np.int64)
+    if returns == "net" and is_ret.any():
+        codes = np.cumsum(_run_starts(orders[CUSTOMER_ID])) - 1  # sorted: one run per customer
+        ts_ns = orders[TIMESTAMP].to_numpy().astype("datetime64[ns]").view(np.int64)
+        cancelled = _match_cancellations(codes, ts_ns, orders[AMOUNT].to_numpy(), is_ret)
+    orders[CANCELLED_AT] = cancelled.view("datetime64[ns]")
+    cols = [CUSTOMER_ID, TIMESTAMP, AMOUNT, IS_RETURN, "n_lines", CANCELLED_AT] + (["order_id"] if columns.order_id else [])
     orders = orders[cols]
 
     report.orders = len(orders)
+    report.cancellations = int(((cancelled != _NAT) & ~is_ret).sum())
     report.return_events = int(orders[IS_RETURN].sum())
     report.purchase_events = report.orders - report.return_events
     report.customers = int(orders.loc[~orders[IS_RETURN], CUSTOMER_ID].nunique())
@@ -357,11 +476,58 @@ def read_transactions(
     )
 
 
-def purchases(transactions: pd.DataFrame) -> pd.DataFrame:
-    """The purchase events of a canonical transactions table (return orders removed)."""
-    if IS_RETURN not in transactions.columns:
+def cancelled_before(transactions: pd.DataFrame, at) -> np.ndarray:
+    """Boolean mask of the rows cancelled strictly before ``at`` (``cancelled_at < at``).
+
+    All False without a ``cancelled_at`` column. Times compare as wall times (a tz-aware column
+    or ``at`` loses its zone), as in :func:`churnml.features.snapshot_features`.
+    """
+    if CANCELLED_AT not in transactions.columns:
+        return np.zeros(len(transactions), dtype=bool)
+    col = transactions[CANCELLED_AT]
+    if not pd.api.types.is_datetime64_any_dtype(col.dtype):
+        col = pd.to_datetime(col)
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        col = col.dt.tz_localize(None)
+    at = pd.Timestamp(at)
+    if at.tzinfo is not None:
+        at = at.tz_localize(None)
+    return (col < at).to_numpy(dtype=bool)  # NaT compares False: never cancelled
+
+
+def active_rows(transactions: pd.DataFrame, at) -> pd.DataFrame:
+    """The rows that still exist as known at ``at``: every row except those cancelled before it.
+
+    A purchase cancelled before ``at`` never happened, and neither did its cancellation; one
+    cancelled at or after ``at`` still counts (nobody could know at ``at``). Use it for anything
+    measured at a point in time: features at a cutoff (rows before the cutoff, ``at=cutoff``),
+    outcomes in a window ``[start, end)`` (rows in the window, ``at=end``). Returns
+    ``transactions`` itself when nothing is cancelled before ``at``.
+    """
+    drop = cancelled_before(transactions, at)
+    if not drop.any():
         return transactions
-    return transactions.loc[~transactions[IS_RETURN].to_numpy()]
+    return transactions.loc[~drop]
+
+
+def purchases(transactions: pd.DataFrame, at=None) -> pd.DataFrame:
+    """The purchase events of a canonical transactions table (return orders removed).
+
+    With ``at``, purchases cancelled before ``at`` are removed too (the purchase rows of
+    :func:`active_rows`): ``purchases(tx, at=cutoff)`` restricted to ``timestamp < cutoff`` is
+    the set :func:`churnml.features.snapshot_features` counts; ``purchases(tx, at=end)``
+    restricted to ``[start, end)`` the purchases made in an outcome window (one cancelled
+    inside the window is no purchase). Without ``at`` no cancellation is applied.
+    """
+    keep = None
+    if IS_RETURN in transactions.columns:
+        keep = ~transactions[IS_RETURN].to_numpy(dtype=bool)
+    if at is not None:
+        active = ~cancelled_before(transactions, at)
+        keep = active if keep is None else keep & active
+    if keep is None:
+        return transactions
+    return transactions.loc[keep]
 
 
 # --------------------------------------------------------------------------- side tables

@@ -43,13 +43,15 @@ def rfm_scores(
     *,
     recency: str = "recency_days",
     frequency: str = "n_purchases",
-    monetary: str = "total_spend",
+    monetary: str = "net_spend",
     config: RFMConfig | None = None,
 ) -> pd.DataFrame:
     """R, F, M quantile scores (1..bins), the combined FM score, the ``"545"``-style code and
     the named segment for each customer of a snapshot (index kept).
 
     R scores low recency (days since the last purchase) high; F and M score high values high.
+    M defaults to ``net_spend`` (purchases less returns, cancelled orders excluded), the same
+    netted spend as every other spend feature; pass ``monetary="total_spend"`` for gross spend.
     ``fm_score`` is the rounded mean of F and M (``fm_combine="mean"``) or F alone.
     """
     cfg = config or RFMConfig()
