@@ -247,3 +247,21 @@ def test_apparel_backtest_model_beats_recency_and_no_baseline_significantly(shar
     for name in ("logistic_rfm", "btyd"):
         assert s.loc["model", f"roc_auc_diff_vs_{name}_ci_high"] >= 0, name
     assert s.loc["model", "ece"] <= 0.05
+
+
+def test_a_purchase_cancelled_inside_the_outcome_window_is_no_purchase():
+    from churnml.io import prepare_transactions
+
+    raw = pd.DataFrame({
+        "customer_id": ["a", "a", "a", "b", "b", "z"],
+        "timestamp": pd.to_datetime(["2024-01-10 00:00", "2024-03-10 10:00", "2024-03-10 10:12", "2024-01-10 00:00", "2024-03-20 00:00",
+                                     "2024-06-30 00:00"]),
+        "amount": [20.0, 500.0, -500.0, 20.0, 30.0, 1.0],
+    })
+    tx, rep = prepare_transactions(raw)
+    assert rep.cancellations == 1
+    y = churn_labels(tx, "2024-03-01", 90)
+    assert y.to_dict() == {"a": 1, "b": 0}  # a's only purchase in the window was cancelled 12 minutes later
+    from churnml.value import value_targets
+
+    assert value_targets(tx, "2024-03-01", 90).to_dict() == {"b": 30.0}

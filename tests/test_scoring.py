@@ -160,3 +160,40 @@ def test_model_refuses_data_without_its_feature_schema(tmp_path, shared_data):
     assert res.returncode == 3 and "feature schema" in res.stderr and "Gender" in res.stderr
     ok = cli("score", "--config", str(cfg), "--model", "models:/app@challenger", "--out", "s.csv", cwd=tmp_path, check=True)
     assert "scored 600 customers" in ok.stdout
+
+
+def test_sanity_gate_blocks_absurd_numbers_and_notes_p_alive_one():
+    """What a scheduled job must never write: a NaN, a churn probability of exactly 1, a CLV
+    1e18 against a spend of 50 a year. P(alive) = 1 (no visible dropout) is only a note."""
+    import numpy as np
+
+    from churnml.config import Config
+    from churnml.scoring import sanity_problems
+    from churnml.segments import assign_segments
+
+    n = 200
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.05, 0.95, n)
+    v = rng.gamma(2, 20, n)
+    base = pd.DataFrame({
+        "customer_id": [f"c{i}" for i in range(n)], "as_of": pd.Timestamp("2024-01-01"),
+        "churn_probability": p, "p_alive": rng.uniform(0.1, 0.9, n), "expected_purchases": rng.gamma(2, 1, n),
+        "predicted_clv": v * (1 - p), "value_if_retained": v, "value_at_risk": p * v,
+        "n_purchases": rng.integers(1, 10, n).astype(float), "tenure_days": rng.uniform(60, 700, n),
+        "net_spend": rng.gamma(2, 40, n),
+    })
+    base = assign_segments(base, Config().segments)
+    assert sanity_problems(base, Config()) == ([], [])
+    bad = base.copy()
+    bad.loc[3, "predicted_clv"] = np.nan
+    bad.loc[4, "churn_probability"] = 1.0
+    bad.loc[4, "value_at_risk"] = bad.loc[4, "value_if_retained"]
+    bad.loc[5, "predicted_clv"] = 1e18
+    blocking, notes = sanity_problems(bad, Config())
+    text = "\n".join(blocking)
+    assert "predicted_clv: 1 of 200 customers have a non-finite value" in text and "c3" in text
+    assert "churn_probability: exactly 1" in text and "c4" in text
+    assert "predicted_clv: 1 of 200 customers above 50x" in text and "c5" in text
+    alive = base.assign(p_alive=1.0)
+    blocking, notes = sanity_problems(alive, Config())
+    assert blocking == [] and any(n.startswith("p_alive: exactly 1") for n in notes)

@@ -61,13 +61,16 @@ def churn_labels(transactions: pd.DataFrame, cutoff, horizon_days: int, lookback
     """
     cut = pd.Timestamp(cutoff)
     end = cut + pd.Timedelta(days=horizon_days)
-    pur = purchases(transactions)
-    ts = pur[TIMESTAMP]
-    if ts.max() < end - pd.Timedelta(days=1):
-        raise DataError(f"the outcome window {cut.date()} + {horizon_days} days is not complete (log ends {ts.max()})")
+    last = purchases(transactions)[TIMESTAMP].max()
+    if last < end - pd.Timedelta(days=1):
+        raise DataError(f"the outcome window {cut.date()} + {horizon_days} days is not complete (log ends {last})")
+    known = purchases(transactions, at=cut)  # what the snapshot at the cutoff counts
+    ts = known[TIMESTAMP]
     lo = cut - pd.Timedelta(days=lookback_days) if lookback_days else ts.min()
-    scope = pd.Index(pur.loc[((ts < cut) & (ts >= lo)).to_numpy(), CUSTOMER_ID].unique())
-    buyers = pur.loc[((ts >= cut) & (ts < end)).to_numpy(), CUSTOMER_ID].unique()
+    scope = pd.Index(known.loc[((ts < cut) & (ts >= lo)).to_numpy(), CUSTOMER_ID].unique())
+    later = purchases(transactions, at=end)  # a purchase cancelled inside the window is no purchase
+    lts = later[TIMESTAMP]
+    buyers = later.loc[((lts >= cut) & (lts < end)).to_numpy(), CUSTOMER_ID].unique()
     return pd.Series((~scope.isin(buyers)).astype(np.int8), index=scope.astype(str), name="churned").sort_index()
 
 

@@ -125,6 +125,18 @@ def features(
     typer.echo(f"wrote {len(snap):,} customers as of {snap['as_of'].iloc[0]} to {out}")
 
 
+def _day_after(date: str | None, default) -> "pd.Timestamp":
+    """The moment after an inclusive last date (``--observation-end``), or after ``default``."""
+    import pandas as pd
+
+    from churnml.errors import DataError
+
+    try:
+        return (pd.Timestamp(date) if date else pd.Timestamp(default)).normalize() + pd.Timedelta(days=1)
+    except (TypeError, ValueError):
+        raise DataError(f"--observation-end {date!r} is not a date (use YYYY-MM-DD)") from None
+
+
 @app.command()
 def rfm(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.parquet or .csv).")],
@@ -149,7 +161,7 @@ def rfm(
         cfg = _config(config, transactions, tracking_uri, model_name)
         ds = load_dataset(cfg)
         summary = rfm_summary(
-            purchases(ds.transactions),
+            purchases(ds.transactions, at=_day_after(observation_end, ds.transactions["timestamp"].max())),
             amount="amount",
             observation_end=observation_end,
             freq=freq or cfg.features.freq,

@@ -83,7 +83,7 @@ def clv_holdout_diagnostics(dataset: Dataset, config: Config, as_of) -> CLVDiagn
     from churnml.value import backtest_horizon, clv_model_from_config
 
     as_of = pd.Timestamp(as_of)
-    pur = purchases(dataset.transactions)
+    pur = purchases(dataset.transactions, at=as_of)
     pur = pur.loc[pur["timestamp"] < as_of]
     h = backtest_horizon(pur["timestamp"].min(), as_of, config.clv.horizon_days)
     if h is None:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from churnml._atomic import atomic_path, write_table
 from churnml.config import Config
-from churnml.errors import DataError
+from churnml.errors import DataError, ModelError
 from churnml.io import CUSTOMER_ID, TIMESTAMP, Dataset
 from churnml.rfm import rfm_scores
 from churnml.segments import assign_segments, reason_codes
@@ -120,6 +120,12 @@ def score_dataset(
     scores = scores.reset_index()
     extra = [c for c in (scores.columns if keep_features else EXTRA_COLUMNS) if c in scores.columns and c not in OUTPUT_COLUMNS]
     scores = scores[OUTPUT_COLUMNS + extra]
+    blocking, notes = sanity_problems(scores, config)
+    if blocking:
+        raise ModelError(
+            f"model {pipe.model_version}: its scores fail the sanity checks, nothing was written:\n  - "
+            + "\n  - ".join(blocking)
+        )
     psi = pipe.drift(pd.concat(drift_parts)) if pipe.reference else pd.Series(dtype=float)
     drifted = psi[psi > config.score.psi_threshold]
     meta = {
@@ -135,10 +141,28 @@ def score_dataset(
         },
         "rows": {"customers_scored": int(len(scores)), "chunks": len(chunks), "load_report": dataset.report.to_dict()},
         "segments": scores["segment"].value_counts().to_dict(),
+        "sanity_notes": notes,
         "drift": {"psi_threshold": config.score.psi_threshold, "psi": psi.round(4).to_dict(), "drifted": drifted.round(4).to_dict()},
         "timings": {"score_s": round(t_score - t0, 3), "segments_s": round(time.perf_counter() - t_score, 3)},
     }
     return ScoreResult(scores, meta)
+
+
+_NOTES_ONLY = ("p_alive: exactly 1", "p_alive: all ", "p_alive: the same value")
+"""Sanity findings reported in the sidecar but not blocking: a purchase model with no visible
+dropout (or a user-chosen BG/NBD for one-time buyers) legitimately says P(alive) = 1."""
+
+
+def sanity_problems(scores: pd.DataFrame, config: Config) -> tuple[list[str], list[str]]:
+    """(blocking problems, notes) of :func:`churnml.sanity.check_scores` on a scores table: a
+    non-finite, negative or out-of-range number, a churn probability of exactly 0 or 1, a CLV or
+    expected purchases far beyond what customers actually did, or segments that contradict the
+    matrix block the output; P(alive) = 1 is a note."""
+    from churnml.sanity import check_scores
+
+    found = check_scores(scores, config=config)
+    notes = [p for p in found if p.startswith(_NOTES_ONLY)]
+    return [p for p in found if p not in notes], notes
 
 
 def write_scores(result: ScoreResult, out: str | Path) -> tuple[Path, Path]:
@@ -156,7 +180,7 @@ def write_scores(result: ScoreResult, out: str | Path) -> tuple[Path, Path]:
 
 def read_scores(path: str | Path) -> pd.DataFrame:
     """Read a scores file written by :func:`write_scores` (Parquet or CSV)."""
-    from churnml.errors import DataError
+    from churnml.errors import DataError, ModelError
 
     p = Path(path)
     if not p.is_file():

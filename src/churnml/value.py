@@ -24,7 +24,7 @@ from churnml.clv import CLVModel, mean_discount
 from churnml.config import CLVConfig, FeaturesConfig
 from churnml.errors import DataError
 from churnml.features import rfm_summary, snapshot_features
-from churnml.io import AMOUNT, CUSTOMER_ID, TIMESTAMP, purchases
+from churnml.io import AMOUNT, CUSTOMER_ID, TIMESTAMP, active_rows, purchases
 
 __all__ = [
     "MLValueModel",
@@ -77,7 +77,7 @@ def rfm_at(transactions: pd.DataFrame, cutoff, time_unit: str = "W") -> pd.DataF
     """lifetimes-style RFM of purchases strictly before ``cutoff``, ``T`` measured to the cutoff
     day, in weeks (``"W"``: day-level purchases, durations / 7) or days (``"D"``)."""
     cut = pd.Timestamp(cutoff)
-    pur = purchases(transactions)
+    pur = purchases(transactions, at=cut)
     before = pur.loc[pur[TIMESTAMP] < cut]
     if before.empty:
         raise DataError(f"no purchase before the cutoff {cut}")
@@ -89,8 +89,9 @@ def value_targets(transactions: pd.DataFrame, cutoff, horizon_days: float) -> pd
     ``[cutoff, cutoff + horizon_days)``; customers without activity are absent (0)."""
     cut = pd.Timestamp(cutoff)
     end = cut + pd.Timedelta(days=horizon_days)
-    ts = transactions[TIMESTAMP]
-    win = transactions.loc[((ts >= cut) & (ts < end)).to_numpy()]
+    rows = active_rows(transactions, end)  # orders cancelled by the end of the window never happened
+    ts = rows[TIMESTAMP]
+    win = rows.loc[((ts >= cut) & (ts < end)).to_numpy()]
     return win.groupby(CUSTOMER_ID)[AMOUNT].sum()
 
 
