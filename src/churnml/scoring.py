@@ -186,6 +186,8 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     if not p.is_file():
         raise DataError(f"scores file not found: {p}")
     df = pd.read_parquet(p) if p.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(p, dtype={"customer_id": str})
+    if "customer_id" not in df.columns and df.index.name == "customer_id":  # customers.parquet of `churnml run`
+        df = df.reset_index()
     missing = [c for c in ("customer_id", "churn_probability", "predicted_clv", "value_at_risk", "segment") if c not in df.columns]
     if missing:
         raise DataError(f"{p}: not a churnml scores file, missing column(s) {missing}; the file has {list(df.columns)}")
