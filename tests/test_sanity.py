@@ -138,6 +138,16 @@ def test_empty_save_now_while_high_risk_high_value_customers_exist(clean, tx):
     assert any("not in their tiers' matrix cell" in p for p in problems)
 
 
+def test_save_now_may_be_empty_when_nobody_is_high_risk_and_high_value(clean, tx):
+    # value falls as risk rises: nobody is both high risk and high value, which is not a contradiction
+    clean["predicted_clv"] = (1 - clean["churn_probability"]) * 100
+    clean["value_if_retained"] = clean["predicted_clv"] * 1.5
+    clean["value_at_risk"] = clean["churn_probability"] * clean["value_if_retained"]
+    clean = assign_segments(clean.drop(columns=["risk_tier", "value_tier", "segment", "recommended_action"]))
+    assert not (clean["segment"] == "Save now").any()
+    assert not any(p.startswith("segment") for p in check_scores(clean, tx))
+
+
 def test_unknown_segment_names(clean, tx):
     clean.loc[0, "segment"] = "Rescue"
     problems = check_scores(clean, tx)

@@ -24,7 +24,10 @@ Probabilities (``PROBABILITY_COLUMNS``) must lie strictly inside (0, 1): "certai
 "certainly still a customer" is never what a model knows. One-time buyers must not all have
 P(alive) = 1. If any customer is in the top risk tier and the top value tier, the matrix's cell for
 them ("Save now" by default) must not be empty, and every segment must be the config matrix's cell
-for the customer's tiers.
+for the customer's tiers (tables without segments get those of :func:`churnml.segments.assign_segments`).
+An empty "Save now" cell while nobody is both high risk and high value is not flagged: on a log where
+low-rate buyers are the only ones at risk it is the right answer (``benchmarks/robustness.py`` reports
+its size per log).
 """
 
 from __future__ import annotations
@@ -261,7 +264,8 @@ def _check_segments(scores: pd.DataFrame, cfg: Config, ids: pd.Index) -> list[st
             return []
         from churnml.segments import assign_segments
 
-        scores = assign_segments(scores[["churn_probability", "predicted_clv"]], seg_cfg)
+        cols = [c for c in ("churn_probability", "predicted_clv", "value_if_retained") if c in scores.columns]
+        scores = assign_segments(scores[cols], seg_cfg)
     problems: list[str] = []
     n = len(scores)
     seg = scores["segment"].astype("string").fillna("<missing>").to_numpy(dtype=object)
