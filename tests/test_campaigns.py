@@ -160,3 +160,13 @@ def test_population_stability_index():
     assert population_stability(reference, same).max() < 0.01
     psi = population_stability(reference, shifted)
     assert psi["x"] > 0.2 and psi["y"] < 0.01
+
+
+def test_at_risk_list_refuses_unknown_segment_names_and_accepts_empty_known_ones():
+    from churnml.errors import DataError
+
+    scores = _scores(n=30, seed=1)
+    with pytest.raises(DataError, match=r"unknown segment\(s\) \['Savenow'\]; valid segment names: \[.*'Save now'"):
+        at_risk_list(scores, segments=["Savenow"], known_segments=["Save now", "VIP"])
+    lst = at_risk_list(scores.loc[scores["segment"] != "VIP"], segments=["VIP"], known_segments=["Save now", "VIP"])
+    assert len(lst) == 0  # a configured segment with nobody in it is an empty list, not an error

@@ -80,6 +80,10 @@ def test_lists_and_plan_from_scores(scored, work):
     assert "ROI" in res.stdout
     k = cli("kpis", "--scores", str(path), cwd=work, check=True)
     assert "churn_rate" in k.stdout and "all" in k.stdout
+    assert "2,357 " in k.stdout and "2,357.000" not in k.stdout  # counts print as counts
+    bad = cli("at-risk", "--scores", str(path), "--segment", "Savenow", "--out", "typo.csv", cwd=work)
+    assert bad.returncode == 2 and "unknown segment(s) ['Savenow']" in bad.stderr and "'Save now'" in bad.stderr
+    assert not (work / "typo.csv").exists()
 
 
 def test_exported_bundle_scores_the_same(scored, work):

@@ -57,6 +57,7 @@ def at_risk_list(
     top: int | None = None,
     customers: pd.DataFrame | None = None,
     plain_headers: bool = True,
+    known_segments: list[str] | None = None,
 ) -> pd.DataFrame:
     """Customers sorted by value at risk (highest first), filtered by segment (risk x value or
     RFM segment names) and minimum value if retained (``min_value``, currency), the first ``top``; customer attributes
@@ -66,6 +67,14 @@ def at_risk_list(
         df = df.reset_index()
     if segments:
         wanted = set(segments)
+        valid = set(known_segments or []) | set(df["segment"].dropna().astype(str))
+        if "rfm_segment" in df.columns:
+            valid |= set(df["rfm_segment"].dropna().astype(str))
+        unknown = sorted(wanted - valid)
+        if unknown:
+            from churnml.errors import DataError
+
+            raise DataError(f"unknown segment(s) {unknown}; valid segment names: {sorted(valid)}")
         mask = df["segment"].isin(wanted)
         if "rfm_segment" in df.columns:
             mask |= df["rfm_segment"].isin(wanted)

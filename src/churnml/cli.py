@@ -425,7 +425,7 @@ def kpis(
         table = compute_kpis(read_scores(scores), by=by)
         if out:
             write_table(table, out)
-    typer.echo(table.to_string(float_format=lambda v: f"{v:,.3f}"))
+    typer.echo(table.to_string(formatters={"customers": "{:,.0f}".format}, float_format=lambda v: f"{v:,.3f}"))
 
 
 @app.command("at-risk")
@@ -452,7 +452,10 @@ def at_risk(
         customers = None
         if cfg.data.customers:
             customers = read_customers(cfg.data.customers, id_column=cfg.data.customers_id_column or cfg.data.columns.customer_id)
-        table = at_risk_list(read_scores(scores), segments=segment, min_value=min_value, top=top, customers=customers)
+        known = [*cfg.segments.matrix.values(), *(rule.name for rule in cfg.rfm.segments)]
+        table = at_risk_list(
+            read_scores(scores), segments=segment, min_value=min_value, top=top, customers=customers, known_segments=known
+        )
         suffix = out.suffix.lower()
         if suffix not in {".csv", ".xlsx"}:
             raise DataError(f"--out {out}: use a .csv or .xlsx file name")

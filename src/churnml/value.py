@@ -113,7 +113,9 @@ def value_features(
     rfm = rfm_from_features(feats, clv.time_unit)  # the snapshot already holds lifetimes' columns
     if model is None:
         model = clv_model_from_config(clv, discount_rate=0.0, margin=1.0)
-        model.fit(rfm)
+        with warnings.catch_warnings():  # per-cutoff feature fits: the shipped model's fit warns once
+            warnings.simplefilter("ignore", UserWarning)
+            model.fit(rfm)
     else:
         model = clone_with(model, discount_rate=0.0, margin=1.0, horizon_days=clv.horizon_days)
     pred = model.predict(rfm)
