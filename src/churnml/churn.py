@@ -46,6 +46,8 @@ __all__ = [
     "cutoff_plan",
     "fit_churn_model",
     "model_columns",
+    "category_levels",
+    "as_categories",
 ]
 
 BASELINES = ("recency", "logistic_rfm", "btyd")
@@ -188,16 +190,58 @@ class FeatureStore:
         return pd.concat([self.labelled(c) for c in cutoffs])
 
 
+MAX_CATEGORIES = 50
+"""A text column (a customer attribute such as Country) becomes a LightGBM categorical when it has
+at most this many distinct values; more (names, e-mails, free text) is not a category and the
+column is left out, recorded in ``dropped_features_``."""
+
+
+def _is_text(dt) -> bool:
+    return isinstance(dt, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dt) or dt == object
+
+
 def model_columns(frame: pd.DataFrame) -> list[str]:
-    """Feature columns of a feature frame: numeric and categorical, without labels and keys."""
+    """Feature columns of a feature frame: numeric, boolean and text/categorical (customer
+    attributes), without labels and keys."""
     cols = []
     for c in frame.columns:
         if c in _NON_FEATURES:
             continue
         dt = frame[c].dtype
-        if pd.api.types.is_numeric_dtype(dt) or isinstance(dt, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dt):
+        if pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt) or _is_text(dt):
             cols.append(c)
     return cols
+
+
+def category_levels(frame: pd.DataFrame, columns: list[str], max_categories: int = MAX_CATEGORIES) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(levels of each usable text column, reason per text column left out). Levels are the
+    sorted distinct non-missing values as strings; a column with more than ``max_categories``
+    of them, or with a distinct value on more than half of the rows, is left out."""
+    levels: dict[str, list[str]] = {}
+    dropped: dict[str, str] = {}
+    for c in columns:
+        if c not in frame.columns or not _is_text(frame[c].dtype):
+            continue
+        values = frame[c].dropna().astype(str)
+        cats = sorted(values.unique())
+        if len(cats) > max_categories or (len(values) >= 20 and len(cats) > 0.5 * len(values)):
+            dropped[c] = f"text column with {len(cats):,} distinct values (more than {max_categories}, or one per customer): not a category"
+        elif cats:
+            levels[c] = cats
+        else:
+            dropped[c] = "text column with no values"
+    return levels, dropped
+
+
+def as_categories(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
+    """``frame`` with each column of ``levels`` as a pandas categorical on exactly those levels
+    (values unseen in training become missing, which LightGBM routes like a missing value)."""
+    out = frame.copy()
+    for c, cats in levels.items():
+        vals = out[c].astype("string")
+        vals = vals.where(vals.isin(cats), pd.NA).astype(object).where(vals.notna() & vals.isin(cats), None)
+        out[c] = pd.Categorical(vals, categories=cats)
+    return out
 
 
 def _half(index: pd.Index, seed: int) -> np.ndarray:
@@ -238,9 +282,16 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
 
     Parameters mirror ``churn.*`` in the config; ``seed`` fixes bagging and the customer halves.
 
-    Attributes: ``feature_names_``, ``categories_``, ``booster_`` (fitted ``LGBMClassifier``),
+    Text columns (customer attributes such as Country) enter LightGBM as categoricals
+    (``categories_``: levels seen in training); text columns that are identifiers rather than
+    categories are left out and listed in ``dropped_features_`` with the reason.
+
+    Attributes: ``feature_names_``, ``categories_``, ``dropped_features_``, ``booster_`` (fitted ``LGBMClassifier``),
     ``best_iteration_``, ``stacker_``, ``chosen_`` ("lightgbm", "prior" or "recency"), ``selection_auc_``
-    (held-out AUC of each), ``calibrator_``, ``classes_``.
+    (held-out AUC of each), ``calibrator_``, ``classes_``; for reason codes (see
+    :meth:`shipped_contributions`) ``prior_ref_`` and ``recency_ref_`` (mean logit of the prior and
+    mean recency score at the validation cutoff: the reference customer) and ``typical_`` (median of
+    each numeric feature there, in the feature's units).
     """
 
     def __init__(self, *, n_estimators: int = 1000, learning_rate: float = 0.03, num_leaves: int = 15,
@@ -262,9 +313,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
             from churnml.errors import ModelError
 
             raise ModelError(f"the data lacks feature column(s) the model was trained on: {missing}")
-        M = X[self.feature_names_].copy()
-        for c, cats in self.categories_.items():
-            M[c] = pd.Categorical(M[c], categories=cats)
+        M = as_categories(X[self.feature_names_], self.categories_)
         for c in M.columns:
             if c not in self.categories_:
                 M[c] = M[c].astype(float)
@@ -277,11 +326,9 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         import lightgbm as lgb
         from sklearn.metrics import roc_auc_score
 
-        self.feature_names_ = model_columns(X)
-        self.categories_ = {
-            c: list(pd.Categorical(X[c]).categories) for c in self.feature_names_
-            if isinstance(X[c].dtype, pd.CategoricalDtype) or X[c].dtype == object
-        }
+        cols = model_columns(X)
+        self.categories_, self.dropped_features_ = category_levels(X, cols)
+        self.feature_names_ = [c for c in cols if c not in self.dropped_features_]
         y = np.asarray(y, dtype=int)
         y_valid = np.asarray(y_valid, dtype=int)
         stop = _half(X_valid.index, self.seed)
@@ -626,6 +673,8 @@ def fit_churn_model(store: FeatureStore, eval_cutoff) -> tuple[ChurnModel, dict[
         "best_iteration": model.best_iteration_,
         "chosen": model.chosen_,
         "selection_auc": model.selection_auc_,
+        "categorical_features": sorted(model.categories_),
+        "dropped_features": dict(model.dropped_features_),
     }
     return model, baselines, info
 

@@ -58,6 +58,28 @@ def _root(
     ] = False,
 ) -> None:
     """churnml: who is about to leave, what they are worth, whom to win back first."""
+    import warnings
+
+    _SHOWN.clear()
+    warnings.showwarning = _show_warning_once
+
+
+_SHOWN: set[str] = set()
+
+
+def _show_warning_once(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on the console as one line each, ``warning: ...``, each text once per command
+    (a model refitted per cutoff must not repeat the same finding), without source lines."""
+    text = str(message).strip()
+    if text in _SHOWN:
+        return
+    _SHOWN.add(text)
+    name = getattr(category, "__name__", "Warning")
+    prefix = "warning" if name in ("UserWarning", "RuntimeWarning") else f"warning ({name})"
+    try:
+        (file or sys.stderr).write(f"{prefix}: {text}\n")
+    except OSError:  # a closed stderr must not break the job
+        pass
 
 
 def _config(config: Path | None, transactions: str | None, tracking_uri: str | None, model_name: str | None):
@@ -208,6 +230,9 @@ def run(
     if res.value_metrics is not None:
         typer.echo("\nvalue backtest (naive = historical spend rate x horizon):\n" + res.value_metrics.to_string(float_format=fmt))
     typer.echo(f"value model shipped: {res.value_model}")
+    attrs = _attributes_line(res.churn_training)
+    if attrs:
+        typer.echo(attrs)
     if res.churn_backtest is not None:
         cols = ["roc_auc", "pr_auc", "brier", "log_loss", "lift_top10", "ece", "expected_profit_topk"]
         cols = [c for c in cols if c in res.churn_backtest.columns]
@@ -235,6 +260,17 @@ def backtest(
         bt, files = run_backtest(cfg, out_dir=out_dir)
     typer.echo(_backtest_table(bt))
     typer.echo(f"\nwrote {', '.join(map(str, files))}")
+
+
+def _attributes_line(training: dict) -> str:
+    """Which text customer attributes the churn model uses as categories and which it left out."""
+    used, dropped = training.get("categorical_features") or [], training.get("dropped_features") or {}
+    parts = []
+    if used:
+        parts.append("customer attributes used as categories: " + ", ".join(used))
+    if dropped:
+        parts.append("left out: " + "; ".join(f"{k} ({v})" for k, v in dropped.items()))
+    return "\n".join(parts)
 
 
 def _backtest_table(bt) -> str:
@@ -274,6 +310,9 @@ def train(
         cfg = _config(config, transactions, tracking_uri, model_name)
         result, bt = run_train(cfg, as_of=as_of)
     typer.echo(_backtest_table(bt))
+    attrs = _attributes_line(result.training or {})
+    if attrs:
+        typer.echo("\n" + attrs)
     typer.echo(f"\ntracking URI: {result.tracking_uri}\nrun: {result.run_id}")
     typer.echo(f"registered {cfg.mlflow.model_name} version {result.version} as {result.registered_uri}")
     typer.echo(result.registered_uri)
@@ -369,9 +408,8 @@ def score(
             result = score_dataset(pipe, dataset, cfg, as_of=as_of)
         paths = write_scores(result, out)
     warning = drift_warning(result.meta)
-    if warning:
+    if warning:  # once, as a structured log line a scheduler's log search finds
         log.warning("event=drift %s", warning)
-        typer.echo(f"warning: {warning}", err=True)
     log.info("event=score.done rows=%d out=%s timings=%s", len(result.scores), paths[0], json_dumps(result.meta["timings"]))
     typer.echo(f"scored {len(result.scores):,} customers as of {result.meta['as_of']} with {pipe.model_version}: {paths[0]} (+ {paths[1].name})")
 
@@ -522,16 +560,8 @@ def report(
     typer.echo(f"wrote {path}")
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    typer.echo(f"warning: {message}", err=True)
-
-
 def main() -> None:
-    """Console-script entry point."""
-    import warnings
-
-    warnings.showwarning = _show_warning
-    warnings.filterwarnings("once", category=UserWarning)
+    """Console-script entry point (warnings: see ``_show_warning_once``)."""
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover

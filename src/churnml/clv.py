@@ -475,7 +475,7 @@ class CLVModel(BaseEstimator):
         self.n_nonpositive_spend_ = int((repeat & ~positive).sum())
         if self.n_nonpositive_spend_:
             warnings.warn(
-                f"{self.n_nonpositive_spend_} repeat customers have spend <= 0 (returns netted); "
+                f"{self.n_nonpositive_spend_} repeat customers have an average spend <= 0 (free orders, or returns netted); "
                 "they are left out of the Gamma-Gamma fit and get the population mean spend",
                 stacklevel=3,
             )

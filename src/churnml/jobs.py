@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,7 +96,9 @@ def clv_holdout_diagnostics(dataset: Dataset, config: Config, as_of) -> CLVDiagn
         pur, calibration_end=cal_end, observation_end=obs_end, amount="amount", freq="D", freq_multiplier=mult
     )
     rfm = cal.rename(columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T", "monetary_value_cal": "monetary_value"})
-    model = clv_model_from_config(config.clv).fit(rfm[["frequency", "recency", "T", "monetary_value"]])
+    with warnings.catch_warnings():  # a refit of the shipped specification: the shipped fit already warned
+        warnings.simplefilter("ignore")
+        model = clv_model_from_config(config.clv).fit(rfm[["frequency", "recency", "T", "monetary_value"]])
     return clv_diagnostics(model, cal_holdout=cal, transactions=pur, calibration_end=cal_end, observation_end=obs_end)
 
 
@@ -135,6 +138,7 @@ class RunResult:
     churn_backtest: pd.DataFrame | None
     model_uri: str | None
     tracking_uri: str | None
+    churn_training: dict = dataclasses.field(default_factory=dict)
 
 
 def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track: bool = True) -> RunResult:
@@ -214,7 +218,7 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
     return RunResult(
         out, files, len(scores), str(as_of), timings, seg, metrics, pipe.value_model.chosen_, shipped_clv_summary(pipe, diag),
         bt.summary if bt is not None else None,
-        result.registered_uri if result else None, result.tracking_uri if result else None,
+        result.registered_uri if result else None, result.tracking_uri if result else None, pipe.training,
     )
 
 

@@ -174,9 +174,15 @@ _PSI_BINS = 10
 
 
 def feature_reference(features: pd.DataFrame) -> dict[str, Any]:
-    """Decile edges and shares of each numeric feature (missing values as their own bin)."""
+    """Decile edges and shares of each numeric feature (missing values as their own bin); for a
+    text/categorical feature the shares of its most common levels, of other values and of missing."""
     ref = {}
     for col in features.columns:
+        if _is_text(features[col].dtype):
+            counts = features[col].astype("string").value_counts(dropna=False)
+            levels = [str(k) for k in counts.index if pd.notna(k)][:_PSI_BINS * 2]
+            ref[col] = {"levels": levels, "shares": _level_shares(features[col], levels).tolist()}
+            continue
         v = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float)
         finite = v[np.isfinite(v)]
         if len(finite) < 2 * _PSI_BINS:
@@ -184,6 +190,21 @@ def feature_reference(features: pd.DataFrame) -> dict[str, Any]:
         edges = np.unique(np.quantile(finite, np.linspace(0, 1, _PSI_BINS + 1)[1:-1]))
         ref[col] = {"edges": edges.tolist(), "shares": _shares(v, edges).tolist()}
     return ref
+
+
+def _is_text(dt) -> bool:
+    return isinstance(dt, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dt) or dt == object
+
+
+def _level_shares(values: pd.Series, levels: list[str]) -> np.ndarray:
+    """Shares of each level, then of any other value, then of missing values."""
+    v = values.astype("string")
+    missing = v.isna().to_numpy()
+    known = v.isin(levels).to_numpy() & ~missing
+    pos = pd.Index(levels).get_indexer(v[known].astype(str))
+    counts = np.bincount(pos, minlength=len(levels)).astype(float)
+    counts = np.append(counts, [float((~known & ~missing).sum()), float(missing.sum())])
+    return counts / max(len(v), 1)
 
 
 def _shares(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -201,7 +222,10 @@ def population_stability(reference: dict[str, Any], features: pd.DataFrame) -> p
         if col not in features.columns:
             continue
         e = np.maximum(np.asarray(ref["shares"]), 1e-4)
-        a = np.maximum(_shares(pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float), np.asarray(ref["edges"])), 1e-4)
+        if "levels" in ref:
+            a = np.maximum(_level_shares(features[col], ref["levels"]), 1e-4)
+        else:
+            a = np.maximum(_shares(pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=float), np.asarray(ref["edges"])), 1e-4)
         out[col] = float(np.sum((a - e) * np.log(a / e)))
     return pd.Series(out, dtype=float).sort_values(ascending=False)
 

@@ -7,7 +7,9 @@ beside it). A tracking server (``http://host:port``) works the same way.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import tempfile
@@ -48,8 +50,13 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
 def configure(config: Config) -> str:
     """Point MLflow at the configured store and experiment; return the tracking URI."""
+    import logging
+
     import mlflow
 
+    # MLflow's own INFO chatter (input-example validation, "creating a new version") is not for
+    # the job's console; its warnings still show
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     uri = resolve_tracking_uri(config.mlflow.tracking_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -66,6 +73,7 @@ class TrainResult:
     registered_uri: str  # models:/NAME@challenger
     version: str
     tracking_uri: str
+    training: dict = dataclasses.field(default_factory=dict)  # the churn model's training description
 
 
 def _flat(prefix: str, d: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +98,10 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from churnml._pyfunc import SCORE_COLUMNS, ChurnmlPyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    from churnml._pyfunc import SCORE_COLUMNS, input_schema
     from churnml.churn import BASELINES
     from churnml.clv_diagnostics import plot_clv_diagnostics
     from churnml.plots import plot_backtest, plot_feature_importance
@@ -111,6 +122,8 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
             "chosen_scorer": pipe.churn_model.chosen_,
             "value_model": pipe.value_model.chosen_,
             "churnml_version": pipe.version,
+            "categorical_features": ",".join(pipe.training.get("categorical_features") or []),
+            "dropped_features": ",".join(pipe.training.get("dropped_features") or {}),
         }
         params.update(_flat("churn", config.churn.model_dump()))
         params.update(_flat("clv", config.clv.model_dump()))
@@ -160,33 +173,54 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
                 mlflow.log_artifact(str(p), "clv")
         bundle = tmpd / "pipeline.joblib"
         joblib.dump(pipe, bundle)
-        example = tx.loc[tx["customer_id"].isin(tx["customer_id"].drop_duplicates().head(5)), ["customer_id", "timestamp", "amount"]]
-        if dataset.customers is not None:  # static attributes ride along as extra columns
-            attrs = dataset.customers.copy()
-            attrs.index = attrs.index.astype(str)
-            example = example.join(attrs, on="customer_id")
-        example = example.reset_index(drop=True)
+        example = _input_example(tx, dataset)
         scored["as_of"] = scored["as_of"].astype(str)
-        signature = infer_signature(example, scored[SCORE_COLUMNS].head(20), params={"as_of": ""})
+        outputs = infer_signature(scored[SCORE_COLUMNS].head(20)).inputs
+        signature = ModelSignature(input_schema(config, dataset.customers), outputs, ParamSchema([ParamSpec("as_of", "string", "")]))
+        import churnml
+
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=ChurnmlPyfunc(),
+            python_model=str(Path(churnml.__file__).parent / "_pyfunc_model.py"),  # model from code: no CloudPickle
             artifacts={"pipeline": str(bundle)},
             signature=signature,
             input_example=example,
             pip_requirements=_requirements(),
+            code_paths=[str(Path(churnml.__file__).parent)],  # the model loads where churnml is not installed
         )
-        version = mlflow.register_model(info.model_uri, name)
+        with contextlib.redirect_stderr(io.StringIO()):  # its "already exists / created version" lines: we print our own
+            version = mlflow.register_model(info.model_uri, name)
         client = MlflowClient()
         client.set_registered_model_alias(name, CHALLENGER, version.version)
         client.set_model_version_tag(name, version.version, "run_id", run.info.run_id)
-    return TrainResult(run.info.run_id, info.model_uri, f"models:/{name}@{CHALLENGER}", str(version.version), uri)
+    return TrainResult(run.info.run_id, info.model_uri, f"models:/{name}@{CHALLENGER}", str(version.version), uri, pipe.training)
+
+
+def _input_example(tx: pd.DataFrame, dataset) -> pd.DataFrame:
+    """A few customers' transactions in the canonical input names (order ids when the log has
+    them), their attributes and, when the model knows events, one event row."""
+    few = tx["customer_id"].drop_duplicates().head(5)
+    cols = ["customer_id", "timestamp", "amount"] + (["order_id"] if "order_id" in tx.columns else [])
+    example = tx.loc[tx["customer_id"].isin(few), cols].copy()
+    if dataset.events is not None and len(dataset.events):
+        ev = dataset.events.head(1)
+        rows = pd.DataFrame({"customer_id": ev["customer_id"].to_numpy(), "timestamp": ev["timestamp"].to_numpy(),
+                             "event_type": ev["type"].to_numpy(), "event_value": ev["value"].to_numpy()})
+        example = pd.concat([example, rows], ignore_index=True)
+    if dataset.customers is not None:  # static attributes ride along as extra columns
+        attrs = dataset.customers.copy()
+        attrs.index = attrs.index.astype(str)
+        example = example.join(attrs, on="customer_id")
+    return example.reset_index(drop=True)
 
 
 def _requirements() -> list[str]:
+    """Pinned requirements of the logged model: churnml's runtime dependencies (churnml's own
+    code travels with the model as ``code_paths``)."""
     from importlib.metadata import version
 
-    pkgs = ["numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "lifetimes", "joblib", "pydantic", "pyyaml", "mlflow"]
+    pkgs = ["numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "lightgbm", "lifetimes", "joblib", "pydantic", "pyyaml",
+            "mlflow", "matplotlib", "openpyxl", "typer"]
     return [f"{p}=={version(p)}" for p in pkgs]
 
 

@@ -203,7 +203,8 @@ def value_metrics(predicted, actual) -> dict[str, float]:
 
 class MLValueModel(BaseEstimator):
     """LightGBM regression of the spend over the next ``horizon_days`` on snapshot features
-    (Tweedie loss: many zeros, a long right tail). Non-numeric columns are dropped."""
+    (Tweedie loss: many zeros, a long right tail). Text columns with few distinct values (customer
+    attributes) are categoricals; identifier-like text columns are left out (``dropped_features_``)."""
 
     def __init__(self, *, n_estimators: int = 300, learning_rate: float = 0.05, num_leaves: int = 15,
                  min_child_samples: int = 20, seed: int = 42):
@@ -216,19 +217,35 @@ class MLValueModel(BaseEstimator):
     def fit(self, X: pd.DataFrame, y) -> "MLValueModel":
         import lightgbm as lgb
 
-        cols = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
+        from churnml.churn import category_levels, model_columns
+
+        self.categories_, self.dropped_features_ = category_levels(X, model_columns(X))
+        cols = [
+            c for c in X.columns
+            if c in self.categories_ or (pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]))
+        ]
         self.feature_names_ = cols
         self.model_ = lgb.LGBMRegressor(
             objective="tweedie", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, subsample=0.8, subsample_freq=1,
             colsample_bytree=0.8, random_state=self.seed, deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1,
         )
-        self.model_.fit(X[cols].astype(float), np.clip(np.asarray(y, dtype=float), 0, None))
+        self.model_.fit(self._matrix(X), np.clip(np.asarray(y, dtype=float), 0, None))
         return self
+
+    def _matrix(self, X: pd.DataFrame) -> pd.DataFrame:
+        from churnml.churn import as_categories
+
+        cats = getattr(self, "categories_", {})
+        M = as_categories(X[self.feature_names_], cats)
+        for c in M.columns:
+            if c not in cats:
+                M[c] = M[c].astype(float)
+        return M
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "model_")
-        return self.model_.predict(X[self.feature_names_].astype(float))
+        return self.model_.predict(self._matrix(X))
 
 
 @dataclasses.dataclass
