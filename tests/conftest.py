@@ -33,3 +33,17 @@ def random_log(n_customers: int = 300, n_rows: int = 3000, seed: int = 0, hours:
     ts = (start + offs.astype("timedelta64[h]")).astype("datetime64[ns]")
     amount = np.round(rng.gamma(2.0, 15.0, n_rows), 2)
     return pd.DataFrame({"customer_id": [f"c{c:05d}" for c in cust], "timestamp": ts, "amount": amount})
+
+
+def local_sample_config(folder: Path) -> str:
+    """configs/cdnow_sample.yaml copied into ``folder`` without its output and MLflow settings,
+    so its outputs and the default embedded store (``mlflow.db``, ``mlruns/``) land in ``folder``
+    (relative config paths resolve against the config's folder)."""
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "cdnow_sample.yaml").read_text())
+    raw.pop("output", None)
+    raw.pop("mlflow", None)
+    path = Path(folder) / "cdnow_sample.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)

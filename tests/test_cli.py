@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import churnml
 from churnml.cli import app
+from conftest import local_sample_config
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "configs" / "cdnow_sample.yaml")
@@ -43,7 +44,8 @@ def test_console_script_runs_in_a_subprocess():
 def test_run_main_job_on_bundled_sample(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    res = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(tmp_path / "out")])
+    local = local_sample_config(tmp_path)
+    res = runner.invoke(app, ["run", "--config", local, "--out-dir", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     out = tmp_path / "out"
     snap = pd.read_parquet(out / "customers.parquet")
@@ -66,7 +68,7 @@ def test_run_main_job_on_bundled_sample(tmp_path, monkeypatch):
     assert set(report["value_backtest"]["metrics"]) == {"naive", "btyd", "ml", "blend"}
     assert set(report["churn_backtest"]) == {"model", "recency", "logistic_rfm", "btyd"}
     assert report["mlflow"]["registered_uri"] == "models:/churnml@challenger"
-    assert (tmp_path / "mlflow.db").is_file()  # the embedded store in the working directory
+    assert (tmp_path / "mlflow.db").is_file()  # the embedded store in the config's folder
     assert sorted(p.name for p in out.iterdir()) == [
         "churn_backtest.csv", "clv", "customers.parquet", "rfm_segments.csv", "run_report.json", "value_backtest.csv"
     ]
@@ -74,7 +76,7 @@ def test_run_main_job_on_bundled_sample(tmp_path, monkeypatch):
         "clv_calibration_holdout.png", "clv_p_alive.png", "clv_summary.json", "clv_tracking.png"
     ]
     # re-running is safe and gives the same scores (fixed seeds)
-    res2 = runner.invoke(app, ["run", "--config", SAMPLE, "--out-dir", str(out)])
+    res2 = runner.invoke(app, ["run", "--config", local, "--out-dir", str(out)])
     assert res2.exit_code == 0
     pd.testing.assert_frame_equal(snap, pd.read_parquet(out / "customers.parquet"))
 

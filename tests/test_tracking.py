@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from churnml.cli import app
+from conftest import local_sample_config
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "configs" / "cdnow_sample.yaml")
@@ -29,7 +30,7 @@ def trained(tmp_path_factory):
     os.chdir(work)
     env_uri = os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
-        res = runner.invoke(app, ["train", "--config", SAMPLE, "--model-name", "churnml-test"])
+        res = runner.invoke(app, ["train", "--config", local_sample_config(work), "--model-name", "churnml-test"])
     finally:
         os.chdir(old)
         if env_uri:
@@ -116,18 +117,18 @@ def test_promote_rules(trained, monkeypatch):
     work, _ = trained
     monkeypatch.chdir(work)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    first = runner.invoke(app, ["promote", "--config", SAMPLE, "--model-name", "churnml-test"])
+    first = runner.invoke(app, ["promote", "--config", str(work / "cdnow_sample.yaml"), "--model-name", "churnml-test"])
     assert first.exit_code == 0 and first.output.startswith("promoted: no champion yet")
-    again = runner.invoke(app, ["promote", "--config", SAMPLE, "--model-name", "churnml-test"])
+    again = runner.invoke(app, ["promote", "--config", str(work / "cdnow_sample.yaml"), "--model-name", "churnml-test"])
     assert "already the champion" in again.output
     # a second training with the same data and seed scores the same: not better, so not promoted
-    res = runner.invoke(app, ["train", "--config", SAMPLE, "--model-name", "churnml-test"])
+    res = runner.invoke(app, ["train", "--config", str(work / "cdnow_sample.yaml"), "--model-name", "churnml-test"])
     assert res.exit_code == 0, res.output
-    same = runner.invoke(app, ["promote", "--config", SAMPLE, "--model-name", "churnml-test"])
+    same = runner.invoke(app, ["promote", "--config", str(work / "cdnow_sample.yaml"), "--model-name", "churnml-test"])
     assert same.output.startswith("not promoted") and "does not beat" in same.output
     client = _client(work)
     assert str(client.get_model_version_by_alias("churnml-test", "champion").version) == "1"
-    forced = runner.invoke(app, ["promote", "--config", SAMPLE, "--model-name", "churnml-test", "--force"])
+    forced = runner.invoke(app, ["promote", "--config", str(work / "cdnow_sample.yaml"), "--model-name", "churnml-test", "--force"])
     assert forced.output.startswith("promoted") and "--force" in forced.output
     assert str(client.get_model_version_by_alias("churnml-test", "champion").version) == "2"
 
@@ -135,7 +136,7 @@ def test_promote_rules(trained, monkeypatch):
 def test_promote_without_training_is_a_model_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    res = runner.invoke(app, ["promote", "--config", SAMPLE, "--model-name", "nothing-here"])
+    res = runner.invoke(app, ["promote", "--config", local_sample_config(tmp_path), "--model-name", "nothing-here"])
     assert res.exit_code == 3 and "run `churnml train` first" in res.output
 
 

@@ -345,11 +345,11 @@ def export(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Write a self-contained joblib bundle of a model, for places without a tracking server."""
-    from churnml.tracking import export_model, resolve_tracking_uri
+    from churnml.tracking import export_model, tracking_uri_for
 
     with _errors():
         cfg = _config(config, None, tracking_uri, model_name)
-        path = export_model(model, out, tracking_uri=resolve_tracking_uri(cfg.mlflow.tracking_uri))
+        path = export_model(model, out, tracking_uri=tracking_uri_for(cfg))
     typer.echo(f"wrote {path}")
 
 
@@ -380,7 +380,7 @@ def score(
 
     from churnml.io import load_dataset
     from churnml.scoring import drift_warning, score_dataset, write_scores
-    from churnml.tracking import load_pipeline, resolve_tracking_uri
+    from churnml.tracking import load_pipeline, tracking_uri_for
 
     logging.basicConfig(level=logging.INFO, stream=_sys.stderr, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     log = logging.getLogger("churnml.score")
@@ -390,7 +390,7 @@ def score(
             from churnml.errors import DataError
 
             raise DataError(f"--out {out}: use a .parquet or .csv file name")
-        pipe = load_pipeline(model, tracking_uri=resolve_tracking_uri(cfg.mlflow.tracking_uri))
+        pipe = load_pipeline(model, tracking_uri=tracking_uri_for(cfg))
         log.info("event=model.loaded model=%s version=%s trained_as_of=%s", model, pipe.model_version, pipe.as_of.date())
         dataset = load_dataset(cfg)
         log.info("event=data.loaded source=%s orders=%d customers=%d", dataset.report.source, dataset.report.orders, dataset.report.customers)
@@ -416,7 +416,7 @@ def score(
 
 def _score_spark(model, out, config, transactions, as_of, master, tracking_uri, model_name) -> None:
     from churnml.io import read_customers
-    from churnml.tracking import load_pipeline, resolve_tracking_uri
+    from churnml.tracking import load_pipeline, tracking_uri_for
 
     with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
@@ -430,7 +430,7 @@ def _score_spark(model, out, config, transactions, as_of, master, tracking_uri, 
             from churnml.errors import ConfigError
 
             raise ConfigError("--engine spark needs pyspark: pip install 'churnml[spark]'") from None
-        pipe = load_pipeline(model, tracking_uri=resolve_tracking_uri(cfg.mlflow.tracking_uri))
+        pipe = load_pipeline(model, tracking_uri=tracking_uri_for(cfg))
         customers = None
         if cfg.data.customers:
             customers = read_customers(cfg.data.customers, id_column=cfg.data.customers_id_column or cfg.data.columns.customer_id)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from churnml.errors import ConfigError
 
@@ -367,7 +367,9 @@ class ScoreConfig(_Section):
 
 
 class MlflowConfig(_Section):
-    """Tracking: ``sqlite:///mlflow.db`` in the working directory unless a URI is given."""
+    """Tracking: the given URI, else ``MLFLOW_TRACKING_URI``, else the embedded store
+    ``mlflow.db`` (artifacts in ``mlruns/`` beside it) in the config file's folder. A relative
+    ``sqlite:///`` path in a config file is relative to that folder too."""
 
     tracking_uri: str | None = None
     experiment: str = "churnml"
@@ -375,7 +377,7 @@ class MlflowConfig(_Section):
 
 
 class OutputConfig(_Section):
-    """Where jobs write their files (relative to the working directory)."""
+    """Where jobs write their files; relative to the config file's folder."""
 
     dir: str = "outputs"
 
@@ -394,6 +396,13 @@ class Config(_Section):
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     seed: int = 42
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths of this config resolve against: the config file's folder,
+        or the working directory for a config not read from a file."""
+        return self._base_dir or Path.cwd()
 
     def with_overrides(
         self,
@@ -435,8 +444,12 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate a YAML config; ``None`` gives the defaults.
 
-    Relative data paths are resolved against the YAML file's folder, so a config works
-    from any working directory.
+    One rule for paths: every relative path written in a config file (``data.transactions``,
+    ``data.customers``, ``data.events``, ``output.dir``, a ``sqlite:///`` tracking URI, and the
+    default ``mlflow.db`` store) is relative to the config file's folder, so a scheduled job
+    gives the same result from any working directory. Paths given on the command line
+    (``--out``, ``--out-dir``, ``--transactions``, ``--tracking-uri``) are relative to the
+    working directory, as for any command.
     """
     if path is None:
         return Config()
@@ -455,4 +468,18 @@ def load_config(path: str | Path | None = None) -> Config:
         value = getattr(cfg.data, attr)
         if value and ":" not in value.split("/")[0] and not Path(value).is_absolute():
             setattr(cfg.data, attr, str((base / value).resolve()))
+    if not Path(cfg.output.dir).is_absolute():
+        cfg.output.dir = str((base / cfg.output.dir).resolve())
+    cfg.mlflow.tracking_uri = absolute_sqlite_uri(cfg.mlflow.tracking_uri, base)
+    cfg._base_dir = base
     return cfg
+
+
+def absolute_sqlite_uri(uri: str | None, base: Path) -> str | None:
+    """A ``sqlite:///relative/path.db`` URI made absolute against ``base``; other URIs as they are."""
+    if not uri or not uri.startswith("sqlite:///"):
+        return uri
+    path = uri[len("sqlite:///"):]
+    if path.startswith("/") or path.startswith(":memory:") or not path:
+        return uri
+    return f"sqlite:///{(base / path).resolve()}"

@@ -1,8 +1,9 @@
 """MLflow logging and registry helpers. Nothing else in churnml imports MLflow.
 
 Tracking URI: ``mlflow.tracking_uri`` from the config, else ``MLFLOW_TRACKING_URI``, else the
-embedded store ``sqlite:///mlflow.db`` in the working directory (artifacts in ``./mlruns``
-beside it). A tracking server (``http://host:port``) works the same way.
+embedded store ``mlflow.db`` in the config file's folder (the working directory without a config
+file), artifacts in ``mlruns/`` beside it. A tracking server (``http://host:port``) works the
+same way.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "log_training",
     "promote",
     "resolve_tracking_uri",
+    "tracking_uri_for",
     "run_cutoff_metrics",
 ]
 
@@ -39,13 +41,31 @@ CHAMPION = "champion"
 PROMOTION_METRIC = "model_roc_auc_mean"
 
 
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The tracking URI to use (see the module docstring)."""
+def resolve_tracking_uri(uri: str | None = None, base: str | Path | None = None) -> str:
+    """The tracking URI to use: ``uri``, else ``MLFLOW_TRACKING_URI``, else the embedded store
+    ``mlflow.db`` in ``base`` (default: the working directory)."""
     if uri:
         return uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return f"sqlite:///{Path(base or Path.cwd()).resolve() / 'mlflow.db'}"
+
+
+def tracking_uri_for(config: Config) -> str:
+    """The tracking URI of a config (see the module docstring)."""
+    return resolve_tracking_uri(config.mlflow.tracking_uri, config.base_dir)
+
+
+def _set_experiment(name: str, uri: str) -> None:
+    """Use experiment ``name``; a new one on a local SQLite store keeps its artifacts in
+    ``mlruns/`` beside the database file (MLflow's default would be the working directory)."""
+    import mlflow
+
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(name) is None:
+        db = Path(uri[len("sqlite:///"):])
+        if db.name and str(db) != ":memory:":
+            mlflow.create_experiment(name, artifact_location=(db.resolve().parent / "mlruns").as_uri())
+    mlflow.set_experiment(name)
 
 
 def configure(config: Config) -> str:
@@ -57,10 +77,10 @@ def configure(config: Config) -> str:
     # MLflow's own INFO chatter (input-example validation, "creating a new version") is not for
     # the job's console; its warnings still show
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+    uri = tracking_uri_for(config)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    mlflow.set_experiment(config.mlflow.experiment)
+    _set_experiment(config.mlflow.experiment, uri)
     return uri
 
 
@@ -335,7 +355,7 @@ def _reevaluate(config: Config, dataset, model_uri: str, cutoffs: list[str], met
     settings; the data of ``config``) at ``cutoffs`` on ``dataset``; ``{cutoff: metric}``."""
     from churnml.churn import FeatureStore, churn_backtest
 
-    pipe = load_pipeline(model_uri, tracking_uri=config.mlflow.tracking_uri)
+    pipe = load_pipeline(model_uri, tracking_uri=tracking_uri_for(config))
     cfg = pipe.config.model_copy(update={"data": config.data})
     store = FeatureStore(dataset.transactions, cfg, events=dataset.events, customers=dataset.customers)
     bt = churn_backtest(store, [pd.Timestamp(c) for c in cutoffs], n_resamples=0)
