@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from churnml.scoring import OUTPUT_COLUMNS
+from conftest import local_sample_config
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "configs" / "cdnow_sample.yaml")
@@ -31,13 +32,13 @@ def cli(*args, cwd, env=None, check=False):
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     w = tmp_path_factory.mktemp("scoring")
-    cli("train", "--config", SAMPLE, "--model-name", "e2e", cwd=w, check=True)
+    cli("train", "--config", local_sample_config(w), "--model-name", "e2e", cwd=w, check=True)
     return w
 
 
 @pytest.fixture(scope="module")
 def scored(work):
-    res = cli("score", "--config", SAMPLE, "--model", "models:/e2e@challenger", "--out", "scores.parquet", cwd=work, check=True)
+    res = cli("score", "--config", str(work / "cdnow_sample.yaml"), "--model", "models:/e2e@challenger", "--out", "scores.parquet", cwd=work, check=True)
     return work / "scores.parquet", res
 
 
@@ -67,6 +68,18 @@ def test_lists_and_plan_from_scores(scored, work):
         cwd=work, check=True)
     xl = pd.read_excel(work / "list.xlsx")
     assert set(xl["Segment"]) <= {"VIP", "Grow"} and (xl["Value if retained"] >= 5).all()
+    # formatted for people: %, thousands separators, rounded values, a filter, a frozen header,
+    # readable action names
+    from openpyxl import load_workbook
+
+    ws = load_workbook(work / "list.xlsx").active
+    head = {c.value: c.column_letter for c in ws[1]}
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == f"A1:{ws.cell(1, ws.max_column).column_letter}{len(xl) + 1}"
+    assert ws[f"{head['Churn probability']}2"].number_format == "0.0%"
+    assert ws[f"{head['Value at risk']}2"].number_format == "#,##0.00"
+    assert (xl["Value at risk"].round(2) == xl["Value at risk"]).all()
+    assert ws.column_dimensions[head["Why at risk"]].width > 30
+    assert not xl["Recommended action"].astype(str).str.contains("_").any()
     budget = 300.0
     res = cli("campaign", "--scores", str(path), "--budget", str(budget), "--out", "plan.csv", cwd=work, check=True)
     plan = pd.read_csv(work / "plan.csv", dtype={"customer_id": str})
@@ -89,7 +102,7 @@ def test_lists_and_plan_from_scores(scored, work):
 def test_exported_bundle_scores_the_same(scored, work):
     path, _ = scored
     cli("export", "--model", "models:/e2e@challenger", "--out", "models/e2e.joblib", cwd=work, check=True)
-    cli("score", "--config", SAMPLE, "--model", "models/e2e.joblib", "--out", "scores_bundle.csv", cwd=work, check=True)
+    cli("score", "--config", str(work / "cdnow_sample.yaml"), "--model", "models/e2e.joblib", "--out", "scores_bundle.csv", cwd=work, check=True)
     a = pd.read_parquet(path).set_index("customer_id")
     b = pd.read_csv(work / "scores_bundle.csv", dtype={"customer_id": str}).set_index("customer_id")
     assert (a["churn_probability"] - b.loc[a.index, "churn_probability"]).abs().max() < 1e-9
@@ -98,17 +111,17 @@ def test_exported_bundle_scores_the_same(scored, work):
 
 def test_killed_scorer_leaves_no_partial_output(work):
     out = work / "crash.parquet"
-    res = cli("score", "--config", SAMPLE, "--model", "models:/e2e@challenger", "--out", str(out), cwd=work,
+    res = cli("score", "--config", str(work / "cdnow_sample.yaml"), "--model", "models:/e2e@challenger", "--out", str(out), cwd=work,
               env={"CHURNML_FAULT": "kill-before-rename"})
     assert res.returncode == -9  # SIGKILL while writing
     assert not out.exists()
     # with an older result in place, a killed run leaves it as it was
     out.write_bytes(b"old")
-    res = cli("score", "--config", SAMPLE, "--model", "models:/e2e@challenger", "--out", str(out), cwd=work,
+    res = cli("score", "--config", str(work / "cdnow_sample.yaml"), "--model", "models:/e2e@challenger", "--out", str(out), cwd=work,
               env={"CHURNML_FAULT": "kill-before-rename"})
     assert res.returncode == -9 and out.read_bytes() == b"old"
     # the next run replaces it and cleans up what the killed runs left behind
-    cli("score", "--config", SAMPLE, "--model", "models:/e2e@challenger", "--out", str(out), cwd=work, check=True)
+    cli("score", "--config", str(work / "cdnow_sample.yaml"), "--model", "models:/e2e@challenger", "--out", str(out), cwd=work, check=True)
     assert len(pd.read_parquet(out)) == 2357
     assert not list(work.glob(".crash.parquet.*.tmp"))
 
@@ -125,7 +138,7 @@ def test_killed_scorer_leaves_no_partial_output(work):
     ],
 )
 def test_bad_inputs_exit_codes(work, tmp_path, case, code, needle):
-    args = ["score", "--config", SAMPLE, "--model", "models:/e2e@challenger", "--out", str(tmp_path / "s.parquet")]
+    args = ["score", "--config", str(work / "cdnow_sample.yaml"), "--model", "models:/e2e@challenger", "--out", str(tmp_path / "s.parquet")]
     if case == "missing_column":
         bad = tmp_path / "tx.csv"
         bad.write_text("cust,date,dollar_value\n1,2024-01-01,3\n")

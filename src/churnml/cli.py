@@ -479,8 +479,8 @@ def at_risk(
     model_name: ModelNameOpt = None,
 ) -> None:
     """At-risk list for marketing, sorted by value at risk, plain headers, customer attributes joined."""
-    from churnml._atomic import atomic_path
     from churnml.campaigns import at_risk_list
+    from churnml.excel import action_label, write_list
     from churnml.errors import DataError
     from churnml.io import read_customers
     from churnml.scoring import read_scores
@@ -494,14 +494,11 @@ def at_risk(
         table = at_risk_list(
             read_scores(scores), segments=segment, min_value=min_value, top=top, customers=customers, known_segments=known
         )
-        suffix = out.suffix.lower()
-        if suffix not in {".csv", ".xlsx"}:
+        if out.suffix.lower() not in {".csv", ".xlsx"}:
             raise DataError(f"--out {out}: use a .csv or .xlsx file name")
-        with atomic_path(out) as tmp:
-            if suffix == ".csv":
-                table.to_csv(tmp, index=False)
-            else:
-                table.to_excel(tmp, index=False, sheet_name="At risk", engine="openpyxl")
+        if "Recommended action" in table.columns:
+            table["Recommended action"] = table["Recommended action"].map(action_label)
+        write_list(table, out)
     typer.echo(f"wrote {len(table):,} customers to {out}")
 
 

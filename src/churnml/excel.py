@@ -1,0 +1,119 @@
+"""Spreadsheet output for people: rounded numbers, number formats, widths, a filter and a frozen
+header row; CSV lists get the same rounding. Written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churnml._atomic import atomic_path
+
+__all__ = ["action_label", "presentable", "write_list"]
+
+# column (raw or plain header) -> kind; kinds decide rounding and the Excel number format
+_KINDS = {
+    "churn_probability": "share", "Churn probability": "share",
+    "p_alive": "share", "Probability still active": "share",
+    "predicted_clv": "money", "Predicted value": "money",
+    "value_if_retained": "money", "Value if retained": "money",
+    "value_at_risk": "money", "Value at risk": "money",
+    "expected_saved_value": "money", "Expected saved value": "money",
+    "cost": "money", "Cost": "money",
+    "expected_purchases": "decimal", "Expected purchases": "decimal",
+}
+_FORMATS = {"share": "0.0%", "money": "#,##0.00", "decimal": "#,##0.00", "count": "#,##0"}
+_ROUND = {"share": 4, "money": 2, "decimal": 2}
+_WIDE_TEXT = {"reasons", "Why at risk"}
+
+
+def action_label(name) -> str:
+    """A readable label of an action identifier: ``personal_contact`` -> ``Personal contact``."""
+    s = str(name)
+    if s in ("", "nan", "None"):
+        return ""
+    if s == "none":
+        return "No action"
+    return s.replace("_", " ").strip().capitalize()
+
+
+def presentable(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers rounded for reading (shares 4 decimals, money and expectations 2); other columns
+    as they are."""
+    out = table.copy()
+    for col in out.columns:
+        kind = _KINDS.get(col)
+        if kind in _ROUND and pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].astype(float).round(_ROUND[kind])
+    return out
+
+
+def write_list(table: pd.DataFrame, path: str | Path, *, sheet: str = "At risk") -> Path:
+    """Write a customer list as ``.csv`` or ``.xlsx`` (by extension), atomically. The workbook has
+    number formats (shares as %, money with thousands separators), column widths fitted to the
+    content, an autofilter on the header row and the header frozen."""
+    path = Path(path)
+    table = presentable(table)
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            table.to_csv(tmp, index=False)
+        elif suffix == ".xlsx":
+            _write_xlsx(table, tmp, sheet)
+        else:
+            from churnml.errors import DataError
+
+            raise DataError(f"--out {path}: use a .csv or .xlsx file name")
+    return path
+
+
+def _write_xlsx(table: pd.DataFrame, tmp: Path, sheet: str) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = sheet[:31]
+    ws.append([str(c) for c in table.columns])
+    for row in table.itertuples(index=False, name=None):
+        ws.append([_cell(v) for v in row])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for j, col in enumerate(table.columns, 1):
+        letter = get_column_letter(j)
+        kind = _KINDS.get(col)
+        if kind is None and pd.api.types.is_integer_dtype(table[col]):
+            kind = "count"
+        if kind in _FORMATS:
+            for cell in ws[letter][1:]:
+                cell.number_format = _FORMATS[kind]
+        values = table[col].head(2000)
+        if kind in _FORMATS:
+            sample = [f"{v:,.2f}" if isinstance(v, (float, np.floating)) and np.isfinite(v) else str(v) for v in values]
+        else:
+            sample = values.astype(str).tolist()
+        longest = max([len(str(col))] + [len(x) for x in sample]) if len(sample) else len(str(col))
+        wide = col in _WIDE_TEXT
+        ws.column_dimensions[letter].width = min(max(longest + 2, 10), 80 if wide else 40)
+        if wide:
+            for cell in ws[letter][1:]:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+    ws.freeze_panes = "A2"
+    if len(table.columns):
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(table.columns))}{len(table) + 1}"
+    wb.save(tmp)
+
+
+def _cell(v):
+    """A value openpyxl can store: numpy scalars to Python, missing to empty, timestamps naive."""
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.tz_localize(None).to_pydatetime() if v.tzinfo else v.to_pydatetime()
+    return v
