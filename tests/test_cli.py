@@ -70,7 +70,8 @@ def test_run_main_job_on_bundled_sample(tmp_path, monkeypatch):
     assert report["mlflow"]["registered_uri"] == "models:/churnml@challenger"
     assert (tmp_path / "mlflow.db").is_file()  # the embedded store in the config's folder
     assert sorted(p.name for p in out.iterdir()) == [
-        "churn_backtest.csv", "clv", "customers.parquet", "rfm_segments.csv", "run_report.json", "value_backtest.csv"
+        "churn_backtest.csv", "clv", "customers.parquet", "customers.parquet.meta.json", "rfm_segments.csv", "run_report.json",
+        "value_backtest.csv",
     ]
     assert sorted(p.name for p in (out / "clv").iterdir()) == [
         "clv_calibration_holdout.png", "clv_p_alive.png", "clv_summary.json", "clv_tracking.png"

@@ -61,6 +61,38 @@ def test_report_is_self_contained():
     assert "</script><b>" not in build_report(s)
 
 
+def test_report_states_currency_horizons_tiers_in_plain_words(tmp_path):
+    import json
+
+    from churnml.config import Config
+    from churnml.report import report_context
+
+    cfg = Config()
+    cfg.report.currency = "EUR"
+    scores_path = tmp_path / "scores.parquet"
+    _scores(300).to_parquet(scores_path)
+    meta = {"horizons": {"churn_days": 90, "clv_days": 365}, "currency": "EUR",
+            "tiers": {"risk": cfg.segments.risk.model_dump(), "value": cfg.segments.value.model_dump()}}
+    scores_path.with_name("scores.parquet.meta.json").write_text(json.dumps(meta))
+    ctx = report_context(scores_path, None)
+    assert ctx["horizons"] == {"churn_days": 90, "clv_days": 365}
+    page = build_report(_scores(300), context=ctx)
+    assert "expected churn rate (no purchase in the next 90 days)" in page
+    assert "next 365 days" in page and "EUR " in page
+    # which tiers are used, in words: absolute churn probability, shares of customers for value
+    assert "Risk tiers: absolute churn probability (low: below 30%; medium: 30% to 60%; high: 60% and above)." in page
+    assert "Value tiers: shares of customers ranked by value if retained, lowest first" in page
+    # plain headers and action names, no identifiers
+    kpi = page[page.index("KPIs by segment"):page.index("At-risk customers")]
+    assert "Expected churn rate" in kpi and "Value at risk, total (EUR)" in kpi
+    assert "churn_rate" not in kpi and "clv_total" not in kpi
+    assert "personal_contact" not in page and "Personal contact" in page
+    # without a sidecar the config states them
+    other = tmp_path / "other.parquet"
+    _scores(10).to_parquet(other)
+    assert report_context(other, cfg)["horizons"] == {"churn_days": cfg.churn.horizon_days, "clv_days": cfg.clv.horizon_days}
+
+
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Chromium/chromedriver not installed (.ci/run installs Debian's chromium and chromium-driver)")
 def test_report_in_a_real_browser(tmp_path):
     from selenium import webdriver
@@ -106,7 +138,7 @@ def test_report_in_a_real_browser(tmp_path):
         q = driver.find_element(By.ID, "f-search")
         target = expected.sort_values("value_at_risk").iloc[0]["customer_id"]
         q.send_keys(target)
-        assert count.text == "1 customers"
+        assert count.text == "1 customer"
         q.clear()
         driver.execute_script("document.getElementById('f-search').dispatchEvent(new Event('input'))")
         assert count.text == f"{len(expected):,} customers"

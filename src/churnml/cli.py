@@ -549,11 +549,12 @@ def report(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Self-contained HTML report: KPI tiles, segment matrix, distributions, filterable at-risk table with CSV download."""
-    from churnml.report import write_report
+    from churnml.report import report_context, write_report
     from churnml.scoring import read_scores
 
     with _errors():
-        path = write_report(read_scores(scores), out)
+        cfg = _config(config, None, tracking_uri, model_name)
+        path = write_report(read_scores(scores), out, title=cfg.report.title, context=report_context(scores, cfg))
     typer.echo(f"wrote {path}")
 
 

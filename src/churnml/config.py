@@ -382,6 +382,14 @@ class OutputConfig(_Section):
     dir: str = "outputs"
 
 
+class ReportConfig(_Section):
+    """How money is labelled in reports and lists: ``currency`` is a code or symbol shown with
+    every amount (e.g. "EUR", "$"); empty = amounts in the log's currency, unlabelled."""
+
+    currency: str = ""
+    title: str = "Customer retention report"
+
+
 class Config(_Section):
     """The whole churnml configuration."""
 
@@ -395,7 +403,9 @@ class Config(_Section):
     campaign: CampaignConfig = Field(default_factory=CampaignConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     seed: int = 42
+
     _base_dir: Path | None = PrivateAttr(default=None)
 
     @property

@@ -188,6 +188,10 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
     lap("score")
     out = Path(out_dir or config.output.dir)
     files = [write_table(scores, out / "customers.parquet"), write_table(seg, out / "rfm_segments.csv")]
+    meta_path = out / "customers.parquet.meta.json"  # horizons, tiers, currency: what the report states
+    with atomic_path(meta_path) as tmp:
+        tmp.write_text(json.dumps(scored.meta, indent=2, default=str))
+    files.append(meta_path)
     if bt is not None:
         files.append(write_table(bt.per_cutoff, out / "churn_backtest.csv"))
     metrics = pipe.value_model.backtest_.metrics if pipe.value_model.backtest_ is not None else None

@@ -18,7 +18,7 @@ import pandas as pd
 from churnml._atomic import atomic_path
 from churnml.segments import kpis
 
-__all__ = ["build_report", "write_report"]
+__all__ = ["build_report", "describe_tiers", "report_context", "write_report"]
 
 TABLE_COLUMNS = [
     ("customer_id", "Customer ID"),
@@ -70,7 +70,7 @@ function render(){
   const f = filtered(); const pages = Math.max(1, Math.ceil(f.length/PAGE)); page = Math.min(page, pages-1);
   const slice = f.slice(page*PAGE, page*PAGE+PAGE);
   body.innerHTML = slice.map(r => '<tr>' + cols.map(c => '<td class="'+(c.type==='num'?'n':'')+'">'+esc(fmt(c, r[idx[c.key]]))+'</td>').join('') + '</tr>').join('');
-  count.textContent = f.length.toLocaleString() + ' customers';
+  count.textContent = f.length.toLocaleString() + (f.length === 1 ? ' customer' : ' customers');
   pager.innerHTML = 'page ' + (page+1) + ' of ' + pages + ' <button id="prev">previous</button> <button id="next">next</button>';
   document.getElementById('prev').onclick = ()=>{ if(page>0){page--; render();} };
   document.getElementById('next').onclick = ()=>{ if(page<pages-1){page++; render();} };
@@ -121,22 +121,73 @@ def _histogram_svg(values: np.ndarray, title: str, bins: int = 30, width: int = 
     )
 
 
-def build_report(scores: pd.DataFrame, *, title: str = "Customer retention report") -> str:
-    """The report as one HTML string (see the module docstring)."""
+KPI_HEADERS = {
+    "customers": "Customers",
+    "churn_rate": "Expected churn rate",
+    "retention_rate": "Expected retention rate",
+    "purchase_frequency": "Purchases per year",
+    "avg_order_value": "Average order value",
+    "clv_mean": "Predicted value, mean",
+    "clv_median": "Predicted value, median",
+    "clv_p90": "Predicted value, 90th percentile",
+    "clv_total": "Predicted value, total",
+    "value_at_risk": "Value at risk, total",
+}
+_MONEY_KPIS = {"avg_order_value", "clv_mean", "clv_median", "clv_p90", "clv_total", "value_at_risk"}
+
+
+def describe_tiers(tier: dict | None, score: str) -> str:
+    """A sentence stating how a tier is cut: absolute values of ``score`` or shares of customers."""
+    if not tier:
+        return ""
+    labels, cuts = list(tier["labels"]), list(tier["thresholds"])
+    pct = (lambda x: f"{x * 100:g}%")
+    if tier["method"] == "absolute":
+        fmt = pct if score == "churn probability" else (lambda x: f"{x:,g}")
+        parts = [f"{labels[0]}: below {fmt(cuts[0])}"]
+        parts += [f"{labels[i]}: {fmt(cuts[i - 1])} to {fmt(cuts[i])}" for i in range(1, len(cuts))]
+        parts.append(f"{labels[-1]}: {fmt(cuts[-1])} and above")
+        return f"absolute {score} ({'; '.join(parts)})"
+    bounds = [0.0, *cuts, 1.0]
+    parts = [f"{labels[i]}: {pct(bounds[i])} to {pct(bounds[i + 1])} of customers" for i in range(len(labels))]
+    return f"shares of customers ranked by {score}, lowest first ({'; '.join(parts)})"
+
+
+def build_report(scores: pd.DataFrame, *, title: str = "Customer retention report", context: dict | None = None) -> str:
+    """The report as one HTML string (see the module docstring). ``context``: what the scores'
+    sidecar says (``horizons`` in days, ``currency``, ``tiers``); amounts are labelled with the
+    currency and every rate and value with its horizon when known."""
+    from churnml.excel import action_label
+
+    ctx = context or {}
     s = scores.reset_index() if "customer_id" not in scores.columns else scores
+    if "recommended_action" in s.columns:
+        s = s.assign(recommended_action=s["recommended_action"].map(action_label))
     k = kpis(s)
     overall = k.loc["all"]
     as_of = str(pd.Timestamp(s["as_of"].iloc[0]).date()) if "as_of" in s.columns and len(s) else ""
     version = str(s["model_version"].iloc[0]) if "model_version" in s.columns and len(s) else ""
+    cur = str(ctx.get("currency") or "").strip()
+    money = (lambda x: f"{cur} {x:,.0f}" if cur else f"{x:,.0f}")
+    h = ctx.get("horizons") or {}
+    churn_h = f"no purchase in the next {h['churn_days']} days" if h.get("churn_days") else "no purchase within the model's horizon"
+    clv_h = f"next {h['clv_days']} days" if h.get("clv_days") else "the CLV horizon"
     tiles = [
         (f"{overall['customers']:,.0f}", "customers in scope"),
-        (f"{overall['churn_rate'] * 100:.1f}%", "expected churn rate"),
-        (f"{overall['retention_rate'] * 100:.1f}%", "expected retention rate"),
-        (f"{overall['value_at_risk']:,.0f}", "value at risk"),
-        (f"{overall['clv_total']:,.0f}", "predicted value (CLV)"),
+        (f"{overall['churn_rate'] * 100:.1f}%", f"expected churn rate ({churn_h})"),
+        (f"{overall['retention_rate'] * 100:.1f}%", "expected retention rate (buy again in that time)"),
+        (money(overall["value_at_risk"]), f"value at risk ({clv_h}): churn probability x value if retained"),
+        (money(overall["clv_total"]), f"predicted customer value (CLV, {clv_h}, discounted)"),
     ]
     seg_counts = s["segment"].value_counts()
-    tiles += [(f"{n:,}", f"{name}") for name, n in seg_counts.items()]
+    tiles += [(f"{n:,}", f"customers in {name}") for name, n in seg_counts.items()]
+    tiers = ctx.get("tiers") or {}
+    tier_text = " ".join(
+        x for x in [
+            f"Risk tiers: {describe_tiers(tiers.get('risk'), 'churn probability')}." if tiers.get("risk") else "",
+            f"Value tiers: {describe_tiers(tiers.get('value'), 'value if retained')}." if tiers.get("value") else "",
+        ] if x
+    )
     tiles_html = "".join(f'<div class="tile"><div class="v">{html.escape(v)}</div><div class="l">{html.escape(label)}</div></div>' for v, label in tiles)
 
     risk_levels = [x for x in ["high", "medium", "low"] if x in set(s.get("risk_tier", []))] or sorted(set(s.get("risk_tier", [])))
@@ -148,7 +199,7 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
         for v in value_levels:
             if (r, v) in cells.index:
                 c = cells.loc[(r, v)]
-                tds.append(f'<td><div class="name">{html.escape(str(c["name"]))}</div>{int(c["n"]):,} customers<br>{c["var"]:,.0f} at risk</td>')
+                tds.append(f'<td><div class="name">{html.escape(str(c["name"]))}</div>{int(c["n"]):,} customers<br>{html.escape(money(c["var"]))} at risk</td>')
             else:
                 tds.append("<td>-</td>")
         rows.append(f"<tr><th>{html.escape(r)} risk</th>{''.join(tds)}</tr>")
@@ -160,12 +211,19 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
     kt["customers"] = kt["customers"].map(lambda x: f"{x:,.0f}")
     for c in ("churn_rate", "retention_rate"):
         kt[c] = kt[c].map(lambda x: f"{x * 100:.1f}%")
-    kpi_table = kt.to_html(float_format=lambda x: f"{x:,.2f}", classes="kpis", border=0)
+    for c in kt.columns:
+        if c not in ("customers", "churn_rate", "retention_rate"):
+            kt[c] = kt[c].map(lambda x: "" if pd.isna(x) else f"{x:,.2f}")
+    kt = kt.rename(columns={c: KPI_HEADERS.get(c, c.replace("_", " ").capitalize()) + (f" ({cur})" if cur and c in _MONEY_KPIS else "")
+                            for c in kt.columns})
+    kt.index.name = "Segment"
+    kpi_table = kt.to_html(classes="kpis", border=0)
     charts = (
         f'<div class="chart">{_histogram_svg(s["churn_probability"], "Churn probability")}</div>'
         f'<div class="chart">{_histogram_svg(s["predicted_clv"], "Predicted value (CLV, log scale)", log_x=True)}</div>'
     )
-    cols = [(c, label) for c, label in TABLE_COLUMNS if c in s.columns]
+    money_cols = {"predicted_clv", "value_if_retained", "value_at_risk"}
+    cols = [(c, label + (f" ({cur})" if cur and c in money_cols else "")) for c, label in TABLE_COLUMNS if c in s.columns]
     col_meta = [{"key": c, "label": label, "type": "num" if pd.api.types.is_numeric_dtype(s[c]) else "text"} for c, label in cols]
     data_rows = s[[c for c, _ in cols]].copy()
     for c in data_rows.columns:
@@ -183,9 +241,11 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
 <title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<div class="sub">As of {html.escape(as_of)} &middot; model {html.escape(version)} &middot; churn = no purchase within the model's horizon</div>
+<div class="sub">As of {html.escape(as_of)} &middot; model {html.escape(version)} &middot; churn = {html.escape(churn_h)}
+&middot; values over the {html.escape(clv_h)}{(" in " + html.escape(cur)) if cur else ""}</div>
 <div class="tiles">{tiles_html}</div>
 <h2>Risk x value segments</h2>{matrix}
+<p class="sub" id="tiers">{html.escape(tier_text)}</p>
 <h2>Distributions</h2><div class="charts">{charts}</div>
 <h2>KPIs by segment</h2>{kpi_table}
 <h2>At-risk customers</h2>
@@ -202,6 +262,27 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
 <script>{_JS}</script>
 </body></html>
 """
+
+
+def report_context(scores_path: str | Path, config=None) -> dict:
+    """What the report states besides the scores: the scores' sidecar ``<file>.meta.json``
+    (written by ``churnml score`` and ``churnml run``: horizons of the model that scored, tiers,
+    currency) when present, else the given config's."""
+    p = Path(scores_path)
+    meta_path = p.with_name(p.name + ".meta.json")
+    ctx: dict = {}
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            ctx = {k: meta[k] for k in ("horizons", "currency", "tiers") if k in meta}
+        except (OSError, ValueError):
+            ctx = {}
+    if config is not None:
+        ctx.setdefault("horizons", {"churn_days": config.churn.horizon_days, "clv_days": config.clv.horizon_days})
+        ctx.setdefault("tiers", {"risk": config.segments.risk.model_dump(), "value": config.segments.value.model_dump()})
+        if not ctx.get("currency"):
+            ctx["currency"] = config.report.currency
+    return ctx
 
 
 def write_report(scores: pd.DataFrame, out: str | Path, **kwargs) -> Path:
