@@ -70,12 +70,20 @@ def test_run_main_job_on_bundled_sample(tmp_path, monkeypatch):
     assert report["mlflow"]["registered_uri"] == "models:/churnml@challenger"
     assert (tmp_path / "mlflow.db").is_file()  # the embedded store in the config's folder
     assert sorted(p.name for p in out.iterdir()) == [
-        "churn_backtest.csv", "clv", "customers.parquet", "customers.parquet.meta.json", "rfm_segments.csv", "run_report.json",
-        "value_backtest.csv",
+        "at_risk.xlsx", "churn_backtest.csv", "clv", "customers.parquet", "customers.parquet.meta.json", "report.html",
+        "rfm_segments.csv", "run_report.json", "value_backtest.csv",
     ]
     assert sorted(p.name for p in (out / "clv").iterdir()) == [
         "clv_calibration_holdout.png", "clv_p_alive.png", "clv_summary.json", "clv_tracking.png"
     ]
+    # the two README commands end with something marketing opens: the at-risk list and the report
+    lst = pd.read_excel(out / "at_risk.xlsx", dtype={"Customer ID": str})
+    high = snap.loc[snap["risk_tier"] == "high"]
+    assert len(lst) == len(high) > 0 and set(lst["Customer ID"]) == set(high.index.astype(str))
+    assert lst["Value at risk"].is_monotonic_decreasing
+    page = (out / "report.html").read_text()
+    assert "Risk tiers: absolute churn probability" in page and "no purchase in the next 90 days" in page
+    assert "at-risk list" in res.output and "report.html" in res.output
     # re-running is safe and gives the same scores (fixed seeds)
     res2 = runner.invoke(app, ["run", "--config", local, "--out-dir", str(out)])
     assert res2.exit_code == 0

@@ -242,6 +242,10 @@ def run(
     if res.model_uri:
         typer.echo(f"\nMLflow: {res.tracking_uri}\nregistered model: {res.model_uri}")
     typer.echo(f"\nwrote {len(res.files)} files to {res.out_dir}")
+    for name, what in (("at_risk.xlsx", "at-risk list (high risk, by value at risk)"), ("report.html", "report")):
+        path = Path(res.out_dir) / name
+        if path.exists():
+            typer.echo(f"  {what}: {path}")
 
 
 @app.command()

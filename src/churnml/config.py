@@ -377,9 +377,13 @@ class MlflowConfig(_Section):
 
 
 class OutputConfig(_Section):
-    """Where jobs write their files; relative to the config file's folder."""
+    """Where jobs write their files (relative to the config file's folder), and the at-risk list
+    ``churnml run`` writes beside the scores: customers in the risk tiers ``at_risk_tiers``, by value
+    at risk, the first ``at_risk_top`` (all when null)."""
 
     dir: str = "outputs"
+    at_risk_tiers: list[str] = Field(default_factory=lambda: ["high"])
+    at_risk_top: int | None = None
 
 
 class ReportConfig(_Section):

@@ -122,6 +122,31 @@ def shipped_clv_summary(pipe, diag: "CLVDiagnostics | None") -> dict:
     return out
 
 
+def marketing_outputs(scores: pd.DataFrame, meta: dict, config: Config, out: Path, dataset: Dataset | None = None) -> list[Path]:
+    """What marketing opens after a run: ``at_risk.xlsx`` (customers in ``output.at_risk_tiers``
+    by value at risk, formatted, with customer attributes) and the HTML ``report.html``."""
+    from churnml.campaigns import at_risk_list
+    from churnml.excel import action_label, write_list
+    from churnml.report import write_report
+
+    s = scores.reset_index() if "customer_id" not in scores.columns else scores
+    picked = s.loc[s["risk_tier"].isin(config.output.at_risk_tiers)]
+    customers = dataset.customers if dataset is not None else None
+    table = at_risk_list(picked, top=config.output.at_risk_top, customers=customers)
+    if "Recommended action" in table.columns:
+        table["Recommended action"] = table["Recommended action"].map(action_label)
+    ctx = {k: meta[k] for k in ("horizons", "currency", "tiers") if k in meta}
+    cols = [c for c in s.columns if c in _REPORT_COLUMNS]
+    return [write_list(table, out / "at_risk.xlsx"), write_report(s[cols], out / "report.html", title=config.report.title, context=ctx)]
+
+
+_REPORT_COLUMNS = {
+    "customer_id", "as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained",
+    "value_at_risk", "risk_tier", "value_tier", "segment", "rfm_segment", "reasons", "recommended_action", "model_version",
+    "purchases_per_year", "avg_order_value",
+}
+
+
 @dataclasses.dataclass
 class RunResult:
     """What :func:`run` wrote, registered and measured (timings in seconds)."""
@@ -192,6 +217,7 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
     with atomic_path(meta_path) as tmp:
         tmp.write_text(json.dumps(scored.meta, indent=2, default=str))
     files.append(meta_path)
+    files += marketing_outputs(scored.scores, scored.meta, config, out, dataset)
     if bt is not None:
         files.append(write_table(bt.per_cutoff, out / "churn_backtest.csv"))
     metrics = pipe.value_model.backtest_.metrics if pipe.value_model.backtest_ is not None else None
