@@ -43,7 +43,7 @@ def test_reason_codes_in_words():
         index=["a", "b"],
     )
     r = reason_codes(contrib, feats)
-    assert r["a"] == "no purchase for 210 days, usually buys every 45 days; 2 complaint(s) in the last 90 days; last NPS answer 3"
+    assert r["a"] == "no purchase for 210 days, usually buys every 45 days; 2 complaints in the last 90 days; last NPS answer 3 (typical 6)"
     assert r["b"] == "no risk driver"
 
 

@@ -371,6 +371,13 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         score = scores[self.chosen_]
         self.calibrator_ = _fit_calibrator(self.calibration, score[hold], y_valid[hold])
         self.classes_ = np.array([0, 1])
+        # the reference customer of the reason codes (see shipped_contributions): mean log-odds of
+        # the prior and mean recency score at the validation cutoff, and typical (median) features
+        self.prior_ref_ = float(np.mean(prior_v)) if self.prior and len(prior_v) else 0.0
+        self.recency_ref_ = float(np.nanmean(scores["recency"])) if "recency" in scores and len(X_valid) else 0.0
+        num = [c for c in model_columns(X_valid) if pd.api.types.is_numeric_dtype(X_valid[c].dtype)
+               and not pd.api.types.is_bool_dtype(X_valid[c].dtype)]
+        self.typical_ = {c: float(v) for c, v in X_valid[num].median().items() if pd.notna(v)}
         return self
 
     def _boosted(self, M: pd.DataFrame, prior: np.ndarray) -> np.ndarray:
@@ -416,6 +423,101 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         else:
             raise ValueError("method must be 'shap' or 'path'")
         return pd.DataFrame(c, index=X.index, columns=[*self.feature_names_, "bias"])
+
+    def _reference_score(self, X: pd.DataFrame, chosen: str, lgb_bias: float = 0.0) -> float:
+        """The chosen scorer's decision value (uncalibrated log-odds) of the reference customer:
+        the mean over the validation cutoff (the scored rows ``X`` for models saved before
+        references were stored)."""
+        prior_ref = getattr(self, "prior_ref_", None)
+        if prior_ref is None:
+            prior_ref = float(np.mean(self._prior(X))) if len(X) else 0.0
+        if chosen == "prior":
+            return prior_ref
+        if chosen == "recency":
+            ref = getattr(self, "recency_ref_", None)
+            return float(np.mean(_recency_score(X))) if ref is None and len(X) else float(ref or 0.0)
+        w_boost, w_prior = (float(w) for w in self.stacker_.coef_[0])
+        return w_boost * lgb_bias + w_prior * prior_ref + float(self.stacker_.intercept_[0])
+
+    def decision_contributions(self, X: pd.DataFrame, method: str = "shap") -> pd.DataFrame:
+        """Per-customer contributions of each feature to the chosen scorer's uncalibrated
+        log-odds (:meth:`decision_function`), relative to the reference customer; ``base`` is the
+        reference's decision value, and each row adds up to the customer's decision value.
+
+        * ``chosen_ == "lightgbm"``: the stacker weight of LightGBM times LightGBM's contributions
+          (``method``, see :meth:`contributions`), plus the stacker weight of the prior times
+          ``logit(prior) - mean logit(prior)`` credited to the prior column (``btyd_p_no_purchase``);
+          base = weight x LightGBM's expected log-odds + weight x mean logit(prior) + intercept.
+        * ``"prior"``: everything to the prior column (BG/NBD's view of recency and frequency).
+        * ``"recency"``: everything to ``recency_days``.
+
+        Columns: ``feature_names_`` (plus the prior or ``recency_days`` if not among them), ``base``.
+        """
+        check_is_fitted(self, "calibrator_")
+        if method not in ("shap", "path"):
+            raise ValueError("method must be 'shap' or 'path'")
+        chosen = self.chosen_
+        cols = list(self.feature_names_)
+        for extra in (self.prior if chosen != "recency" else None, RECENCY if chosen == "recency" else None):
+            if extra and extra not in cols:
+                cols.append(extra)
+        D = np.zeros((len(X), len(cols) + 1))
+        if chosen == "lightgbm":
+            lgb = self.contributions(X, method=method).to_numpy()
+            w_boost, w_prior = (float(w) for w in self.stacker_.coef_[0])
+            bias = float(lgb[0, -1]) if len(lgb) else 0.0
+            D[:, : len(self.feature_names_)] = w_boost * lgb[:, :-1]
+            if self.prior:
+                ref = getattr(self, "prior_ref_", None)
+                lp = self._prior(X)
+                D[:, cols.index(self.prior)] += w_prior * (lp - (np.mean(lp) if ref is None else ref))
+            D[:, -1] = self._reference_score(X, chosen, bias)
+        elif chosen == "prior":
+            base = self._reference_score(X, chosen)
+            if self.prior:
+                D[:, cols.index(self.prior)] = self._prior(X) - base
+            D[:, -1] = base
+        else:
+            base = self._reference_score(X, chosen)
+            D[:, cols.index(RECENCY)] = _recency_score(X) - base
+            D[:, -1] = base
+        return pd.DataFrame(D, index=X.index, columns=[*cols, "base"])
+
+    def shipped_contributions(self, X: pd.DataFrame, method: str = "shap", *, proba=None) -> pd.DataFrame:
+        """Per-customer contributions of each feature to the log-odds of the SHIPPED churn
+        probability, ``logit(predict_proba(X)[:, 1])``, whatever scorer was chosen: each row adds
+        up (with ``base``) to that log-odds exactly (up to float rounding, ~1e-12).
+
+        ``base`` is the log-odds of the reference customer: the calibrated probability of the
+        reference's decision value (the population mean at the validation cutoff; see
+        :meth:`decision_contributions`). A customer's decision-scale contributions ``D`` are all
+        multiplied by the same ``s = (logit(p) - base) / sum(D)``, the slope of the (monotone
+        increasing) calibration between the reference and the customer, so ``s >= 0``: every
+        sign survives, a positive contribution raises the shipped risk above the reference's, and
+        the order of the drivers is the decision scale's. A customer at the reference
+        (``|sum(D)| < 1e-9``) gets zero contributions and ``base`` = their own log-odds.
+
+        ``proba``: the shipped probabilities of ``X`` if already computed (batch scoring passes
+        them, saving a prediction); ``method``: ``"shap"`` or ``"path"`` (see :meth:`contributions`).
+        Vectorised: the cost is LightGBM's attribution (none when ``chosen_`` is not LightGBM).
+        """
+        D = self.decision_contributions(X, method=method)
+        p = self.predict_proba(X)[:, 1] if proba is None else np.asarray(proba, dtype=float)
+        if len(p) != len(X):
+            raise ValueError(f"proba has {len(p)} values for {len(X)} rows")
+        L = _logit(p)
+        d = D.to_numpy()
+        feats = d[:, :-1]
+        ref = float(d[0, -1]) if len(d) else 0.0
+        base = float(_logit(_apply_calibrator(self.calibrator_, np.array([ref])))[0])
+        S = feats.sum(axis=1)
+        delta = L - base
+        moved = (np.abs(S) >= 1e-9) & (np.sign(S) == np.sign(delta))
+        s = np.where(moved, delta / np.where(moved, S, 1.0), 0.0)
+        out = np.empty_like(d)
+        out[:, :-1] = feats * s[:, None]
+        out[:, -1] = np.where(moved, base, L)
+        return pd.DataFrame(out, index=X.index, columns=D.columns)
 
     def _path_tables(self) -> list[tuple[np.ndarray, np.ndarray, float]]:
         """Per tree: (feature columns used, leaf x used-feature contribution table, bias)."""

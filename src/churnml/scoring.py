@@ -25,7 +25,7 @@ from churnml.config import Config
 from churnml.errors import DataError, ModelError
 from churnml.io import CUSTOMER_ID, TIMESTAMP, Dataset
 from churnml.rfm import rfm_scores
-from churnml.segments import assign_segments, reason_codes
+from churnml.segments import assign_segments, low_risk_cut, reason_codes
 
 __all__ = ["OUTPUT_COLUMNS", "ScoreResult", "resolve_as_of", "score_dataset", "write_scores"]
 
@@ -99,8 +99,9 @@ def score_dataset(
         ctx = tx.loc[sel]
         cev = ev.loc[ev_col.isin(chunk).to_numpy()] if ev is not None and len(chunks) > 1 else ev
         scored = pipe.score(ctx, as_of, events=cev, customers=dataset.customers)
-        contrib = pipe.churn_model.contributions(scored, method=config.score.reasons_method)
-        scored["reasons"] = reason_codes(contrib, scored)
+        contrib = pipe.churn_model.shipped_contributions(scored, method=config.score.reasons_method, proba=scored["churn_probability"])
+        scored["reasons"] = reason_codes(contrib, scored, typical=getattr(pipe.churn_model, "typical_", None),
+                                         low_risk=low_risk_cut(config.segments), trend_days=config.features.trend_window_days)
         keep = [c for c in ["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained", "value_at_risk",
                             "reasons", *EXTRA_COLUMNS] if c in scored.columns]
         feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
