@@ -63,7 +63,7 @@ def test_lists_and_plan_from_scores(scored, work):
     cli("at-risk", "--scores", str(path), "--top", "100", "--out", "list.csv", cwd=work, check=True)
     lst = pd.read_csv(work / "list.csv", dtype={"Customer ID": str})
     assert len(lst) == 100 and lst["Value at risk"].is_monotonic_decreasing
-    assert {"Customer ID", "Churn probability", "Predicted value", "Value at risk", "Why at risk"} <= set(lst.columns)
+    assert {"Customer ID", "Churn probability", "Predicted value", "Value at risk", "Risk drivers"} <= set(lst.columns)
     cli("at-risk", "--scores", str(path), "--segment", "VIP", "--segment", "Grow", "--min-value", "5", "--out", "list.xlsx",
         cwd=work, check=True)
     xl = pd.read_excel(work / "list.xlsx")
@@ -78,7 +78,7 @@ def test_lists_and_plan_from_scores(scored, work):
     assert ws[f"{head['Churn probability']}2"].number_format == "0.0%"
     assert ws[f"{head['Value at risk']}2"].number_format == "#,##0.00"
     assert (xl["Value at risk"].round(2) == xl["Value at risk"]).all()
-    assert ws.column_dimensions[head["Why at risk"]].width > 30
+    assert ws.column_dimensions[head["Risk drivers"]].width > 30
     assert not xl["Recommended action"].astype(str).str.contains("_").any()
     budget = 300.0
     res = cli("campaign", "--scores", str(path), "--budget", str(budget), "--out", "plan.csv", cwd=work, check=True)

@@ -25,7 +25,7 @@ _KINDS = {
 }
 _FORMATS = {"share": "0.0%", "money": "#,##0.00", "decimal": "#,##0.00", "count": "#,##0"}
 _ROUND = {"share": 4, "money": 2, "decimal": 2}
-_WIDE_TEXT = {"reasons", "Why at risk"}
+_WIDE_TEXT = {"reasons", "Risk drivers"}
 
 
 def action_label(name) -> str:

@@ -29,7 +29,7 @@ TABLE_COLUMNS = [
     ("value_if_retained", "Value if retained"),
     ("value_at_risk", "Value at risk"),
     ("recommended_action", "Recommended action"),
-    ("reasons", "Why at risk"),
+    ("reasons", "Risk drivers"),
 ]
 
 _CSS = """
