@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.campaigns import at_risk_list, control_mask, plan_campaign
-from churnml.config import ActionConfig, CampaignConfig, SegmentsConfig, TierConfig
+from churnml.campaigns import at_risk_list, control_mask, eligibility, plan_campaign, recommended_actions
+from churnml.config import ActionConfig, CampaignConfig, Config, SegmentsConfig, TierConfig, config_from_dict
+from churnml.errors import ConfigError, DataError
 from churnml.pipeline import feature_reference, population_stability
 from churnml.segments import assign_segments, kpis, reason_codes, tiers
 
@@ -21,14 +22,20 @@ def test_tiers_quantile_and_absolute():
     assert list(a) == ["l", "m", "m", "h"]
 
 
-def test_segments_follow_the_matrix_and_playbook():
-    scores = pd.DataFrame({"churn_probability": [0.9, 0.9, 0.1, 0.5], "predicted_clv": [100.0, 1.0, 100.0, 50.0]},
-                          index=["a", "b", "c", "d"])
+def test_segments_follow_the_matrix_and_recommend_the_best_eligible_action():
+    scores = pd.DataFrame({"churn_probability": [0.9, 0.9, 0.1, 0.5, 0.9], "predicted_clv": [100.0, 1.0, 100.0, 50.0, 300.0]},
+                          index=["a", "b", "c", "d", "e"])
     cfg = SegmentsConfig(risk=TierConfig(method="absolute", thresholds=[0.3, 0.7]),
                          value=TierConfig(method="absolute", thresholds=[10, 60]))
     s = assign_segments(scores, cfg)
-    assert s["segment"].tolist() == ["Save now", "Let go", "VIP", "Nurture"]
-    assert s["recommended_action"].tolist() == ["personal_contact", "none", "loyalty_reward", "personalised_offer"]
+    assert s["segment"].tolist() == ["Save now", "Let go", "VIP", "Nurture", "Save now"]
+    # at stake = p x value: a 90, c 10, d 25, e 270; net = at stake x reduction - cost, by hand:
+    # a: contact 2, checkin 7.5, offer 10, reward 6.2 -> offer; b: Let go is left alone (playbook none);
+    # c: every net <= 0 -> none; d: checkin -2.25, offer -3, reward -5.5 -> none (contact not allowed in Nurture);
+    # e: contact 56, checkin 34.5, offer 46, reward 38.6 -> contact. No complaint column: complaint follow-up for nobody.
+    assert s["recommended_action"].tolist() == ["personalised_offer", "none", "none", "none", "personal_contact"]
+    camp = CampaignConfig(actions=[ActionConfig(name="mail", cost=1, churn_reduction=0.05)])
+    assert assign_segments(scores, cfg, camp)["recommended_action"].tolist() == ["mail", "none", "none", "mail", "mail"]
 
 
 def test_reason_codes_in_words():
@@ -85,7 +92,7 @@ def _brute_force(scores, budget, actions):
     for i in range(len(scores)):
         new = best.copy()
         for a in actions:
-            if a.segments and seg[i] not in a.segments:
+            if a.segments != "all" and seg[i] not in a.segments:
                 continue
             net = var[i] * a.churn_reduction - a.cost
             if net <= 0:
@@ -110,7 +117,7 @@ def test_planner_is_feasible_and_near_optimal(seed, budget):
     merged = t.merge(scores, on="customer_id", suffixes=("", "_s"))
     for _, row in merged.iterrows():
         a = next(x for x in ACTIONS if x.name == row["action"])
-        assert not a.segments or row["segment_s"] in a.segments
+        assert a.segments == "all" or row["segment_s"] in a.segments
         assert row["expected_saved_value"] == pytest.approx(row["churn_probability_s"] * row["predicted_clv_s"] * a.churn_reduction)
     optimum = _brute_force(scores, budget, ACTIONS)
     assert plan.objective <= optimum + 1e-6
@@ -122,22 +129,85 @@ def test_planner_is_feasible_and_near_optimal(seed, budget):
     assert plan.objective >= 0.9 * optimum
 
 
-def test_control_group_is_random_exact_size_persistent_and_untouched():
+def test_control_group_is_a_hash_threshold_persistent_and_untouched():
     scores = _scores(n=500, seed=3)
     cfg = CampaignConfig(actions=ACTIONS, control_share=0.2, seed=7)
     plan = plan_campaign(scores, 1e9, cfg).plan
     control = plan[plan["group"] == "control"]
     treat = plan[plan["group"] == "treatment"]
-    candidates = len(control) + len(treat)  # unlimited budget: every candidate is treated or control
-    assert len(control) == round(0.2 * candidates)
+    selected = len(plan)  # unlimited budget: every candidate is selected, treated or held out
+    assert abs(len(control) - 0.2 * selected) <= 3 * np.sqrt(0.2 * 0.8 * selected)  # binomial
+    assert (control["u"] < 0.2).all() and (treat["u"] >= 0.2).all()
     assert set(control["customer_id"]).isdisjoint(treat["customer_id"])
-    assert (control["action"] == "none").all() and (control["cost"] == 0).all()
+    assert (control["action"] == "none").all() and (control["cost"] == 0).all() and (control["expected_saved_value"] == 0).all()
+    # with no budget limit the control group is what the plan would have done for them
+    assert (control["planned_action"] == control["recommended_action"]).all()
     # the same seed holds out the same customers in a later campaign, whatever the row order
     again = plan_campaign(scores.sample(frac=1, random_state=1), 1e9, cfg).plan
     assert set(again.loc[again["group"] == "control", "customer_id"]) == set(control["customer_id"])
     other = plan_campaign(scores, 1e9, CampaignConfig(actions=ACTIONS, control_share=0.2, seed=8)).plan
     assert set(other.loc[other["group"] == "control", "customer_id"]) != set(control["customer_id"])
     assert control_mask(np.array(["x", "y"]), 0.0, 1).sum() == 0
+    # a threshold, not a count: a customer's membership does not depend on who else is there
+    ids = np.array([f"id{i}" for i in range(2000)])
+    assert (control_mask(ids, 0.3, 5)[:700] == control_mask(ids[:700], 0.3, 5)).all()
+
+
+def _population(n, seed, start=0):
+    """Customers whose risk and value are correlated with nothing the hash sees."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(2, 2, n)
+    v = rng.lognormal(4.5, 1.0, n)
+    return pd.DataFrame({"customer_id": [f"s{i:06d}" for i in range(start, start + n)], "churn_probability": p,
+                         "value_if_retained": v, "predicted_clv": v, "value_at_risk": p * v,
+                         "segment": rng.choice(["Save now", "Protect", "Grow"], n)})
+
+
+def _smd(a, b):
+    return (np.mean(a) - np.mean(b)) / np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
+
+
+def test_control_is_drawn_within_the_selected_set_and_balanced():
+    scores = _population(12_000, seed=11)
+    cfg = CampaignConfig(actions=ACTIONS, control_share=0.25, seed=3)
+    res = plan_campaign(scores, 15_000, cfg)
+    plan = res.plan
+    c, t = plan[plan["group"] == "control"], plan[plan["group"] == "treatment"]
+    assert t["cost"].sum() <= 15_000 and res.marginal_ratio > 0  # the budget binds
+    assert len(t) > 1000 and len(c) > 300
+    for col in ["churn_probability", "value_at_risk"]:
+        assert abs(_smd(c[col], t[col])) < 0.1, col
+    assert abs(res.totals()["control_share_of_selected"] - 0.25) < 0.03
+    # the held-out candidates as a whole (the old rule's pool) are far from the treated: the check has power
+    held = scores.loc[control_mask(scores["customer_id"], 0.25, 3)]
+    held = held.loc[recommended_actions(held, cfg).ne("none").to_numpy()]
+    assert abs(_smd(held["value_at_risk"], t["value_at_risk"])) > 0.3
+    # the control customers are exactly the held-out ones whose upgrade beats the marginal ratio
+    assert (c["planned_expected_saved_value"] > 0).all() and set(c["planned_action"]) <= {a.name for a in ACTIONS}
+    # totals and the bound are the treatment's: control costs nothing
+    assert res.objective == pytest.approx(t["expected_saved_value"].sum() - t["cost"].sum())
+    assert res.lp_bound >= res.objective
+
+
+def test_control_membership_persists_when_candidates_and_budget_change():
+    cfg = CampaignConfig(actions=ACTIONS, control_share=0.15, seed=21)
+    first = _population(4000, seed=1)
+    plan1 = plan_campaign(first, 6000, cfg).plan
+    # a month later: 800 customers gone, 1200 new ones, scores moved, another budget
+    rng = np.random.default_rng(2)
+    later = first.sample(n=3200, random_state=3)
+    later = later.assign(churn_probability=np.clip(later["churn_probability"] + rng.normal(0, 0.1, len(later)), 0.01, 0.99))
+    later["value_at_risk"] = later["churn_probability"] * later["value_if_retained"]
+    later = pd.concat([later, _population(1200, seed=4, start=10_000)], ignore_index=True)
+    plan2 = plan_campaign(later, 9000, cfg).plan
+    group1 = plan1.set_index("customer_id")["group"]
+    group2 = plan2.set_index("customer_id")["group"]
+    both = group1.index.intersection(group2.index)
+    was_control = both[group1[both] == "control"]
+    was_treated = both[group1[both] == "treatment"]
+    assert len(was_control) >= 30 and len(was_treated) >= 300  # the test sees enough re-selected customers
+    assert (group2[was_control] == "control").all()
+    assert (group2[was_treated] == "treatment").all()
 
 
 def test_at_risk_list_filters_sorts_and_joins():
@@ -170,3 +240,122 @@ def test_at_risk_list_refuses_unknown_segment_names_and_accepts_empty_known_ones
         at_risk_list(scores, segments=["Savenow"], known_segments=["Save now", "VIP"])
     lst = at_risk_list(scores.loc[scores["segment"] != "VIP"], segments=["VIP"], known_segments=["Save now", "VIP"])
     assert len(lst) == 0  # a configured segment with nobody in it is an empty list, not an error
+
+
+def _with_complaints(n=400, seed=5):
+    s = _population(n, seed)
+    rng = np.random.default_rng(seed)
+    s["n_complaint_90d"] = np.where(rng.uniform(size=n) < 0.2, rng.integers(1, 4, n), 0).astype(float)
+    s.loc[s.index[:5], "n_complaint_90d"] = np.nan  # unknown: fails every condition
+    return s
+
+
+COMPLAINT_ACTIONS = [
+    ActionConfig(name="complaint_call", cost=5, churn_reduction=0.4, requires=["n_complaint_90d > 0"]),
+    ActionConfig(name="offer", cost=6, churn_reduction=0.15),
+    ActionConfig(name="call", cost=20, churn_reduction=0.35, segments=["Save now", "Protect"]),
+]
+
+
+def test_eligibility_rules_read_the_data():
+    s = _with_complaints()
+    cfg = CampaignConfig(actions=COMPLAINT_ACTIONS)
+    el = eligibility(s, cfg)
+    complained = (s["n_complaint_90d"] > 0).to_numpy()
+    assert (el.mask[:, 0] == complained).all() and el.notes == []
+    assert (el.mask[:, 2] == s["segment"].isin(["Save now", "Protect"]).to_numpy()).all()
+    plan = plan_campaign(s, 1e9, cfg).plan
+    got = plan.loc[plan["planned_action"] == "complaint_call", "customer_id"]
+    assert len(got) > 20 and set(got) <= set(s.loc[complained, "customer_id"])
+    # a NaN fails '!=' too
+    ne = eligibility(s, CampaignConfig(actions=[ActionConfig(name="x", cost=1, churn_reduction=0.1, requires=["n_complaint_90d != 0"])]))
+    assert (ne.mask[:, 0] == complained).all()
+    # no events table, no complaint column: the action is for nobody and the plan says so
+    bare = s.drop(columns="n_complaint_90d")
+    res = plan_campaign(bare, 1e9, cfg)
+    assert "complaint_call" not in set(res.plan["planned_action"])
+    assert any(n.startswith("complaint_call: eligible for nobody: the scores have no column n_complaint_90d,") for n in res.notes)
+    assert (recommended_actions(bare, cfg) != "complaint_call").all()
+    with pytest.raises(DataError, match=r"requires 'n_complaint_90d > 0': column n_complaint_90d is not numeric"):
+        eligibility(s.assign(n_complaint_90d="many"), cfg)
+
+
+def test_default_complaint_rule_names_the_event_feature_of_the_default_config():
+    from churnml.features import snapshot_features
+
+    tx = pd.DataFrame({"customer_id": ["a", "a", "b", "c"], "amount": [10.0, 20, 30, 40],
+                       "timestamp": pd.to_datetime(["2024-01-05", "2024-05-01", "2024-06-01", "2024-06-10"])})
+    ev = pd.DataFrame({"customer_id": ["a", "b"], "timestamp": pd.to_datetime(["2024-06-20", "2023-12-01"]),
+                       "type": ["complaint", "complaint"], "value": [np.nan, np.nan]})
+    cfg = Config()
+    assert cfg.campaign.required_columns() == ["n_complaint_90d"]
+    f = snapshot_features(tx, pd.Timestamp("2024-07-01"), events=ev, config=cfg.features)
+    el = eligibility(f, cfg.campaign, cfg.segments)
+    j = [a.name for a in el.actions].index("fast_complaint_followup")
+    assert el.mask[:, j].tolist() == [True, False, False]  # b's complaint is older than 90 days
+    assert not eligibility(snapshot_features(tx, pd.Timestamp("2024-07-01"), config=cfg.features), cfg.campaign).mask[:, j].any()
+
+
+@pytest.mark.parametrize("budget", [40, 300, 1e9])
+def test_plan_actions_are_eligible_and_agree_with_recommended_action(budget):
+    s = _with_complaints(n=300, seed=8)
+    s["segment"] = np.random.default_rng(8).choice(["Save now", "Protect", "Grow", "Let go"], len(s))
+    cfg = CampaignConfig(actions=COMPLAINT_ACTIONS, control_share=0.2, seed=1)
+    book = {"Let go": "none", "Grow": ["offer"]}
+    res = plan_campaign(s, budget, cfg, playbook=book)
+    plan = res.plan.merge(s[["customer_id", "n_complaint_90d"]], on="customer_id")
+    el = eligibility(s, cfg, book)
+    names = [a.name for a in el.actions]
+    pos = pd.Series(range(len(s)), index=s["customer_id"])
+    cost = {a.name: a.cost for a in COMPLAINT_ACTIONS}
+    for _, row in plan.iterrows():
+        assert el.mask[pos[row["customer_id"]], names.index(row["planned_action"])]  # eligible
+        assert row["recommended_action"] != "none"
+        assert cost[row["planned_action"]] <= cost[row["recommended_action"]]  # on the way to the recommended one
+    assert (plan.loc[plan["planned_action"] == "complaint_call", "n_complaint_90d"] > 0).all()
+    assert not (plan["segment"] == "Let go").any()
+    assert set(plan.loc[plan["segment"] == "Grow", "planned_action"]) <= {"offer"}
+    rec = recommended_actions(s, cfg, book)
+    assert (rec[s["segment"] == "Let go"] == "none").all()
+    assert (plan["recommended_action"].to_numpy() == rec.set_axis(s["customer_id"])[plan["customer_id"]].to_numpy()).all()
+    if budget == 1e9:  # nothing binds: the plan is the recommendation, for every customer it pays off for
+        assert (plan["planned_action"] == plan["recommended_action"]).all()
+        assert set(plan["customer_id"]) == set(s.loc[(rec != "none").to_numpy(), "customer_id"])
+    t = res.plan[res.plan["group"] == "treatment"]
+    assert (t["action_label"] == t["action"].str.replace("_", " ")).all()
+    assert list(res.plan.columns[:9]) == ["customer_id", "group", "action", "cost", "expected_saved_value", "segment",
+                                          "churn_probability", "value_if_retained", "value_at_risk"]
+    assert {"action_label", "planned_action", "recommended_action"} <= set(res.plan.columns)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"campaign": {"actions": [{"name": "x", "cost": 1, "churn_reduction": 0.1, "segments": []}]}},
+         r"campaign\.actions\.0\.segments: .*write all \(every segment\) or a non-empty list"),
+        ({"campaign": {"actions": [{"name": "x", "cost": 1, "churn_reduction": 0.1, "segments": ["Savenow"]}]}},
+         r"campaign\.actions\[x\]\.segments names \['Savenow'\]"),
+        ({"campaign": {"actions": [{"name": "x", "cost": 1, "churn_reduction": 0.1, "requires": ["complaints > some"]}]}},
+         r"campaign\.actions\.0\.requires: .*'<column> <op> <number>'"),
+        ({"campaign": {"actions": [{"name": "x", "cost": 1, "churn_reduction": 0.1}] * 2}}, r"\['x'\] appear more than once"),
+        ({"campaign": {"actions": [{"name": "none", "cost": 1, "churn_reduction": 0.1}]}}, r"reserved"),
+        ({"segments": {"playbook": {"Save now": []}}}, r"segments\.playbook.*empty list.*write none"),
+        ({"segments": {"playbook": {"Save now": "call"}}}, r"segments\.playbook\[Save now\] names \['call'\], not actions"),
+        ({"segments": {"playbook": {"Savenow": "none"}}}, r"segments\.playbook names segment\(s\) \['Savenow'\]"),
+        ({"features": {"event_count_window_days": 30}}, r"reads n_complaint_90d, but features\.event_count_window_days is 30: "
+                                                         r"the column is n_complaint_30d"),
+    ],
+)
+def test_config_rejects_ambiguous_or_unknown_action_settings(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(raw)
+
+
+def test_config_action_rules_are_typed():
+    cfg = config_from_dict({"campaign": {"actions": [{"name": "x", "cost": 1, "churn_reduction": 0.1, "requires": [" last_nps<=6", "n_complaint_90d>0"]}]},
+                            "segments": {"playbook": {"Let go": "none", "Save now": "x", "VIP": "all"}}})
+    a = cfg.campaign.actions[0]
+    assert a.segments == "all" and a.requires == ["last_nps <= 6", "n_complaint_90d > 0"]
+    assert a.conditions == [("last_nps", "<=", 6.0), ("n_complaint_90d", ">", 0.0)]
+    assert cfg.segments.playbook == {"Let go": "none", "Save now": ["x"], "VIP": "all"}
+    assert cfg.segments.allowed("Grow") == "all"

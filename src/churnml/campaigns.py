@@ -1,31 +1,55 @@
 """At-risk lists and a budgeted retention-campaign planner with a persistent control group.
 
-Planning is a multiple-choice knapsack: every eligible customer gets at most one action; action
-``a`` for customer ``i`` costs ``c_a`` and is expected to save
-``churn_probability_i x churn_reduction_a x value_if_retained_i`` (currency: the value the
-customer brings over the CLV horizon if they stay, so a save is worth what is kept). We maximise the sum of
-(expected saved value - cost) within the budget.
+Who may get what (:func:`eligibility`): an action is eligible for a customer when the customer's
+``segment`` is in the action's ``segments`` (or they are ``all``), the segment's playbook entry
+allows it (``segments.playbook``) and every ``requires`` condition holds on the customer's row
+(e.g. ``n_complaint_90d > 0``; a missing value fails, an absent column makes the action eligible
+for nobody and the plan says so in a note).
 
-Method (Sinha & Zoltners 1979): per customer, the options that lie on the upper convex hull of
-(cost, net value) become incremental upgrades with decreasing value per unit of cost; taking
-upgrades across customers in order of that ratio solves the LP relaxation exactly, with at most
-one fractional upgrade. Dropping it gives a feasible plan whose objective is within one upgrade's
-net value of the LP optimum, itself an upper bound of the integer optimum: the plan reports that
-bound (``lp_bound``) and the gap, so "near-optimal" is a number, not a claim. Leftover budget is
-then spent greedily on upgrades that still fit.
+Value: action ``a`` for customer ``i`` costs ``c_a`` and is expected to save
+``churn_probability_i x churn_reduction_a x value_if_retained_i`` (currency: the value the
+customer brings over the CLV horizon if they stay, so a save is worth what is kept); its net
+value is that minus the cost. ``recommended_action`` (:func:`recommended_actions`) is the
+eligible action with the best net value, ``none`` when none is positive: what the plan gives
+the customer when the budget is not binding.
+
+Planning is a multiple-choice knapsack: every customer gets at most one action, maximising the sum
+of net values within the budget. Method (Sinha & Zoltners 1979): per customer, the options that
+lie on the upper convex hull of (cost, net value) become incremental upgrades with decreasing
+net value per unit of cost (the customer's upgrade path, ending at the recommended action);
+taking upgrades across customers in order of that ratio solves the LP relaxation exactly, with
+at most one fractional upgrade. Dropping it gives a feasible plan whose objective is within one
+upgrade's net value of the LP optimum, itself an upper bound of the integer optimum: the plan
+reports that bound (``lp_bound``) and the gap, so "near-optimal" is a number, not a claim.
+Leftover budget is then spent greedily on upgrades that still fit.
+
+Control group: a customer is held out when ``u = hash(seed, customer id)`` (uniform in [0, 1)) is
+below ``control_share``. Held-out customers are not in the budgeted selection; the treatment
+group spends the budget. The marginal ratio ``lambda`` is the net value per unit of cost of the
+upgrade the budget could not fund (0 when everything worth doing fits): the LP selects exactly
+the upgrades with a ratio above it. The control group is the held-out customers whose first
+upgrade has a ratio above ``lambda``, i.e. those the same rule would have selected, each with the
+action it would have given them (``planned_action``). Control and treatment are then random
+splits of the same selected population (balanced in risk and value), about ``control_share`` of
+the selected customers are control, and because the hash does not depend on the candidate set a
+customer held out once is control whenever a later plan with the same seed selects them, and a
+treated customer never becomes control. Plan totals, the objective and ``lp_bound`` are those of
+the treatment group (control customers cost nothing).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
-from churnml.config import ActionConfig, CampaignConfig
+from churnml.config import ActionConfig, CampaignConfig, SegmentsConfig
 
-__all__ = ["CampaignPlan", "at_risk_list", "control_mask", "plan_campaign"]
+__all__ = ["CampaignPlan", "Eligibility", "at_risk_list", "control_mask", "eligibility", "plan_campaign", "recommended_actions"]
 
 PLAIN_HEADERS = {
     "customer_id": "Customer ID",
@@ -38,7 +62,7 @@ PLAIN_HEADERS = {
     "p_alive": "Probability still active",
     "expected_purchases": "Expected purchases",
     "recommended_action": "Recommended action",
-    "reasons": "Why at risk",
+    "reasons": "Risk drivers",
     "risk_tier": "Risk",
     "value_tier": "Value",
 }
@@ -97,6 +121,7 @@ def at_risk_list(
 
 
 def _uniform(customer_ids, seed: int) -> np.ndarray:
+    """``hash(seed, id)`` as a number uniform in [0, 1): blake2b of ``"{seed}:{id}"``."""
     salt = f"{seed}:".encode()
     return np.fromiter(
         (int.from_bytes(hashlib.blake2b(salt + str(c).encode(), digest_size=8).digest(), "big") / 2**64 for c in customer_ids),
@@ -106,20 +131,130 @@ def _uniform(customer_ids, seed: int) -> np.ndarray:
 
 
 def control_mask(customer_ids, share: float, seed: int) -> np.ndarray:
-    """Random control group of exactly ``round(share x n)`` customers: those with the smallest
-    hash of (seed, id). The hash, not the order of the data, decides, so a customer held out of
-    one campaign is held out of the next ones planned with the same seed."""
-    u = _uniform(customer_ids, seed)
-    n_control = int(round(share * len(u)))
-    mask = np.zeros(len(u), dtype=bool)
-    if n_control:
-        mask[np.argsort(u, kind="stable")[:n_control]] = True
-    return mask
+    """Held-out customers: those whose ``hash(seed, id)``, uniform in [0, 1), is below ``share``.
+    A threshold, not a count, so whether a customer is held out depends on nothing but their id
+    and the seed: the same customers are held out in every campaign with that seed, whatever the
+    other candidates, and about ``share`` of any set of customers is held out."""
+    return _uniform(customer_ids, seed) < share
+
+
+# --------------------------------------------------------------------------- eligibility and value
+
+_OPS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal, "==": np.equal, "!=": np.not_equal}
+
+
+@dataclasses.dataclass
+class Eligibility:
+    """Which customer (row) may get which action (column): ``mask[i, j]`` for ``actions[j]``;
+    ``notes`` are one-line explanations of actions that are eligible for nobody."""
+
+    actions: list[ActionConfig]
+    mask: np.ndarray
+    notes: list[str]
+
+
+def _playbook(playbook: Mapping | SegmentsConfig | None) -> Mapping:
+    if playbook is None:
+        return SegmentsConfig().playbook
+    return playbook.playbook if isinstance(playbook, SegmentsConfig) else playbook
+
+
+def _is_event_feature(col: str) -> bool:
+    return bool(re.match(r"^(n_.+_(\d+d|total)|days_since_last_.+|last_.+)$", col)) and not col.startswith("n_purchases_")
+
+
+def eligibility(scores: pd.DataFrame, config: CampaignConfig | None = None, playbook: Mapping | SegmentsConfig | None = None) -> Eligibility:
+    """Eligibility of every customer (row of ``scores``) for every action of the catalog: segment
+    in the action's ``segments``, action allowed by the segment's ``playbook`` entry (``None`` =
+    the default playbook; a :class:`~churnml.config.SegmentsConfig` gives its playbook) and every
+    ``requires`` condition true. Raises DataError when a required column is not numeric."""
+    from churnml.errors import DataError
+
+    cfg = config or CampaignConfig()
+    book = _playbook(playbook)
+    n = len(scores)
+    has_segment = "segment" in scores.columns
+    seg = scores["segment"].astype(str).to_numpy() if has_segment else np.full(n, "")
+    uniq, inv = np.unique(seg, return_inverse=True)
+    mask = np.ones((n, len(cfg.actions)), dtype=bool)
+    notes: list[str] = []
+    for j, a in enumerate(cfg.actions):
+        if a.segments != "all":
+            if not has_segment:
+                notes.append(f"{a.name}: eligible for nobody: the scores have no segment column and the action is limited to {a.segments}")
+            mask[:, j] &= np.isin(seg, a.segments)
+        allowed = np.array([(e := book.get(str(u), "all")) == "all" or (isinstance(e, list) and a.name in e) for u in uniq], dtype=bool)
+        mask[:, j] &= allowed[inv.ravel()] if len(uniq) else np.ones(n, dtype=bool)
+        for col, op, value in a.conditions:
+            if col not in scores.columns:
+                why = (" (an event feature: it exists only when the data has an events table, data.events)"
+                       if _is_event_feature(col) else "")
+                notes.append(f"{a.name}: eligible for nobody: the scores have no column {col}, needed by '{col} {op} {value:g}'{why}")
+                mask[:, j] = False
+                continue
+            x = scores[col]
+            if not (pd.api.types.is_numeric_dtype(x.dtype) or pd.api.types.is_bool_dtype(x.dtype)):
+                bad = x.dropna().astype(str).head(3).tolist()
+                raise DataError(f"campaign.actions[{a.name}].requires '{col} {op} {value:g}': column {col} is not numeric "
+                                f"({x.dtype}), e.g. {bad}")
+            v = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            mask[:, j] &= ~np.isnan(v) & _OPS[op](v, value)
+    return Eligibility(list(cfg.actions), mask, notes)
+
+
+def _value_at_stake(df: pd.DataFrame) -> np.ndarray:
+    """churn probability x value if retained (negative values count as 0), currency."""
+    p = pd.to_numeric(df["churn_probability"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    v = pd.to_numeric(df[_value_column(df)], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return p * np.clip(v, 0, None)
+
+
+def _economics(df: pd.DataFrame, actions: list[ActionConfig]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cost per action, expected saved value n x k, net value n x k), currency."""
+    cost = np.array([a.cost for a in actions], dtype=float)
+    red = np.array([a.churn_reduction for a in actions], dtype=float)
+    saved = _value_at_stake(df)[:, None] * red[None, :]
+    return cost, saved, saved - cost[None, :]
+
+
+def _best(ok: np.ndarray, net: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Per row the column of the best net value among ``ok`` ones (ties: cheaper, then earlier in
+    the catalog), -1 when no column is ok. The top of the plan's upgrade path picks the same."""
+    if not ok.size:
+        return np.full(len(ok), -1)
+    m = np.where(ok, net, -np.inf)
+    top = ok & (m == m.max(axis=1, keepdims=True))
+    c = np.where(top, cost[None, :], np.inf)
+    top &= c == c.min(axis=1, keepdims=True)
+    return np.where(ok.any(axis=1), np.argmax(top, axis=1), -1)
+
+
+def recommended_actions(
+    scores: pd.DataFrame, config: CampaignConfig | None = None, playbook: Mapping | SegmentsConfig | None = None
+) -> pd.Series:
+    """``recommended_action`` per customer (index of ``scores``): the eligible action with the
+    best expected net value (expected saved value - cost, currency), ``"none"`` when no eligible
+    action has a positive one. It is what :func:`plan_campaign` gives a treated customer when
+    the budget is not binding; a tighter budget may give a cheaper action on the way to it."""
+    cfg = config or CampaignConfig()
+    el = eligibility(scores, cfg, playbook)
+    cost, _, net = _economics(scores, el.actions)
+    j = _best(el.mask & (net > 0), net, cost)
+    names = np.array([a.name for a in el.actions] + ["none"], dtype=object)
+    return pd.Series(names[j], index=scores.index, name="recommended_action")
+
+
+# --------------------------------------------------------------------------- the plan
 
 
 @dataclasses.dataclass
 class CampaignPlan:
-    """The plan (treatment and control rows), its summary and the optimality certificate."""
+    """The plan (treatment and control rows), its summary and the optimality certificate.
+
+    ``marginal_ratio`` is the net value per unit of cost (currency/currency) of the upgrade the
+    budget could not fund, 0 when everything worth doing fitted: the control group is the
+    held-out customers whose first upgrade beats it. ``notes`` explain actions eligible for
+    nobody and other things a planner should know, one line each."""
 
     plan: pd.DataFrame
     summary: pd.DataFrame
@@ -127,13 +262,17 @@ class CampaignPlan:
     objective: float  # expected saved value - cost of the treatment group
     lp_bound: float  # upper bound on the best achievable objective
     method: str
+    marginal_ratio: float = 0.0
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def gap(self) -> float:
         return float(self.lp_bound - self.objective)
 
     def totals(self) -> dict[str, float]:
+        """Treatment totals (currency), group sizes and the certificate; control costs nothing."""
         t = self.plan[self.plan["group"] == "treatment"]
+        n_control = float((self.plan["group"] == "control").sum())
         cost = float(t["cost"].sum())
         saved = float(t["expected_saved_value"].sum())
         return {
@@ -143,46 +282,19 @@ class CampaignPlan:
             "net_value": saved - cost,
             "roi": (saved - cost) / cost if cost > 0 else float("nan"),
             "treatment_customers": float(len(t)),
-            "control_customers": float((self.plan["group"] == "control").sum()),
+            "control_customers": n_control,
+            "control_share_of_selected": n_control / len(self.plan) if len(self.plan) else float("nan"),
+            "marginal_ratio": self.marginal_ratio,
             "lp_bound": self.lp_bound,
             "gap_to_bound": self.gap,
         }
 
 
-def _eligible(actions: list[ActionConfig], segment: np.ndarray) -> np.ndarray:
-    """Boolean matrix customers x actions."""
-    m = np.ones((len(segment), len(actions)), dtype=bool)
-    for j, a in enumerate(actions):
-        if a.segments:
-            m[:, j] = np.isin(segment, a.segments)
-    return m
-
-
-def plan_campaign(scores: pd.DataFrame, budget: float, config: CampaignConfig | None = None) -> CampaignPlan:
-    """Choose at most one action per customer to maximise expected saved value minus cost within
-    ``budget`` (currency), after holding out the control group. See the module docstring."""
-    cfg = config or CampaignConfig()
-    if budget < 0:
-        raise ValueError("budget must not be negative")
-    df = scores.reset_index() if "customer_id" not in scores.columns else scores.copy()
-    ids = df["customer_id"].astype(str).to_numpy()
-    seg = df["segment"].astype(str).to_numpy() if "segment" in df.columns else np.full(len(df), "")
-    var = df["churn_probability"].to_numpy(dtype=float) * np.clip(df[_value_column(df)].to_numpy(dtype=float), 0, None)
-    actions = [a for a in cfg.actions if a.name != "none"]
-    cost = np.array([a.cost for a in actions])
-    red = np.array([a.churn_reduction for a in actions])
-    saved = var[:, None] * red[None, :]
-    net = saved - cost[None, :]
-    ok = _eligible(actions, seg) & (net > 0)
-    candidates = ok.any(axis=1)
-    in_control = np.zeros(len(ids), dtype=bool)
-    cand_idx = np.flatnonzero(candidates)
-    in_control[cand_idx[control_mask(ids[cand_idx], cfg.control_share, cfg.seed)]] = True
-    pool = np.flatnonzero(candidates & ~in_control)
-
-    # incremental upgrades along each customer's upper convex hull of (cost, net)
+def _upgrade_paths(rows: np.ndarray, ok: np.ndarray, cost: np.ndarray, net: np.ndarray):
+    """Incremental upgrades along each customer's upper convex hull of (cost, net value):
+    arrays (customer row, action, extra cost, extra net value, previous action or -1)."""
     inc_cust, inc_action, inc_cost, inc_net, inc_prev = [], [], [], [], []
-    for i in pool:
+    for i in rows:
         opts = np.flatnonzero(ok[i])
         pts = sorted(((cost[j], net[i, j], j) for j in opts), key=lambda t: (t[0], -t[1]))
         hull = [(0.0, 0.0, -1)]
@@ -203,55 +315,129 @@ def plan_campaign(scores: pd.DataFrame, budget: float, config: CampaignConfig | 
             inc_cost.append(c1 - c0)
             inc_net.append(v1 - v0)
             inc_prev.append(j0)
-    inc_cost_a = np.asarray(inc_cost, dtype=float)
-    inc_net_a = np.asarray(inc_net, dtype=float)
-    ratio = np.where(inc_cost_a > 0, inc_net_a / np.where(inc_cost_a > 0, inc_cost_a, 1), np.inf)
-    order = np.lexsort((np.asarray(inc_cust), -ratio))  # best ratio first; ties by customer
+    c = np.asarray(inc_cost, dtype=float)
+    v = np.asarray(inc_net, dtype=float)
+    ratio = np.where(c > 0, v / np.where(c > 0, c, 1), np.inf)
+    return np.asarray(inc_cust, dtype=int), np.asarray(inc_action, dtype=int), c, v, np.asarray(inc_prev, dtype=int), ratio
+
+
+def plan_campaign(
+    scores: pd.DataFrame,
+    budget: float,
+    config: CampaignConfig | None = None,
+    *,
+    playbook: Mapping | SegmentsConfig | None = None,
+) -> CampaignPlan:
+    """Choose at most one eligible action per customer to maximise expected saved value minus
+    cost within ``budget`` (currency), and hold out the control group within the customers that
+    rule selects. ``playbook``: the segments' allowed actions (``segments.playbook``; ``None`` =
+    the default). See the module docstring for the method and the control rule.
+
+    The plan has one row per selected customer: ``customer_id, group`` (treatment/control),
+    ``action`` (``none`` for control), ``cost, expected_saved_value`` (currency, 0 for control),
+    the customer's ``segment, churn_probability, value_if_retained, value_at_risk``, then
+    ``action_label`` (the action's human name), ``planned_action`` and
+    ``planned_expected_saved_value`` (what the rule gives the customer, for control too: the
+    per-action comparison), ``recommended_action`` (the best action with an unlimited budget),
+    ``predicted_clv`` and ``u`` (the hold-out hash, in [0, 1))."""
+    cfg = config or CampaignConfig()
+    if budget < 0:
+        raise ValueError("budget must not be negative")
+    df = scores.reset_index() if "customer_id" not in scores.columns else scores.reset_index(drop=True)
+    ids = df["customer_id"].astype(str).to_numpy()
+    el = eligibility(df, cfg, playbook)
+    actions = el.actions
+    notes = list(el.notes)
+    cost, saved, net = _economics(df, actions)
+    ok = el.mask & (net > 0)
+    names = np.array([a.name for a in actions] + ["none"], dtype=object)
+    labels = {a.name: a.display_label for a in actions}
+    recommended = names[_best(ok, net, cost)]
+    if "recommended_action" in df.columns:
+        differ = (df["recommended_action"].astype(str).to_numpy() != recommended)
+        if differ.any():
+            ex = ", ".join(f"{ids[i]} ({df['recommended_action'].iloc[i]} -> {recommended[i]})" for i in np.flatnonzero(differ)[:3])
+            notes.append(f"recommended_action in the scores differs from this config's for {int(differ.sum()):,} customers "
+                         f"(scored with another action catalog or playbook?), e.g. {ex}; the plan uses this config's")
+    cand = np.flatnonzero(ok.any(axis=1))
+    u = np.full(len(ids), np.nan)
+    u[cand] = _uniform(ids[cand], cfg.seed)
+    held = np.zeros(len(ids), dtype=bool)
+    held[cand] = u[cand] < cfg.control_share
+
+    inc_cust, inc_action, inc_cost, inc_net, inc_prev, ratio = _upgrade_paths(cand, ok, cost, net)
+    order = np.lexsort((inc_cust, -ratio))  # best ratio first; ties by customer
     chosen: dict[int, int] = {}
     spent = 0.0
     lp_bound = 0.0
     objective = 0.0
-    fractional_done = False
+    marginal = None
     for k in order:
-        i, j, c, v, j0 = inc_cust[k], inc_action[k], inc_cost_a[k], inc_net_a[k], inc_prev[k]
-        if chosen.get(i, -1) != j0:
-            continue  # its previous hull step was not taken
+        i, j, c, v, j0 = inc_cust[k], inc_action[k], inc_cost[k], inc_net[k], inc_prev[k]
+        if held[i] or chosen.get(i, -1) != j0:
+            continue  # held out, or its previous hull step was not taken
         if spent + c <= budget + 1e-9:
             chosen[i] = j
             spent += c
             objective += v
-            if not fractional_done:
+            if marginal is None:
                 lp_bound += v
-        else:
-            if not fractional_done:
-                lp_bound += v * (budget - spent) / c if c > 0 else v
-                fractional_done = True
-    if not fractional_done:
+        elif marginal is None:
+            lp_bound += v * (budget - spent) / c if c > 0 else v
+            marginal = float(ratio[k])
+    if marginal is None:
+        marginal = 0.0
         lp_bound = objective  # every upgrade fitted: the plan is the LP (and integer) optimum
+    # control: the held-out customers' upgrades that beat the marginal ratio, in path order
+    would: dict[int, int] = {}
+    for k in np.flatnonzero(held[inc_cust] & (ratio > marginal)):
+        i = inc_cust[k]
+        if would.get(i, -1) == inc_prev[k]:
+            would[i] = inc_action[k]
+    if cfg.control_share > 0 and len(chosen) and not would:
+        notes.append(f"control group is empty: no held-out customer (hash < {cfg.control_share:g}) would have been selected")
 
     rows = []
     for i, j in chosen.items():
-        rows.append((ids[i], "treatment", actions[j].name, float(cost[j]), float(saved[i, j])))
-    for i in np.flatnonzero(in_control):
-        rows.append((ids[i], "control", "none", 0.0, 0.0))
-    plan = pd.DataFrame(rows, columns=["customer_id", "group", "action", "cost", "expected_saved_value"])
+        a = actions[j].name
+        rows.append((ids[i], "treatment", a, labels[a], float(cost[j]), float(saved[i, j]), a, float(saved[i, j]), recommended[i], u[i]))
+    for i, j in would.items():
+        a = actions[j].name
+        rows.append((ids[i], "control", "none", "No action (control group)", 0.0, 0.0, a, float(saved[i, j]), recommended[i], u[i]))
+    plan = pd.DataFrame(rows, columns=["customer_id", "group", "action", "action_label", "cost", "expected_saved_value",
+                                       "planned_action", "planned_expected_saved_value", "recommended_action", "u"])
     extra = df.set_index(df["customer_id"].astype(str))
     for col in ["segment", "churn_probability", "predicted_clv", "value_if_retained", "value_at_risk"]:
         if col in extra.columns:
             plan[col] = extra[col].reindex(plan["customer_id"]).to_numpy()
-    plan = plan.sort_values(["group", "expected_saved_value", "customer_id"], ascending=[False, False, True], kind="stable")
-    plan = plan.reset_index(drop=True)
+    first = ["customer_id", "group", "action", "cost", "expected_saved_value", "segment", "churn_probability", "value_if_retained",
+             "value_at_risk"]
+    plan = plan[[c for c in first if c in plan.columns] + [c for c in plan.columns if c not in first]]
+    plan = plan.sort_values(["group", "expected_saved_value", "planned_expected_saved_value", "customer_id"],
+                            ascending=[False, False, False, True], kind="stable").reset_index(drop=True)
+    return CampaignPlan(plan, _summary(plan, labels), float(budget), float(objective), float(lp_bound),
+                        "LP-hull greedy (multiple-choice knapsack)", float(marginal), notes)
+
+
+def _summary(plan: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Per action: treated customers, cost, expected saved value, net value, ROI (currency) and
+    the control customers the same rule would have given it; then a total row."""
     t = plan[plan["group"] == "treatment"]
+    c = plan[plan["group"] == "control"]
     summary = t.groupby("action").agg(
         customers=("customer_id", "size"), cost=("cost", "sum"), expected_saved_value=("expected_saved_value", "sum")
     )
-    summary["net_value"] = summary["expected_saved_value"] - summary["cost"]
-    summary["roi"] = summary["net_value"] / summary["cost"].where(summary["cost"] > 0)
+    summary = summary.reindex(summary.index.union(c["planned_action"].unique())).fillna(0)
+    summary["customers"] = summary["customers"].astype(int)
+    summary["control_customers"] = c.groupby("planned_action").size().reindex(summary.index).fillna(0).astype(int)
     total = pd.DataFrame(
-        {"customers": [len(t)], "cost": [t["cost"].sum()], "expected_saved_value": [t["expected_saved_value"].sum()]},
+        {"customers": [len(t)], "cost": [t["cost"].sum()], "expected_saved_value": [t["expected_saved_value"].sum()],
+         "control_customers": [len(c)]},
         index=pd.Index(["total"], name="action"),
     )
-    total["net_value"] = total["expected_saved_value"] - total["cost"]
-    total["roi"] = total["net_value"] / total["cost"].where(total["cost"] > 0)
     summary = pd.concat([summary, total])
-    return CampaignPlan(plan, summary, float(budget), float(objective), float(lp_bound), "LP-hull greedy (multiple-choice knapsack)")
+    summary.index.name = "action"
+    summary["net_value"] = summary["expected_saved_value"] - summary["cost"]
+    summary["roi"] = summary["net_value"] / summary["cost"].where(summary["cost"] > 0)
+    summary.insert(0, "label", [labels.get(a, "All actions") for a in summary.index])
+    return summary[["label", "customers", "cost", "expected_saved_value", "net_value", "roi", "control_customers"]]

@@ -528,16 +528,20 @@ def campaign(
         cfg = _config(config, None, tracking_uri, model_name)
         if budget < 0:
             raise DataError("--budget must not be negative")
-        plan = plan_campaign(read_scores(scores), budget, cfg.campaign)
+        plan = plan_campaign(read_scores(scores), budget, cfg.campaign, playbook=cfg.segments.playbook)
         write_table(plan.plan, out, index=False)
         summary_path = out.with_name(out.name + ".summary.json")
         with atomic_path(summary_path) as tmp:
-            tmp.write_text(json.dumps({"method": plan.method, **plan.totals(), "per_action": plan.summary.to_dict("index")}, indent=2, default=str))
+            tmp.write_text(json.dumps({"method": plan.method, **plan.totals(), "per_action": plan.summary.to_dict("index"),
+                                       "notes": plan.notes}, indent=2, default=str))
     t = plan.totals()
+    for note in plan.notes:
+        typer.echo(f"note: {note}")
     typer.echo(plan.summary.to_string(float_format=lambda v: f"{v:,.2f}"))
     typer.echo(
         f"\nbudget {t['budget']:,.2f}: cost {t['cost']:,.2f}, expected saved value {t['expected_saved_value']:,.2f}, "
-        f"ROI {t['roi']:.2f}; treatment {t['treatment_customers']:,.0f}, control {t['control_customers']:,.0f}"
+        f"ROI {t['roi']:.2f}; treatment {t['treatment_customers']:,.0f}, control {t['control_customers']:,.0f} "
+        f"(customers the plan would also have selected, held out by hash(seed, id) < {cfg.campaign.control_share:g})"
     )
     typer.echo(f"method: {plan.method}; objective within {t['gap_to_bound']:,.2f} of the LP upper bound {t['lp_bound']:,.2f}")
     typer.echo(f"wrote {out} and {summary_path.name}")

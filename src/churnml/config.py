@@ -7,8 +7,9 @@ Every section is a pydantic model that forbids unknown keys, so a typo such as
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -32,6 +33,7 @@ __all__ = [
     "RFMConfig",
     "RFMSegmentRule",
     "load_config",
+    "parse_condition",
 ]
 
 
@@ -266,49 +268,135 @@ def _default_matrix() -> dict[str, str]:
     }
 
 
-def _default_playbook() -> dict[str, str]:
-    return {
-        "Save now": "personal_contact",
-        "Win back": "personalised_offer",
-        "Let go": "none",
-        "Protect": "proactive_checkin",
-        "Nurture": "personalised_offer",
-        "Automate": "none",
-        "VIP": "loyalty_reward",
-        "Grow": "personalised_offer",
-        "Maintain": "none",
-    }
+def _default_playbook() -> dict[str, "PlaybookEntry"]:
+    # segments the business leaves alone; every other segment may get any action whose own
+    # ``segments`` and ``requires`` allow it
+    return {"Let go": "none", "Automate": "none", "Maintain": "none"}
+
+
+PlaybookEntry = Union[Literal["all", "none"], list[str]]
+"""A segment's allowed actions: ``all``, ``none`` or a non-empty list of action names."""
+
+
+def _playbook_entry(segment: str, v: Any) -> Any:
+    if isinstance(v, str) and v not in ("all", "none"):
+        return [v]  # one action name
+    if isinstance(v, list) and not v:
+        raise ValueError(f"segments.playbook[{segment!r}] is an empty list, which is ambiguous: write none (no action "
+                         "for this segment), all, or list the allowed action names")
+    return v
 
 
 class SegmentsConfig(_Section):
-    """Risk tier (churn probability) x value tier (value if retained) -> segment -> playbook action.
+    """Risk tier (churn probability) x value tier (value if retained) -> segment; the playbook
+    says which retention actions each segment may get.
 
     Risk tiers are absolute by default (churn probability below 0.3 low, from 0.6 high), so "high
     risk" means the same thing on every log and high-value customers at real risk always land in
-    "Save now"; value tiers are population quantiles (top 20% high)."""
+    "Save now"; value tiers are population quantiles (top 20% high).
+
+    ``playbook`` maps a segment name to its allowed actions: a list of ``campaign.actions`` names
+    (one name alone is a one-item list), ``all``, or ``none`` (the segment is left alone). A
+    segment the playbook does not name allows every action. An empty list is an error (write
+    ``none``). The action a customer gets is chosen by value among the allowed ones
+    (:func:`churnml.campaigns.recommended_actions`), not by the playbook."""
 
     risk: TierConfig = Field(default_factory=lambda: TierConfig(method="absolute", thresholds=[0.3, 0.6]))
     value: TierConfig = Field(default_factory=TierConfig)
     matrix: dict[str, str] = Field(default_factory=_default_matrix)
-    playbook: dict[str, str] = Field(default_factory=_default_playbook)
+    playbook: dict[str, PlaybookEntry] = Field(default_factory=_default_playbook)
+
+    @field_validator("playbook", mode="before")
+    @classmethod
+    def _playbook_entries(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: _playbook_entry(k, e) for k, e in v.items()}
+        return v
 
     @model_validator(mode="after")
     def _covers(self) -> "SegmentsConfig":
         missing = [f"{r}|{v}" for r in self.risk.labels for v in self.value.labels if f"{r}|{v}" not in self.matrix]
         if missing:
             raise ValueError(f"segments.matrix lacks the cell(s) {missing}")
+        names = set(self.matrix.values())
+        unknown = sorted(set(self.playbook) - names)
+        if unknown and "playbook" not in self.model_fields_set:
+            # the default playbook names the default matrix's segments: keep those that exist
+            object.__setattr__(self, "playbook", {k: e for k, e in self.playbook.items() if k in names})
+        elif unknown:
+            raise ValueError(f"segments.playbook names segment(s) {unknown} that segments.matrix does not; "
+                             f"the segments are {sorted(names)}")
         return self
+
+    def allowed(self, segment: str) -> "PlaybookEntry":
+        """The actions the playbook allows in ``segment`` (``all`` when it does not name it)."""
+        return self.playbook.get(segment, "all")
+
+
+_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+CONDITION_OPERATORS = (">", ">=", "<", "<=", "==", "!=")
+
+
+def parse_condition(text: str) -> tuple[str, str, float]:
+    """``"n_complaint_90d > 0"`` -> ``("n_complaint_90d", ">", 0.0)``: a numeric column of the
+    scores table, an operator (> >= < <= == !=) and a number; ValueError otherwise."""
+    m = _CONDITION.match(text) if isinstance(text, str) else None
+    if not m:
+        raise ValueError(f"requires condition {text!r} is not '<column> <op> <number>' with op one of "
+                         f"{' '.join(CONDITION_OPERATORS)} (e.g. 'n_complaint_90d > 0')")
+    return m.group(1), m.group(2), float(m.group(3))
 
 
 class ActionConfig(_Section):
     """A retention action: cost per customer (currency), expected relative reduction of the
-    churn probability, and the segments it may be used in (empty = all)."""
+    churn probability (a share in [0, 1]) and who may get it.
+
+    ``segments``
+        ``all`` (the default when omitted) or a non-empty list of segment names
+        (``segments.matrix`` cells). An empty list is an error: it used to mean "all" silently.
+    ``requires``
+        conditions on numeric columns of the scores table, all of which must hold, each
+        ``"<column> <op> <number>"`` with op one of ``> >= < <= == !=`` (``"n_complaint_90d > 0"``).
+        A customer whose value is missing fails the condition; when the scores have no such column
+        (e.g. event features without an events table) the action is eligible for nobody and the
+        plan says so.
+    ``label``
+        a human name for lists and plans (default: the name with spaces).
+    """
 
     name: str
     cost: float
     churn_reduction: float
-    segments: list[str] = Field(default_factory=list)
+    segments: Union[Literal["all"], list[str]] = "all"
+    requires: list[str] = Field(default_factory=list)
+    label: str | None = None
     description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip() or v in ("none", "all"):
+            raise ValueError("an action name must be non-empty and not 'none' or 'all' (reserved)")
+        return v
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _segments(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, list) and not v):
+            raise ValueError("write all (every segment) or a non-empty list of segment names; an empty list or null "
+                             "is ambiguous (to drop an action, remove it from campaign.actions)")
+        if isinstance(v, str) and v != "all":
+            raise ValueError(f"{v!r}: write all or a list of segment names, e.g. [{v}]")
+        return v
+
+    @field_validator("requires")
+    @classmethod
+    def _requires(cls, v: list[str]) -> list[str]:
+        out = []
+        for text in v:
+            col, op, value = parse_condition(text)
+            out.append(f"{col} {op} {value:g}")
+        return out
 
     @field_validator("churn_reduction")
     @classmethod
@@ -324,27 +412,41 @@ class ActionConfig(_Section):
             raise ValueError("cost must not be negative")
         return v
 
+    @property
+    def conditions(self) -> list[tuple[str, str, float]]:
+        """``requires`` parsed: (column, operator, number) triples."""
+        return [parse_condition(c) for c in self.requires]
+
+    @property
+    def display_label(self) -> str:
+        return self.label or self.name.replace("_", " ")
+
 
 def _default_actions() -> list[ActionConfig]:
     # Relative ordering of cost and effect follows a Nordic retention guide's table (personal
     # contact most expensive and most effective, surveys cheapest); the numbers are marketing
     # claims, not measured uplifts: edit them, and measure with the control group.
     return [
-        ActionConfig(name="personal_contact", cost=25.0, churn_reduction=0.30,
+        ActionConfig(name="personal_contact", label="Personal contact", cost=25.0, churn_reduction=0.30,
                      segments=["Save now", "Win back", "Protect", "VIP"], description="A call or meeting from a named person"),
-        ActionConfig(name="fast_complaint_followup", cost=12.0, churn_reduction=0.27, segments=[],
-                     description="Resolve open complaints fast, then follow up"),
-        ActionConfig(name="proactive_checkin", cost=6.0, churn_reduction=0.15,
+        ActionConfig(name="fast_complaint_followup", label="Fast complaint follow-up", cost=12.0, churn_reduction=0.27,
+                     requires=["n_complaint_90d > 0"], description="Resolve open complaints fast, then follow up"),
+        ActionConfig(name="proactive_checkin", label="Proactive check-in", cost=6.0, churn_reduction=0.15,
                      segments=["Save now", "Win back", "Protect", "Nurture", "VIP", "Grow"], description="A proactive check-in message"),
-        ActionConfig(name="personalised_offer", cost=8.0, churn_reduction=0.20, segments=[],
+        ActionConfig(name="personalised_offer", label="Personalised offer", cost=8.0, churn_reduction=0.20,
                      description="An offer based on what the customer buys"),
-        ActionConfig(name="loyalty_reward", cost=10.0, churn_reduction=0.18,
+        ActionConfig(name="loyalty_reward", label="Loyalty reward", cost=10.0, churn_reduction=0.18,
                      segments=["Save now", "Protect", "VIP", "Nurture", "Grow"], description="Points, a gift or early access"),
     ]
 
 
 class CampaignConfig(_Section):
-    """Budgeted campaign planning: action catalog and the persistent random control group."""
+    """Budgeted campaign planning: the action catalog and the persistent control group.
+
+    ``control_share``: a customer is held out when ``hash(seed, customer id)``, a number uniform
+    in [0, 1), is below it; held-out customers the plan would have selected form the control
+    group, so about that share of the selected customers is control, and a customer held out
+    once is held out whenever selected in a later campaign with the same ``seed``."""
 
     actions: list[ActionConfig] = Field(default_factory=_default_actions)
     control_share: float = 0.1
@@ -356,6 +458,19 @@ class CampaignConfig(_Section):
         if not 0 <= v < 1:
             raise ValueError("control_share must be in [0, 1)")
         return v
+
+    @field_validator("actions")
+    @classmethod
+    def _unique(cls, v: list[ActionConfig]) -> list[ActionConfig]:
+        names = [a.name for a in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"action name(s) {dup} appear more than once")
+        return v
+
+    def required_columns(self) -> list[str]:
+        """The scores columns the actions' ``requires`` conditions read (in catalog order)."""
+        return list(dict.fromkeys(col for a in self.actions for col, _, _ in a.conditions))
 
 
 class ScoreConfig(_Section):
@@ -410,6 +525,33 @@ class Config(_Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     seed: int = 42
 
+    @model_validator(mode="after")
+    def _actions_and_segments_agree(self) -> "Config":
+        segment_names = set(self.segments.matrix.values())
+        action_names = {a.name for a in self.campaign.actions}
+        problems = []
+        for a in self.campaign.actions:
+            unknown = sorted(set(a.segments) - segment_names) if a.segments != "all" else []
+            if unknown:
+                problems.append(f"campaign.actions[{a.name}].segments names {unknown}, not segments of segments.matrix "
+                                f"{sorted(segment_names)}")
+            for col, _, _ in a.conditions:
+                m = re.match(r"^n_(.+)_(\d+)d$", col)
+                if m and m.group(1) in self.features.event_types and int(m.group(2)) != self.features.event_count_window_days:
+                    w = self.features.event_count_window_days
+                    problems.append(f"campaign.actions[{a.name}].requires reads {col}, but features.event_count_window_days is {w}: "
+                                    f"the column is n_{m.group(1)}_{w}d")
+        for seg, allowed in self.segments.playbook.items():
+            unknown = sorted(set(allowed) - action_names) if isinstance(allowed, list) else []
+            if unknown:
+                problems.append(f"segments.playbook[{seg}] names {unknown}, not actions of campaign.actions {sorted(action_names)}")
+        if problems and "actions" not in self.campaign.model_fields_set:
+            problems.append("the default campaign.actions name the default segments: with your own segments.matrix, "
+                            "write campaign.actions too")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     _base_dir: Path | None = PrivateAttr(default=None)
 
     @property
@@ -442,6 +584,8 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "(root)"
         if e["type"] == "extra_forbidden":
             lines.append(f"  - unknown key '{key}'")
+        elif len(e["loc"]) <= 1 and e["type"] == "value_error":  # a section's cross-field check: its input is the whole section
+            lines.append(f"  - {e['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)

@@ -102,8 +102,8 @@ def score_dataset(
         contrib = pipe.churn_model.shipped_contributions(scored, method=config.score.reasons_method, proba=scored["churn_probability"])
         scored["reasons"] = reason_codes(contrib, scored, typical=getattr(pipe.churn_model, "typical_", None),
                                          low_risk=low_risk_cut(config.segments), trend_days=config.features.trend_window_days)
-        keep = [c for c in ["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained", "value_at_risk",
-                            "reasons", *EXTRA_COLUMNS] if c in scored.columns]
+        keep = [c for c in dict.fromkeys(["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained",
+                                          "value_at_risk", "reasons", *EXTRA_COLUMNS, *config.campaign.required_columns()]) if c in scored.columns]
         feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
         drift_parts.append(feats.sample(n=50_000, random_state=0) if len(feats) > 50_000 else feats)
         parts.append(scored if keep_features else scored[keep])
@@ -114,12 +114,13 @@ def score_dataset(
     if scores.empty:
         raise DataError(f"no customer with a purchase before {as_of.date()}")
     t_score = time.perf_counter()
-    scores = assign_segments(scores, config.segments)
+    scores = assign_segments(scores, config.segments, config.campaign)
     scores = scores.join(rfm_scores(scores, config=config.rfm)[["r_score", "f_score", "m_score", "rfm_segment"]])
     scores["model_version"] = pipe.model_version
     scores.index.name = CUSTOMER_ID
     scores = scores.reset_index()
-    extra = [c for c in (scores.columns if keep_features else EXTRA_COLUMNS) if c in scores.columns and c not in OUTPUT_COLUMNS]
+    kept = scores.columns if keep_features else [*EXTRA_COLUMNS, *config.campaign.required_columns()]  # + what action rules read
+    extra = [c for c in dict.fromkeys(kept) if c in scores.columns and c not in OUTPUT_COLUMNS]
     scores = scores[OUTPUT_COLUMNS + extra]
     blocking, notes = sanity_problems(scores, config)
     if blocking:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from churnml.config import SegmentsConfig, TierConfig
+from churnml.config import CampaignConfig, SegmentsConfig, TierConfig
 
 __all__ = ["LOW_RISK", "assign_segments", "kpis", "low_risk_cut", "reason_codes", "tiers"]
 
@@ -26,11 +26,16 @@ def tiers(values, config: TierConfig) -> np.ndarray:
     return np.asarray(config.labels, dtype=object)[idx]
 
 
-def assign_segments(scores: pd.DataFrame, config: SegmentsConfig | None = None) -> pd.DataFrame:
+def assign_segments(scores: pd.DataFrame, config: SegmentsConfig | None = None, campaign: CampaignConfig | None = None) -> pd.DataFrame:
     """Add ``risk_tier`` (of ``churn_probability``), ``value_tier`` (of ``value_if_retained``, the
     value a customer brings if they stay, so that risk and value are not the same fact twice;
     ``predicted_clv`` in older scores files without it),
-    ``segment`` (the matrix cell's name) and ``recommended_action`` (the playbook's action)."""
+    ``segment`` (the matrix cell's name) and ``recommended_action``: the action of ``campaign``'s
+    catalog (default catalog when ``None``) with the best expected net value among those the
+    customer is eligible for (segment, ``config.playbook``, ``requires`` on the row's columns),
+    ``"none"`` when none pays off (:func:`churnml.campaigns.recommended_actions`)."""
+    from churnml.campaigns import recommended_actions
+
     cfg = config or SegmentsConfig()
     out = scores.copy()
     out["risk_tier"] = tiers(out["churn_probability"], cfg.risk)
@@ -38,7 +43,7 @@ def assign_segments(scores: pd.DataFrame, config: SegmentsConfig | None = None) 
     out["value_tier"] = tiers(out[value], cfg.value)
     keys = out["risk_tier"].astype(str) + "|" + out["value_tier"].astype(str)
     out["segment"] = keys.map(cfg.matrix)
-    out["recommended_action"] = out["segment"].map(cfg.playbook).fillna("none")
+    out["recommended_action"] = recommended_actions(out, campaign, cfg.playbook)
     return out
 
 
