@@ -18,6 +18,7 @@ from churnml.errors import DataError
 __all__ = [
     "BUNDLED", "CORPUS", "Corpus", "DataUnavailable", "REGIMES", "bundled_path", "corpus", "corpus_log", "load_cdnow",
     "resolve_path", "simulate", "simulate_regime",
+    "CAMPAIGN_FEATURES", "CAMPAIGN_SEGMENTS", "CAMPAIGN_TRUTH", "simulate_campaign",
 ]
 
 BUNDLED = {
@@ -580,3 +581,132 @@ def corpus(
         except DataUnavailable as err:
             out.skipped[name] = str(err)
     return out
+
+
+# --------------------------------------------------------------------------- randomised campaign
+
+CAMPAIGN_SEGMENTS = {
+    # name: (share, purchases a year, recency multiplier, order-value multiplier,
+    #        baseline retention log-odds offset, effect of contact on the retention log-odds)
+    "new": (0.20, 4.0, 1.0, 1.0, -0.3, -0.6),
+    "regular": (0.35, 4.0, 1.0, 1.0, 0.0, 0.5),
+    "loyal": (0.15, 12.0, 0.7, 1.3, 0.6, 0.1),
+    "deal_seeker": (0.15, 5.0, 1.0, 0.6, -0.2, 1.3),
+    "lapsing": (0.15, 2.0, 3.0, 1.0, -0.4, 0.9),
+}
+"""Segments of :func:`simulate_campaign`: share of customers, purchase rate (per year),
+recency multiplier, order-value multiplier, baseline retention log-odds offset, and the
+segment's effect of contact on the retention log-odds (negative: contact hurts)."""
+
+CAMPAIGN_FEATURES = ("segment", "tenure_days", "recency_days", "n_purchases", "avg_order_value",
+                     "churn_probability", "value_if_retained")
+"""Columns of :func:`simulate_campaign` known at the campaign start (model features)."""
+
+CAMPAIGN_TRUTH = ("true_uplift", "p_retain_control", "p_retain_treated")
+"""Columns of :func:`simulate_campaign` no real data set has (the simulation's truth)."""
+
+
+def simulate_campaign(
+    n_customers: int = 20000,
+    *,
+    seed: int = 0,
+    treat_share: float = 0.5,
+    window_days: int = 90,
+    effect_scale: float = 1.0,
+    segment_effects: dict[str, float] | None = None,
+) -> pd.DataFrame:
+    """A randomised retention campaign with a known per-customer treatment effect.
+
+    Generative model, per customer (vectorised; same ``seed``, same table):
+
+    * ``segment`` drawn with the shares of :data:`CAMPAIGN_SEGMENTS`; ``tenure_days`` ~
+      U(14, 120) for ``new``, 120 + Gamma(2, 400) (capped at 3000) otherwise; a purchase rate
+      ``lam`` = the segment's rate x LogNormal(0, 0.4) (per year); ``n_purchases`` = 1 +
+      Poisson(lam x tenure / 365); ``recency_days`` = min(tenure, Exp(mean 365 / lam) x the
+      segment's recency multiplier); ``avg_order_value`` = 40 x LogNormal(0, 0.5) x the
+      segment's multiplier (currency per order).
+    * Baseline (no contact) probability of buying within ``window_days`` after the campaign
+      start: ``logit p0 = 0.4 - 1.1 log(1 + recency / 30) + 0.6 log(1 + n_purchases)
+      + segment offset + N(0, 0.5)``. ``churn_probability = 1 - p0`` (the exact risk: risk
+      targeting gets the best churn model there is).
+    * Effect of contact on the log-odds: ``delta = effect_scale x (segment effect
+      + 0.8 bump(recency) - 0.3 z)`` with ``bump = exp(-log(recency / 75)^2 / 0.72)`` (customers
+      a month to a few months past their last purchase are the persuadable ones) and ``z`` the
+      standardised log order value (a discount moves small spenders more). ``p1 =
+      sigmoid(logit p0 + delta)`` and ``true_uplift = p1 - p0``: negative for most ``new``
+      customers (sleeping dogs: early contact makes them unsubscribe), and small for the
+      highest-risk customers (p0 near 0: lost causes), so the riskiest customers are not those
+      with the largest effect.
+    * ``treatment``: complete randomisation, exactly ``round(treat_share x n)`` customers
+      treated (1) at random, the rest control (0). ``retained`` (bought within the window) ~
+      Bernoulli(p1 if treated else p0).
+    * ``value_if_retained`` = avg_order_value x (1 + lam x window_days / 365) (currency: the
+      expected spend in the window of a customer who buys in it); ``spend`` = retained x
+      value_if_retained x Gamma(4, 1/4) (currency, in the window).
+
+    ``segment_effects`` overrides segment effects (log-odds) by name. Returns one row per
+    customer: ``customer_id`` (``"C000123"``), the features of :data:`CAMPAIGN_FEATURES`,
+    ``treatment``, ``retained``, ``spend``, and the truth of :data:`CAMPAIGN_TRUTH`
+    (``p_retain_control`` = p0, ``p_retain_treated`` = p1).
+    """
+    from scipy.special import expit, logit
+
+    n = int(n_customers)
+    if n < 10:
+        raise ValueError("n_customers must be at least 10")
+    if not 0.0 < float(treat_share) < 1.0:
+        raise ValueError(f"treat_share must be strictly between 0 and 1, got {treat_share!r}")
+    if window_days <= 0:
+        raise ValueError(f"window_days must be positive, got {window_days!r}")
+    effects = {name: spec[5] for name, spec in CAMPAIGN_SEGMENTS.items()}
+    unknown = sorted(set(segment_effects or {}) - set(effects))
+    if unknown:
+        raise ValueError(f"segment_effects names unknown segment(s) {unknown}; known: {list(effects)}")
+    effects.update(segment_effects or {})
+    rng = np.random.default_rng([int(seed), 14])
+    names = list(CAMPAIGN_SEGMENTS)
+    spec = np.array([CAMPAIGN_SEGMENTS[s][:5] for s in names], dtype=float)
+    seg = rng.choice(len(names), size=n, p=spec[:, 0] / spec[:, 0].sum())
+    share, rate, rec_mult, aov_mult, offset = spec[seg].T
+
+    is_new = seg == names.index("new")
+    tenure = np.where(is_new, rng.uniform(14, 120, n), np.minimum(120 + rng.gamma(2.0, 400.0, n), 3000.0))
+    lam = rate * rng.lognormal(0.0, 0.4, n)
+    n_purchases = 1 + rng.poisson(lam * tenure / 365.0)
+    recency = np.minimum(tenure, rng.exponential(365.0 / lam) * rec_mult)
+    aov = 40.0 * rng.lognormal(0.0, 0.5, n) * aov_mult
+
+    logit_p0 = 0.4 - 1.1 * np.log1p(recency / 30.0) + 0.6 * np.log1p(n_purchases) + offset + rng.normal(0.0, 0.5, n)
+    p0 = expit(logit_p0)
+    log_aov = np.log(aov)
+    z = (log_aov - log_aov.mean()) / log_aov.std()
+    bump = np.exp(-np.log(np.maximum(recency, 1.0) / 75.0) ** 2 / 0.72)
+    seg_effect = np.array([effects[s] for s in names])[seg]
+    delta = float(effect_scale) * (seg_effect + 0.8 * bump - 0.3 * z)
+    p1 = expit(logit_p0 + delta)
+
+    treatment = np.zeros(n, dtype=np.int64)
+    treatment[rng.permutation(n)[: int(round(treat_share * n))]] = 1
+    retained = (rng.uniform(size=n) < np.where(treatment == 1, p1, p0)).astype(np.int64)
+    value = aov * (1.0 + lam * window_days / 365.0)
+    spend = retained * value * rng.gamma(4.0, 0.25, n)
+
+    width = len(str(n - 1))
+    return pd.DataFrame(
+        {
+            "customer_id": np.char.add("C", np.char.zfill(np.arange(n).astype(str), max(width, 6))),
+            "segment": np.asarray(names, dtype=object)[seg],
+            "tenure_days": np.round(tenure, 1),
+            "recency_days": np.round(recency, 1),
+            "n_purchases": n_purchases.astype(np.int64),
+            "avg_order_value": np.round(aov, 2),
+            "churn_probability": 1.0 - p0,
+            "value_if_retained": np.round(value, 2),
+            "treatment": treatment,
+            "retained": retained,
+            "spend": np.round(spend, 2),
+            "true_uplift": p1 - p0,
+            "p_retain_control": p0,
+            "p_retain_treated": p1,
+        }
+    )
