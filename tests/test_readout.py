@@ -150,3 +150,107 @@ def test_plan_outcomes_window_and_errors():
         plan_outcomes(plan.iloc[:2], tx, "2024-01-01", 90)
     with pytest.raises(DataError, match=r"missing column\(s\) \['planned_action'\]"):
         plan_outcomes(plan.drop(columns="planned_action"), tx, "2024-01-01", 90)
+
+
+# --------------------------------------------------------------------------- end to end through the CLI
+
+START = "2024-07-01"
+
+
+def _loop(tmp_path: Path, n=3000):
+    """Scores + history -> `churnml campaign` -> plan.csv -> simulated response -> transactions file."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from churnml.campaign_sim import simulate_customers, simulate_response
+    from churnml.cli import app
+
+    scores, before = simulate_customers(n, START, seed=0)
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    cfg = {"data": {"transactions": "tx.csv"}, "churn": {"horizon_days": 90},
+           "campaign": {"control_share": 0.3, "seed": 5, "actions": [
+               {"name": "call", "cost": 20, "churn_reduction": 0.30, "segments": ["Save now", "Protect"]},
+               {"name": "mail", "cost": 2, "churn_reduction": 0.10}]}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    runner = CliRunner()
+    res = runner.invoke(app, ["campaign", "--scores", str(tmp_path / "scores.csv"), "--budget", "20000", "--config",
+                              str(tmp_path / "c.yaml"), "--out", str(tmp_path / "plan.csv")])
+    assert res.exit_code == 0, res.output
+    plan = pd.read_csv(tmp_path / "plan.csv", dtype={"customer_id": str})
+    after, truth = simulate_response(plan, START, days=90, seed=1)
+    pd.concat([before, after]).to_csv(tmp_path / "tx.csv", index=False)
+    return runner, app, plan, truth, res
+
+
+def test_end_to_end_plan_readout_next_plan(tmp_path):
+    runner, app, plan, truth, res = _loop(tmp_path)
+    # power lines in the campaign output and summary
+    summary = json.loads((tmp_path / "plan.csv.summary.json").read_text())
+    pw = summary["power"]
+    assert summary["campaign_start"] == START
+    assert pw["n_control"] == (plan.group == "control").sum() and pw["n_treatment"] == (plan.group == "treatment").sum()
+    p = 1 - plan.churn_probability.mean()
+    assert pw["min_detectable_difference"] == pytest.approx(2.8016 * np.sqrt(p * (1 - p) * (1 / pw["n_treatment"] + 1 / pw["n_control"])), rel=1e-3)
+    assert "smallest retention difference the read-out can detect" in res.output
+
+    out = tmp_path / "readout.csv"
+    r = runner.invoke(app, ["readout", "--plan", str(tmp_path / "plan.csv"), "--config", str(tmp_path / "c.yaml"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "Newcombe" in r.output and "Verdict" in r.output
+    table = pd.read_csv(out).set_index(["level", "name"])
+    t, c = truth[truth.group == "treatment"], truth[truth.group == "control"]
+    row = table.loc[("overall", "all")]
+    # the read-out measures exactly the simulated outcomes (start from the plan's summary, window 90 days)
+    assert row["n_treatment"] == len(t) and row["n_control"] == len(c)
+    assert row["retention_treatment"] == pytest.approx(t.retained.mean())
+    assert row["retention_control"] == pytest.approx(c.retained.mean())
+    # and its interval covers the true average effect on the treated
+    assert row["retention_diff_low"] <= t.true_effect.mean() <= row["retention_diff_high"]
+    for seg in ["Save now", "Protect", "Grow"]:
+        s = table.loc[("segment", seg)]
+        assert s["n_treatment"] == (t.segment == seg).sum()
+        assert s["retention_treatment"] == pytest.approx(t.loc[t.segment == seg, "retained"].mean())
+    assert table.loc[("segment", "Save now"), "verdict"] == "significant increase"  # true +~28 pp
+
+    # next plan with measured effects: lower bounds replace the guesses
+    r2 = runner.invoke(app, ["campaign", "--scores", str(tmp_path / "scores.csv"), "--budget", "20000", "--config",
+                             str(tmp_path / "c.yaml"), "--out", str(tmp_path / "plan2.csv"), "--effects", str(out)])
+    assert r2.exit_code == 0, r2.output
+    for action in ("call", "mail"):
+        a = table.loc[("action", action)]
+        if min(a["n_treatment"], a["n_control"]) >= 30:
+            assert f"{action}: churn_reduction" in r2.output
+            assert f"-> {np.clip(a['churn_reduction_low'], 0, 1):.3f}" in r2.output
+    changes = json.loads((tmp_path / "plan2.csv.summary.json").read_text())["effects"]["changes"]
+    assert len(changes) == 2
+
+
+def test_readout_cli_outcomes_table_and_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from churnml.cli import app
+
+    df = _outcomes_frame(seed=4, n=1000)
+    df.to_csv(tmp_path / "exp.csv", index=False)
+    runner = CliRunner()
+    out = tmp_path / "r.csv"
+    args = ["readout", "--outcomes", str(tmp_path / "exp.csv"), "--group-column", "arm", "--treatment", "mailed",
+            "--control", "holdout", "--outcome", "bought", "--value", "revenue", "--out", str(out)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    row = pd.read_csv(out).iloc[0]
+    t, c = df[df.arm == "mailed"], df[df.arm == "holdout"]
+    assert row["n_treatment"] == len(t) and row["retention_diff"] == pytest.approx(t.bought.mean() - c.bought.mean())
+    assert row["incremental_value"] == pytest.approx((t.revenue.mean() - c.revenue.mean()) * len(t))
+    bad = runner.invoke(app, [a if a != "holdout" else "nobody" for a in args[:-1]] + [str(tmp_path / "bad.csv")])
+    assert bad.exit_code == 2 and "'nobody' is not a value of column arm" in bad.output
+    assert not (tmp_path / "bad.csv").exists()
+
+
+def test_readout_cli_start_after_data_is_exit_2(tmp_path):
+    runner, app, plan, truth, _ = _loop(tmp_path, n=400)
+    out = tmp_path / "r.csv"
+    r = runner.invoke(app, ["readout", "--plan", str(tmp_path / "plan.csv"), "--config", str(tmp_path / "c.yaml"),
+                            "--start", "2030-01-01", "--out", str(out)])
+    assert r.exit_code == 2 and "before the campaign start 2030-01-01" in r.output
+    assert not out.exists()

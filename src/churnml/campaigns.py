@@ -49,7 +49,7 @@ import pandas as pd
 
 from churnml.config import ActionConfig, CampaignConfig, SegmentsConfig
 
-__all__ = ["CampaignPlan", "Eligibility", "at_risk_list", "control_mask", "eligibility", "plan_campaign", "recommended_actions"]
+__all__ = ["CampaignPlan", "Eligibility", "apply_effects", "at_risk_list", "control_mask", "eligibility", "plan_campaign", "power", "recommended_actions"]
 
 PLAIN_HEADERS = {
     "customer_id": "Customer ID",
@@ -441,3 +441,71 @@ def _summary(plan: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     summary["roi"] = summary["net_value"] / summary["cost"].where(summary["cost"] > 0)
     summary.insert(0, "label", [labels.get(a, "All actions") for a in summary.index])
     return summary[["label", "customers", "cost", "expected_saved_value", "net_value", "roi", "control_customers"]]
+
+
+# --------------------------------------------------------------------------- measured effects and power
+
+
+def apply_effects(config: CampaignConfig, readout: pd.DataFrame, *, min_n: int = 30) -> tuple[CampaignConfig, list[str]]:
+    """The catalog with measured effects: for every action with a read-out row (``level ==
+    "action"``, see :func:`churnml.readout.readout`) and at least ``min_n`` customers per arm,
+    ``churn_reduction`` becomes the lower 95% bound of the measured relative churn reduction,
+    clipped to [0, 1] (conservative: a not-significant effect's bound is at or below 0, so the
+    action gets 0 and drops out of the next plan until the catalog is edited). Actions measured
+    on fewer customers keep their guess. Returns the new config and one line per action saying
+    what was replaced or kept."""
+    from churnml.errors import DataError
+
+    missing = [c for c in ("level", "name", "n_treatment", "n_control", "churn_reduction", "churn_reduction_low") if c not in readout.columns]
+    if missing:
+        raise DataError(f"--effects: not a churnml read-out, missing column(s) {missing}")
+    rows = readout.loc[readout["level"].astype(str) == "action"].set_index(readout.loc[readout["level"].astype(str) == "action", "name"].astype(str))
+    actions, lines = [], []
+    for a in config.actions:
+        if a.name not in rows.index:
+            actions.append(a)
+            lines.append(f"{a.name}: kept {a.churn_reduction:.3f} (no measurement in the read-out)")
+            continue
+        r = rows.loc[a.name]
+        n = int(min(r["n_treatment"], r["n_control"]))
+        low = float(r["churn_reduction_low"])
+        if n < min_n or not np.isfinite(low):
+            actions.append(a)
+            lines.append(f"{a.name}: kept {a.churn_reduction:.3f} (measured on too few customers: {n} in the smaller arm, < {min_n})")
+            continue
+        new = float(np.clip(low, 0.0, 1.0))
+        actions.append(a.model_copy(update={"churn_reduction": new}))
+        lines.append(f"{a.name}: churn_reduction {a.churn_reduction:.3f} -> {new:.3f} (lower 95% bound of the measured "
+                     f"{float(r['churn_reduction']):.3f}, {int(r['n_treatment'])} treated / {int(r['n_control'])} control)")
+    return config.model_copy(update={"actions": actions}), lines
+
+
+def power(plan: pd.DataFrame, config: CampaignConfig | None = None, *, alpha: float = 0.05, power: float = 0.8,
+          min_control: int = 30) -> dict:
+    """What the plan's control group can detect: the minimum detectable difference in retention
+    (share of customers, two-sided ``alpha``, ``power``, two-proportion normal approximation at
+    the baseline retention 1 - mean churn_probability of the selected customers,
+    ``(z_{1-alpha/2} + z_power) * sqrt(p (1 - p) (1/n_t + 1/n_c))``), the plan's expected effect
+    (mean over treated of churn_probability x the action's churn_reduction) and a warning when
+    the control group has fewer than ``min_control`` customers or the MDE exceeds the expected
+    effect."""
+    from scipy.stats import norm
+
+    cfg = config or CampaignConfig()
+    red = {a.name: a.churn_reduction for a in cfg.actions}
+    t = plan.loc[plan["group"] == "treatment"]
+    n_t, n_c = int(len(t)), int((plan["group"] == "control").sum())
+    p = 1.0 - float(plan["churn_probability"].mean()) if len(plan) else float("nan")
+    z = float(norm.ppf(1 - alpha / 2) + norm.ppf(power))
+    mde = z * np.sqrt(p * (1 - p) * (1 / n_t + 1 / n_c)) if n_t and n_c else float("inf")
+    expected = float((t["churn_probability"] * t["action"].map(red).fillna(0.0)).mean()) if n_t else float("nan")
+    warning = None
+    if n_c < min_control:
+        warning = (f"the control group has {n_c} customers (< {min_control}): too small to read out; raise campaign.control_share "
+                   "or the budget")
+    elif not mde <= expected:
+        warning = (f"the control group can only detect a retention difference of {mde * 100:.1f} pp, larger than the plan's "
+                   f"expected effect {expected * 100:.1f} pp: the read-out will likely be 'not significant' even if the "
+                   "campaign works; raise campaign.control_share")
+    return {"n_treatment": n_t, "n_control": n_c, "baseline_retention": p, "alpha": alpha, "power": power,
+            "min_detectable_difference": float(mde), "expected_effect": expected, "warning": warning}

@@ -511,6 +511,11 @@ def campaign(
     scores: ScoresOpt,
     budget: Annotated[float, typer.Option("--budget", "-b", help="Campaign budget (currency).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="plan.csv (or .parquet); a summary JSON is written beside it.")],
+    effects: Annotated[
+        Optional[Path],
+        typer.Option("--effects", help="readout.csv of an earlier campaign: measured effects replace the catalog's churn_reduction "
+                     "(lower 95% bound, clipped to [0, 1])."),
+    ] = None,
     config: ConfigOpt = None,
     transactions: UnusedTransactionsOpt = None,
     tracking_uri: TrackingUriOpt = None,
@@ -519,22 +524,45 @@ def campaign(
     """Plan a retention campaign within a budget: one action per customer, random control group held out."""
     import json
 
+    import pandas as pd
+
     from churnml._atomic import atomic_path, write_table
-    from churnml.campaigns import plan_campaign
+    from churnml.campaigns import apply_effects, plan_campaign
+    from churnml.campaigns import power as plan_power
     from churnml.errors import DataError
     from churnml.scoring import read_scores
 
+    effect_lines: list[str] = []
     with _errors():
         cfg = _config(config, None, tracking_uri, model_name)
         if budget < 0:
             raise DataError("--budget must not be negative")
-        plan = plan_campaign(read_scores(scores), budget, cfg.campaign, playbook=cfg.segments.playbook)
+        camp = cfg.campaign
+        if effects is not None:
+            if not effects.is_file():
+                raise DataError(f"--effects {effects}: file not found")
+            try:
+                measured = pd.read_csv(effects)
+            except (ValueError, OSError) as err:
+                raise DataError(f"--effects {effects}: cannot read it as CSV ({err})") from None
+            try:
+                camp, effect_lines = apply_effects(camp, measured)
+            except DataError as err:
+                raise DataError(f"{effects}: {err}") from None
+        sc = read_scores(scores)
+        plan = plan_campaign(sc, budget, camp, playbook=cfg.segments.playbook)
+        pw = plan_power(plan.plan, camp)
+        start = str(pd.Timestamp(sc["as_of"].iloc[0]).date()) if "as_of" in sc.columns and len(sc) else None
         write_table(plan.plan, out, index=False)
         summary_path = out.with_name(out.name + ".summary.json")
         with atomic_path(summary_path) as tmp:
             tmp.write_text(json.dumps({"method": plan.method, **plan.totals(), "per_action": plan.summary.to_dict("index"),
-                                       "notes": plan.notes}, indent=2, default=str))
+                                       "notes": plan.notes, "campaign_start": start, "power": pw,
+                                       "effects": {"file": str(effects), "changes": effect_lines} if effects else None},
+                                      indent=2, default=str))
     t = plan.totals()
+    for line in effect_lines:
+        typer.echo(f"effect: {line}")
     for note in plan.notes:
         typer.echo(f"note: {note}")
     typer.echo(plan.summary.to_string(float_format=lambda v: f"{v:,.2f}"))
@@ -544,7 +572,75 @@ def campaign(
         f"(customers the plan would also have selected, held out by hash(seed, id) < {cfg.campaign.control_share:g})"
     )
     typer.echo(f"method: {plan.method}; objective within {t['gap_to_bound']:,.2f} of the LP upper bound {t['lp_bound']:,.2f}")
+    typer.echo(
+        f"power: with {pw['n_treatment']:,} treated and {pw['n_control']:,} control at baseline retention "
+        f"{pw['baseline_retention'] * 100:.1f}%, the smallest retention difference the read-out can detect "
+        f"(alpha 0.05, power 0.8) is {pw['min_detectable_difference'] * 100:.1f} pp; the plan expects "
+        f"{pw['expected_effect'] * 100:.1f} pp"
+    )
+    if pw["warning"]:
+        typer.echo(f"warning: {pw['warning']}", err=True)
     typer.echo(f"wrote {out} and {summary_path.name}")
+
+
+@app.command()
+def readout(
+    out: Annotated[Path, typer.Option("--out", "-o", help="readout.csv")],
+    plan: Annotated[Optional[Path], typer.Option("--plan", help="plan.csv written by `churnml campaign`.")] = None,
+    start: Annotated[Optional[str], typer.Option("--start", help="Campaign start (YYYY-MM-DD); default: the plan's (scores' as_of).")] = None,
+    days: Annotated[Optional[float], typer.Option("--days", help="Read-out window in days; default: churn.horizon_days.")] = None,
+    outcomes: Annotated[Optional[Path], typer.Option("--outcomes", help="An experiment table instead: one row per customer (.csv/.parquet).")] = None,
+    group_column: Annotated[Optional[str], typer.Option("--group-column", help="--outcomes: the column naming the arm.")] = None,
+    treatment: Annotated[Optional[str], typer.Option("--treatment", help="--outcomes: the treatment arm's label.")] = None,
+    control: Annotated[Optional[str], typer.Option("--control", help="--outcomes: the control arm's label.")] = None,
+    outcome: Annotated[Optional[str], typer.Option("--outcome", help="--outcomes: binary outcome column (1 = retained).")] = None,
+    value: Annotated[Optional[str], typer.Option("--value", help="--outcomes: value per customer (currency), optional.")] = None,
+    segment_column: Annotated[Optional[str], typer.Option("--segment-column", help="--outcomes: a column to break down by, optional.")] = None,
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Did the campaign work? Retention and spend of treatment vs control, overall, per action and segment, with 95% intervals."""
+    import pandas as pd
+
+    from churnml import readout as ro
+    from churnml.errors import DataError
+
+    with _errors():
+        cfg = _config(config, transactions, tracking_uri, model_name)
+        if (plan is None) == (outcomes is None):
+            raise DataError("give either --plan (with --config) or --outcomes (with --group-column, --treatment, --control, --outcome)")
+        if out.suffix.lower() != ".csv":
+            raise DataError(f"--out {out}: use a .csv file name")
+        if plan is not None:
+            from churnml.io import load_dataset
+
+            if not plan.is_file():
+                raise DataError(f"--plan {plan}: file not found")
+            p = pd.read_parquet(plan) if plan.suffix.lower() == ".parquet" else pd.read_csv(plan, dtype={"customer_id": str})
+            when = start or ro.plan_start(plan)
+            if when is None:
+                raise DataError(f"--start is required: {plan} records no campaign start (no {plan.name}.summary.json with campaign_start)")
+            window = days if days is not None else float(cfg.churn.horizon_days)
+            o = ro.plan_outcomes(p, load_dataset(cfg).transactions, when, window, source=str(plan))
+            head = f"read-out of {plan}: purchases from {pd.Timestamp(when).date()} for {window:g} days"
+        else:
+            need = {"--group-column": group_column, "--treatment": treatment, "--control": control, "--outcome": outcome}
+            missing = [k for k, v in need.items() if not v]
+            if missing:
+                raise DataError(f"--outcomes needs {', '.join(missing)}")
+            if not outcomes.is_file():
+                raise DataError(f"--outcomes {outcomes}: file not found")
+            df = pd.read_parquet(outcomes) if outcomes.suffix.lower() == ".parquet" else pd.read_csv(outcomes)
+            o = ro.outcomes_table(df, group_column=group_column, treatment=treatment, control=control, outcome=outcome,
+                                  value=value, segment=segment_column, source=str(outcomes))
+            head = f"read-out of {outcomes}: {outcome} of {treatment!r} vs {control!r}"
+        table = ro.readout(o, seed=cfg.campaign.seed)
+        ro.write_readout(table, out)
+    typer.echo(head + " (95% intervals: Newcombe for retention, bootstrap for value)")
+    typer.echo(ro.print_table(table, cfg.report.currency or ""))
+    typer.echo(f"wrote {out}")
 
 
 @app.command()
