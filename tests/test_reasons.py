@@ -207,7 +207,7 @@ def test_frequency_and_tenure_sentences():
     assert _one("n_purchases", typ, n_purchases=[1.0, 3.0, 40.0], tenure_days=[20.0, 430.0, 1000.0]) == [
         "1 purchase in 20 days", "only 3 purchases in 14 months", "40 purchases in 2.7 years"]
     assert _one("tenure_days", typ, tenure_days=[1.0, 30.44, 800.0]) == [
-        "customer for only 1 day (typical 7 months)", "customer for only 30 days (typical 7 months)", "customer for 2.2 years"]
+        "customer for only 1 day (typical 7 months)", "customer for only 30 days (typical 7 months)", "customer for 2.2 years (typical 7 months)"]
 
 
 def test_spend_sentences_compare_with_the_typical_customer():

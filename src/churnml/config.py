@@ -494,11 +494,11 @@ class MlflowConfig(_Section):
 class OutputConfig(_Section):
     """Where jobs write their files (relative to the config file's folder), and the at-risk list
     ``churnml run`` writes beside the scores: customers in the risk tiers ``at_risk_tiers``, by value
-    at risk, the first ``at_risk_top`` (all when null)."""
+    at risk, the first ``at_risk_top`` (a list a team can work through; null = all)."""
 
     dir: str = "outputs"
     at_risk_tiers: list[str] = Field(default_factory=lambda: ["high"])
-    at_risk_top: int | None = None
+    at_risk_top: int | None = 1000
 
 
 class ReportConfig(_Section):
@@ -551,7 +551,6 @@ class Config(_Section):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
     _base_dir: Path | None = PrivateAttr(default=None)
 
     @property

@@ -336,7 +336,8 @@ def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -
         col = "tenure_days" if "tenure_days" in f.columns else feature  # T: the same days, BTYD's name
         ten, t = _num(f, col), typ[col]
         spans = _each(ten, _span, 1)
-        return out(_sel(ten < t, "customer for only " + spans + f" (typical {_span(t)})", "customer for " + spans))
+        typical_text = f" (typical {_span(t)})" if np.isfinite(t) else ""
+        return out(_sel(ten < t, "customer for only " + spans + typical_text, "customer for " + spans + typical_text))
 
     if feature in {"purchase_trend", "spend_trend"}:
         W = int(trend_days)
