@@ -101,7 +101,8 @@ def score_dataset(
         scored = pipe.score(ctx, as_of, events=cev, customers=dataset.customers)
         contrib = pipe.churn_model.shipped_contributions(scored, method=config.score.reasons_method, proba=scored["churn_probability"])
         scored["reasons"] = reason_codes(contrib, scored, typical=getattr(pipe.churn_model, "typical_", None),
-                                         low_risk=low_risk_cut(config.segments), trend_days=config.features.trend_window_days)
+                                         low_risk=low_risk_cut(config.segments), trend_days=config.features.trend_window_days,
+                                         above_typical_only=False)
         keep = [c for c in dict.fromkeys(["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained",
                                           "value_at_risk", "reasons", *EXTRA_COLUMNS, *config.campaign.required_columns()]) if c in scored.columns]
         feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
