@@ -212,6 +212,15 @@ def test_end_to_end_plan_readout_next_plan(tmp_path):
         assert s["retention_treatment"] == pytest.approx(t.loc[t.segment == seg, "retained"].mean())
     assert table.loc[("segment", "Save now"), "verdict"] == "significant increase"  # true +~28 pp
 
+    # the report's read-out section: one plot with a dot and an interval per row, the verdicts
+    rep = runner.invoke(app, ["report", "--scores", str(tmp_path / "scores.csv"), "--config", str(tmp_path / "c.yaml"),
+                              "--readout", str(out), "--out", str(tmp_path / "report.html")])
+    assert rep.exit_code == 0, rep.output
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Campaign read-out</h2>" in page and page.count("<circle ") == len(table)
+    save = table.loc[("segment", "Save now")]
+    assert f"{save['retention_diff'] * 100:+.1f} pp [{save['retention_diff_low'] * 100:+.1f}, {save['retention_diff_high'] * 100:+.1f}]" in page
+
     # next plan with measured effects: lower bounds replace the guesses
     r2 = runner.invoke(app, ["campaign", "--scores", str(tmp_path / "scores.csv"), "--budget", "20000", "--config",
                              str(tmp_path / "c.yaml"), "--out", str(tmp_path / "plan2.csv"), "--effects", str(out)])
@@ -254,3 +263,38 @@ def test_readout_cli_start_after_data_is_exit_2(tmp_path):
                             "--start", "2030-01-01", "--out", str(out)])
     assert r.exit_code == 2 and "before the campaign start 2030-01-01" in r.output
     assert not out.exists()
+
+
+def test_apply_effects_is_conservative_and_keeps_unmeasured_guesses():
+    from churnml.campaigns import apply_effects
+    from churnml.config import ActionConfig, CampaignConfig
+
+    cfg = CampaignConfig(actions=[ActionConfig(name=n, cost=1, churn_reduction=0.2) for n in ("a", "b", "c", "d")])
+    ro = pd.DataFrame({"level": ["overall", "action", "action", "action"], "name": ["all", "a", "b", "c"],
+                       "n_treatment": [500, 300, 300, 20], "n_control": [200, 100, 100, 10],
+                       "churn_reduction": [0.2, 0.35, 0.02, 0.5], "churn_reduction_low": [0.1, 0.15, -0.2, 0.1]})
+    new, lines = apply_effects(cfg, ro)
+    got = {a.name: a.churn_reduction for a in new.actions}
+    assert got == {"a": 0.15, "b": 0.0, "c": 0.2, "d": 0.2}  # measured bound; not significant -> 0; too few / absent: kept
+    assert any("c: kept 0.200 (measured on too few customers" in x for x in lines)
+    assert cfg.actions[0].churn_reduction == 0.2  # the input config is untouched
+    with pytest.raises(DataError, match="not a churnml read-out"):
+        apply_effects(cfg, ro.drop(columns="churn_reduction_low"))
+
+
+def test_power_mde_hand_computed_and_warnings():
+    from churnml.campaigns import power
+    from churnml.config import ActionConfig, CampaignConfig
+
+    cfg = CampaignConfig(actions=[ActionConfig(name="x", cost=1, churn_reduction=0.2)])
+    plan = pd.DataFrame({"group": ["treatment"] * 400 + ["control"] * 100, "action": ["x"] * 400 + ["none"] * 100,
+                         "churn_probability": 0.5})
+    pw = power(plan, cfg)
+    # (1.959964 + 0.841621) * sqrt(0.25 * (1/400 + 1/100)) = 0.15660
+    assert pw["min_detectable_difference"] == pytest.approx(0.15660, abs=1e-4)
+    assert pw["expected_effect"] == pytest.approx(0.10)
+    assert "larger than the plan's expected effect 10.0 pp" in pw["warning"]
+    small = power(plan.iloc[:420], cfg)  # 20 control
+    assert "has 20 customers (< 30)" in small["warning"]
+    big = pd.concat([plan] * 10)
+    assert power(big, cfg)["warning"] is None  # MDE 5.0 pp < 10 pp

@@ -31,7 +31,9 @@ def simulate_customers(n: int = 2000, start: str = "2024-07-01", seed: int = 0) 
     ids = np.array([f"c{i:05d}" for i in range(n)])
     t0 = pd.Timestamp(start)
     scores = pd.DataFrame({"customer_id": ids, "as_of": t0, "churn_probability": p, "predicted_clv": clv,
-                           "value_if_retained": clv, "value_at_risk": p * clv, "segment": seg})
+                           "value_if_retained": clv, "value_at_risk": p * clv, "segment": seg,
+                           "risk_tier": np.select([p >= 0.6, p >= 0.3], ["high", "medium"], "low"),
+                           "value_tier": np.select([clv >= 400, clv >= 150], ["high", "medium"], "low")})
     k = rng.integers(1, 5, n)
     cust = np.repeat(ids, k)
     ts = t0 - pd.to_timedelta(rng.integers(1, 181, k.sum()), unit="D")

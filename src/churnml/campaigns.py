@@ -507,5 +507,6 @@ def power(plan: pd.DataFrame, config: CampaignConfig | None = None, *, alpha: fl
         warning = (f"the control group can only detect a retention difference of {mde * 100:.1f} pp, larger than the plan's "
                    f"expected effect {expected * 100:.1f} pp: the read-out will likely be 'not significant' even if the "
                    "campaign works; raise campaign.control_share")
-    return {"n_treatment": n_t, "n_control": n_c, "baseline_retention": p, "alpha": alpha, "power": power,
-            "min_detectable_difference": float(mde), "expected_effect": expected, "warning": warning}
+    finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731  (JSON has no inf/NaN)
+    return {"n_treatment": n_t, "n_control": n_c, "baseline_retention": finite(p), "alpha": alpha, "power": power,
+            "min_detectable_difference": finite(mde), "expected_effect": finite(expected), "warning": warning}

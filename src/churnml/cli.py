@@ -572,12 +572,15 @@ def campaign(
         f"(customers the plan would also have selected, held out by hash(seed, id) < {cfg.campaign.control_share:g})"
     )
     typer.echo(f"method: {plan.method}; objective within {t['gap_to_bound']:,.2f} of the LP upper bound {t['lp_bound']:,.2f}")
-    typer.echo(
-        f"power: with {pw['n_treatment']:,} treated and {pw['n_control']:,} control at baseline retention "
-        f"{pw['baseline_retention'] * 100:.1f}%, the smallest retention difference the read-out can detect "
-        f"(alpha 0.05, power 0.8) is {pw['min_detectable_difference'] * 100:.1f} pp; the plan expects "
-        f"{pw['expected_effect'] * 100:.1f} pp"
-    )
+    if pw["min_detectable_difference"] is None:
+        typer.echo(f"power: {pw['n_treatment']:,} treated and {pw['n_control']:,} control: no read-out possible")
+    else:
+        typer.echo(
+            f"power: with {pw['n_treatment']:,} treated and {pw['n_control']:,} control at baseline retention "
+            f"{pw['baseline_retention'] * 100:.1f}%, the smallest retention difference the read-out can detect "
+            f"(alpha 0.05, power 0.8) is {pw['min_detectable_difference'] * 100:.1f} pp; the plan expects "
+            f"{pw['expected_effect'] * 100:.1f} pp"
+        )
     if pw["warning"]:
         typer.echo(f"warning: {pw['warning']}", err=True)
     typer.echo(f"wrote {out} and {summary_path.name}")
@@ -647,6 +650,7 @@ def readout(
 def report(
     scores: ScoresOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="report.html")] = Path("report.html"),
+    readout: Annotated[Optional[Path], typer.Option("--readout", help="readout.csv of `churnml readout`: adds a campaign read-out section.")] = None,
     config: ConfigOpt = None,
     transactions: UnusedTransactionsOpt = None,
     tracking_uri: TrackingUriOpt = None,
@@ -658,7 +662,20 @@ def report(
 
     with _errors():
         cfg = _config(config, None, tracking_uri, model_name)
-        path = write_report(read_scores(scores), out, title=cfg.report.title, context=report_context(scores, cfg))
+        table = None
+        if readout is not None:
+            import pandas as pd
+
+            from churnml.errors import DataError
+            from churnml.readout import READOUT_COLUMNS
+
+            if not readout.is_file():
+                raise DataError(f"--readout {readout}: file not found")
+            table = pd.read_csv(readout)
+            missing = [c for c in READOUT_COLUMNS if c not in table.columns]
+            if missing:
+                raise DataError(f"--readout {readout}: not a churnml read-out, missing column(s) {missing[:5]}")
+        path = write_report(read_scores(scores), out, title=cfg.report.title, context=report_context(scores, cfg), readout=table)
     typer.echo(f"wrote {path}")
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from churnml._atomic import atomic_path
 from churnml.segments import kpis
 
-__all__ = ["build_report", "describe_tiers", "report_context", "write_report"]
+__all__ = ["build_report", "describe_tiers", "readout_section", "report_context", "write_report"]
 
 TABLE_COLUMNS = [
     ("customer_id", "Customer ID"),
@@ -153,10 +153,64 @@ def describe_tiers(tier: dict | None, score: str) -> str:
     return f"shares of customers ranked by {score}, lowest first ({'; '.join(parts)})"
 
 
-def build_report(scores: pd.DataFrame, *, title: str = "Customer retention report", context: dict | None = None) -> str:
+def _readout_svg(table: pd.DataFrame, width: int = 560, row_h: int = 22) -> str:
+    """Forest plot: per read-out row the retention difference (pp) as a dot and its 95% interval as a bar."""
+    t = table.dropna(subset=["retention_diff"])
+    if t.empty:
+        return ""
+    lo, hi = float(min(t["retention_diff_low"].min(), 0)), float(max(t["retention_diff_high"].max(), 0))
+    pad = (hi - lo) * 0.05 or 0.01
+    lo, hi = lo - pad, hi + pad
+    left, right, top = 170, 20, 20
+    h = top + row_h * len(t) + 24
+    x = lambda v: left + (v - lo) / (hi - lo) * (width - left - right)  # noqa: E731
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" role="img" '
+             f'aria-label="Retention difference treatment minus control with 95% intervals">',
+             f'<line x1="{x(0):.1f}" y1="{top - 6}" x2="{x(0):.1f}" y2="{h - 20}" stroke="#888" stroke-dasharray="3,3"/>']
+    for i, (_, r) in enumerate(t.iterrows()):
+        y = top + i * row_h + row_h / 2
+        label = "overall" if r["level"] == "overall" else f"{r['level']}: {r['name']}"
+        sig = str(r.get("verdict", "")).startswith("significant")
+        color = "#1f6fb2" if sig else "#8a96a3"
+        parts.append(f'<text x="4" y="{y + 4:.1f}" font-size="12">{html.escape(label[:26])}</text>'
+                     f'<line x1="{x(r["retention_diff_low"]):.1f}" y1="{y:.1f}" x2="{x(r["retention_diff_high"]):.1f}" y2="{y:.1f}" '
+                     f'stroke="{color}" stroke-width="3"/>'
+                     f'<circle cx="{x(r["retention_diff"]):.1f}" cy="{y:.1f}" r="4" fill="{color}"/>')
+    for v in (lo, 0.0, hi):
+        parts.append(f'<text x="{x(v):.1f}" y="{h - 6}" font-size="11" text-anchor="middle">{v * 100:+.0f} pp</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def readout_section(table: pd.DataFrame, currency: str = "") -> str:
+    """The read-out as an HTML section: a plot of the retention effect with its interval per row and the table."""
+    cur = f" ({currency})" if currency else ""
+    t = table
+    rows = []
+    for _, r in t.iterrows():
+        fmt_pp = ("" if pd.isna(r["retention_diff"]) else
+                  f"{r['retention_diff'] * 100:+.1f} pp [{r['retention_diff_low'] * 100:+.1f}, {r['retention_diff_high'] * 100:+.1f}]")
+        val = ("" if pd.isna(r.get("incremental_value", np.nan)) else
+               f"{r['incremental_value']:+,.0f} [{r['incremental_value_low']:+,.0f}, {r['incremental_value_high']:+,.0f}]")
+        pct = lambda v: "" if pd.isna(v) else f"{v * 100:.1f}%"  # noqa: E731
+        label = "overall" if r["level"] == "overall" else f"{r['level']}: {r['name']}"
+        cells = [label, f"{int(r['n_treatment']):,}", f"{int(r['n_control']):,}", pct(r["retention_treatment"]),
+                 pct(r["retention_control"]), fmt_pp, val, str(r["verdict"])]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    head = ["Group", "Treated", "Control", "Retention treated", "Retention control", "Difference [95% CI]",
+            f"Extra value{cur} [95% CI]", "Verdict"]
+    return ('<h2>Campaign read-out</h2><p class="sub">Retention (a purchase in the read-out window) of treated vs control '
+            "customers; 95% intervals (Newcombe for retention, bootstrap for value); grey = not significant.</p>"
+            f'<div class="chart">{_readout_svg(t)}</div>'
+            '<table class="readout"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>")
+
+
+def build_report(scores: pd.DataFrame, *, title: str = "Customer retention report", context: dict | None = None,
+                 readout: pd.DataFrame | None = None) -> str:
     """The report as one HTML string (see the module docstring). ``context``: what the scores'
     sidecar says (``horizons`` in days, ``currency``, ``tiers``); amounts are labelled with the
-    currency and every rate and value with its horizon when known."""
+    currency and every rate and value with its horizon when known. ``readout``: a campaign
+    read-out table (:func:`churnml.readout.readout`) shown as a section with its plot."""
     from churnml.excel import action_label
 
     ctx = context or {}
@@ -248,6 +302,7 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
 <p class="sub" id="tiers">{html.escape(tier_text)}</p>
 <h2>Distributions</h2><div class="charts">{charts}</div>
 <h2>KPIs by segment</h2>{kpi_table}
+{readout_section(readout, cur) if readout is not None else ""}
 <h2>At-risk customers</h2>
 <div class="controls">
 <label>Segment <select id="f-segment">{options}</select></label>
