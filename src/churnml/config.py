@@ -74,8 +74,30 @@ class EventColumnsConfig(_Section):
 class DataConfig(_Section):
     """Where the data lives and how to read it.
 
-    ``transactions`` is a CSV or Parquet path (``.gz`` allowed), or ``bundled:NAME`` for a
-    data set shipped with an installed package (``bundled:cdnow_master``, ``bundled:cdnow_sample``).
+    ``transactions`` is a CSV (``.gz`` allowed), Parquet or Excel ``.xlsx`` path, or
+    ``bundled:NAME`` for a data set shipped with an installed package (``bundled:cdnow_master``,
+    ``bundled:cdnow_sample``). The same reading rules apply to ``customers`` and ``events``:
+
+    ``encoding``
+        ``auto`` (default): a byte-order mark decides (UTF-8, UTF-16, UTF-32); UTF-16 without one
+        is recognised by its zero bytes; otherwise UTF-8, and a file that is not valid UTF-8 and has
+        no UTF-8 characters at all is read as Windows-1252 (Latin-1), with a note in the load
+        report. Any Python codec name (``latin-1``, ``cp1252``, ``utf-16``) forces that encoding.
+    ``sep``
+        a literal separator (one or more characters; several are read by the slower Python
+        parser), or ``\\s+`` for runs of spaces and tabs;
+        ``None`` sniffs it from the header line.
+    ``timezone``
+        the IANA zone (``Europe/Helsinki``, ``UTC``) of timestamps written without an offset.
+        Timestamps are always stored as naive UTC: ones with an offset (``+02:00``, ``Z``) are
+        converted to UTC; ones without are taken as they are when ``timezone`` is ``None`` and
+        converted from ``timezone`` otherwise. A column mixing both is an error unless
+        ``timezone`` is set.
+    ``sheet``
+        the worksheet of an Excel file (name, or 0-based position); ``None`` = the first.
+    ``max_abs_amount``
+        the largest plausible |amount| of one order line (currency); larger values, like
+        non-finite ones, are an error naming the rows.
     """
 
     transactions: str | None = None
@@ -83,11 +105,57 @@ class DataConfig(_Section):
     timestamp_format: str | None = None
     sep: str | None = None
     csv_names: list[str] | None = None
+    encoding: str = "auto"
+    timezone: str | None = None
+    sheet: str | int | None = None
+    max_abs_amount: float = 1e12
     returns: Literal["net", "drop"] = "net"
     customers: str | None = None
     customers_id_column: str | None = None
     events: str | None = None
     event_columns: EventColumnsConfig = Field(default_factory=EventColumnsConfig)
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        import codecs
+
+        if v.lower() == "auto":
+            return "auto"
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}: use auto or a codec name such as utf-8, cp1252, latin-1, utf-16") from None
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}: use an IANA name such as Europe/Helsinki or UTC") from None
+        return v
+
+    @field_validator("sep")
+    @classmethod
+    def _sep(cls, v: str | None) -> str | None:
+        if v == "\\t":  # '\t' in single quotes (YAML keeps the backslash): a tab was meant
+            return "\t"
+        if v is not None and (v == "" or v in ("\n", "\r", '"')):
+            raise ValueError("must be a non-empty separator other than a newline or the quote character")
+        return v
+
+    @field_validator("max_abs_amount")
+    @classmethod
+    def _max_amount(cls, v: float) -> float:
+        if not v > 0 or v == float("inf"):
+            raise ValueError("must be a positive finite amount")
+        return v
 
 
 class FeaturesConfig(_Section):

@@ -21,8 +21,14 @@ first offending rows with their line numbers.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import dataclasses
+import gzip
 import json
+import re
+import shlex
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,7 @@ __all__ = [
     "active_rows",
     "cancelled_before",
     "load_dataset",
+    "parse_date",
     "prepare_transactions",
     "purchases",
     "read_customers",
@@ -58,12 +65,17 @@ AMOUNT = "amount"
 IS_RETURN = "is_return"
 CANCELLED_AT = "cancelled_at"
 _EXAMPLES = 5
+MAX_ABS_AMOUNT = 1e12
+"""Default largest plausible |amount| of one order line (currency), ``data.max_abs_amount``."""
 
 
 @dataclasses.dataclass
 class LoadReport:
     """What happened while loading a transaction log; nothing is dropped without a count here.
 
+    ``encoding`` is the text encoding the file was read with (``None`` for Parquet and Excel);
+    ``notes`` say what was converted on the way: a fallback encoding, UTC offsets converted,
+    local times read in ``data.timezone``; for the customers and events files too.
     ``cancellations`` counts the purchase orders matched to a return order of the same amount
     (both rows stay, marked by ``cancelled_at``; see :func:`prepare_transactions`).
     """
@@ -81,6 +93,8 @@ class LoadReport:
     first_timestamp: str | None = None
     last_timestamp: str | None = None
     returns: str = "net"
+    encoding: str | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -88,7 +102,8 @@ class LoadReport:
     def __str__(self) -> str:
         d = self.to_dict()
         width = max(len(k) for k in d)
-        return "\n".join(f"{k:<{width}}  {v}" for k, v in d.items())
+        show = {k: ("; ".join(v) or "none") if isinstance(v, list) else v for k, v in d.items()}
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in show.items())
 
 
 @dataclasses.dataclass
@@ -103,24 +118,628 @@ class Dataset:
 
 # --------------------------------------------------------------------------- raw reading
 
+_HEAD_BYTES = 1 << 16
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
+_PARQUET_MAGIC = b"PAR1"
+_EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+_OTHER_COMPRESSION = {".zip": "zip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstandard", ".7z": "7-Zip"}
+_WHITESPACE = r"\s+"
+_BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+@dataclasses.dataclass
+class _Table:
+    """A raw table as read, with what the messages about it need."""
+
+    df: pd.DataFrame
+    first_line: int  # line (CSV), sheet row (Excel) of the first data row; 0 = 0-based positions
+    line_label: str = "line"
+    encoding: str | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+
 
 def _is_parquet(path: Path) -> bool:
     name = path.name.lower()
     return name.endswith((".parquet", ".pq", ".parquet.gz"))
 
 
-def _sniff_sep(path: Path) -> str:
-    import gzip
+def _setting_hint(setting: str | None) -> str:
+    return f" ({setting})" if setting else ""
 
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        first = fh.readline()
-    if not first.strip():
-        raise DataError(f"{path}: the file is empty")
+
+def _read_head(path: Path, n: int = _HEAD_BYTES) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+def _gunzip_head(path: Path, raw: bytes) -> bytes:
+    """The first decompressed bytes of a gzip file (a damaged stream is bad input)."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, _HEAD_BYTES)
+    except zlib.error as err:
+        raise DataError(f"{path}: damaged gzip data ({err}); compress the file again") from None
+
+
+def _content_kind(head: bytes) -> str | None:
+    """What a file is by its first bytes, when that is something other than text."""
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    if head.startswith(_ZIP_MAGIC):
+        return "zip"
+    return None
+
+
+def _check_text(path: Path, head: bytes, what: str) -> None:
+    """Refuse a file whose content is not what its name says (gzip, Parquet, zip/xlsx, binary)."""
+    kind = _content_kind(head)
+    renames = {
+        "gzip": "it is gzip-compressed: name it .csv.gz",
+        "parquet": "it is a Parquet file: name it .parquet",
+        "zip": "it is a zip archive (an Excel workbook?): name an Excel file .xlsx, or unzip the CSV",
+    }
+    if kind:
+        raise DataError(f"{path}: not a text {what}: {renames[kind]}")
+
+
+def _sniff_encoding(path: Path, head: bytes, encoding: str, what: str) -> str:
+    """The encoding to read a text file with: ``encoding`` unless ``auto``; a BOM; UTF-16
+    recognised by its zero bytes; else UTF-8 (with a fallback decided later). Binary content
+    (zero or control bytes in ASCII-compatible text) is refused here."""
+    if encoding != "auto":
+        wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+        if not wide:
+            _refuse_binary(path, head, what)
+        return encoding
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    if b"\x00" in head:
+        sample = np.frombuffer(head[: len(head) // 2 * 2], dtype=np.uint8)
+        even, odd = sample[0::2], sample[1::2]
+        if len(odd) and (odd == 0).mean() > 0.3 and not (even == 0).any():
+            return "utf-16-le"
+        if len(even) and (even == 0).mean() > 0.3 and not (odd == 0).any():
+            return "utf-16-be"
+    _refuse_binary(path, head, what)
+    return "utf-8"
+
+
+def _refuse_binary(path: Path, head: bytes, what: str) -> None:
+    arr = np.frombuffer(head, dtype=np.uint8)
+    control = (arr < 0x20) & ~np.isin(arr, (0x09, 0x0A, 0x0C, 0x0D))
+    if (arr == 0).any() or control.mean() > 0.01:
+        where = int(np.flatnonzero(control)[0])
+        raise DataError(
+            f"{path}: not a text {what}: binary content (byte {head[where]:#04x} at offset {where}); "
+            "give a CSV, .csv.gz, Parquet or .xlsx file, or set data.encoding if it is text in a "
+            "16/32-bit encoding"
+        )
+
+
+def _all_bytes(path: Path, gz: bool) -> bytes:
+    try:
+        if gz:
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    except (EOFError, OSError, zlib.error) as err:
+        raise DataError(f"{path}: damaged or truncated gzip data ({err}); compress the file again") from None
+
+
+def _line_at(data: bytes, pos: int) -> int:
+    return data.count(b"\n", 0, pos) + 1
+
+
+def _snippet(data: bytes, pos: int) -> bytes:
+    start = data.rfind(b"\n", 0, pos) + 1
+    end = data.find(b"\n", pos)
+    line = data[start : end if end >= 0 else len(data)].rstrip(b"\r")
+    return line[:60]
+
+
+def _fallback_encoding(path: Path, gz: bool) -> tuple[str, str]:
+    """Auto mode, the file is not valid UTF-8: (the single-byte encoding to read it with, a
+    note for the load report), or a DataError when the file mixes UTF-8 and other bytes."""
+    data = _all_bytes(path, gz)
+    try:
+        data.decode("utf-8")
+        return "utf-8", ""  # pragma: no cover - the reader failed on something else
+    except UnicodeDecodeError as err:
+        bad = err.start
+    line = _line_at(data, bad)
+    utf8 = _UTF8_MULTIBYTE.search(data)
+    if utf8 is not None:
+        good_line = _line_at(data, utf8.start())
+        raise DataError(
+            f"{path}: mixed text encodings: line {good_line} has UTF-8 characters "
+            f"({_snippet(data, utf8.start()).decode('utf-8', 'replace')!r}) but line {line} is not "
+            f"valid UTF-8 ({_snippet(data, bad)!r}); save the file in one encoding, or set "
+            "data.encoding (e.g. cp1252) to read every byte in one"
+        )
+    try:
+        data.decode("cp1252")
+        name, label = "cp1252", "Windows-1252 (cp1252)"
+    except UnicodeDecodeError:
+        name, label = "latin-1", "Latin-1 (ISO-8859-1)"
+    note = (
+        f"{path.name}: not valid UTF-8 (first non-UTF-8 byte on line {line}: {_snippet(data, bad)!r}); "
+        f"read as {label}; set data.encoding to choose another encoding"
+    )
+    return name, note
+
+
+def _undecodable(path: Path, gz: bool, encoding: str, err: UnicodeDecodeError, *, detected: bool) -> DataError:
+    data = _all_bytes(path, gz)
+    try:
+        data.decode(encoding)
+        pos = err.start
+    except UnicodeDecodeError as full:
+        pos = full.start
+    line = data[:pos].decode(encoding, "replace").count("\n") + 1
+    why = "detected from its byte-order mark or zero bytes" if detected else "data.encoding"
+    return DataError(
+        f"{path}: cannot decode as {encoding} ({why}): line {line} has bytes {_snippet(data, pos)!r} "
+        f"that are not {encoding}; set data.encoding to the file's encoding"
+    )
+
+
+def _first_line(text: str) -> str:
+    for line in re.split(r"\r\n|\r|\n", text.lstrip("\ufeff")):
+        if line.strip():
+            return line
+    return ""
+
+
+def _sniff_sep(first: str) -> str:
+    """The separator of a header line: the first of , tab ; | present (a consistent run of
+    the same ``|`` or ``;``, e.g. ``||``, is a multi-character separator); else a repeated
+    multi-character token (``::``) when the line has no spaces; else runs of whitespace."""
     for sep in (",", "\t", ";", "|"):
         if sep in first:
+            if sep in "|;":
+                runs = set(re.findall(re.escape(sep) + "+", first))
+                if len(runs) == 1 and len(run := runs.pop()) > 1:
+                    return run
             return sep
-    return r"\s+"
+    if not re.search(r"\s", first):
+        tokens = set(re.findall(r"[^\w\s\"']{2,}", first))
+        if len(tokens) == 1 and not re.search(r"[^\w\s\"']", re.sub(re.escape(next(iter(tokens))), "", first)):
+            return tokens.pop()
+    return _WHITESPACE
+
+
+def _split_line(line: str, sep: str) -> list[str]:
+    """The fields of one line, as the CSV reader splits them (quotes honoured for one-character separators)."""
+    if sep == _WHITESPACE:
+        try:
+            return shlex.split(line) if '"' in line else line.split()
+        except ValueError:
+            return line.split()
+    if len(sep) > 1:
+        return line.split(sep)
+    return next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
+
+
+def _duplicates(path: Path | str, header: list[str], wanted: list[str]) -> None:
+    seen: dict[str, list[int]] = {}
+    for i, name in enumerate(header):
+        seen.setdefault(str(name).strip(), []).append(i + 1)
+    dup = {c: seen[c] for c in wanted if len(seen.get(c, [])) > 1}
+    if dup:
+        desc = "; ".join(f"{c!r} is column {', '.join(map(str, pos))}" for c, pos in dup.items())
+        raise DataError(f"{path}: ambiguous header: {desc}; rename the copies so each column name is unique")
+
+
+class _RaggedRows:
+    """Arrow's ``invalid_row_handler``: counts rows whose number of fields differs from the
+    header's and keeps the first few; a line of spaces is skipped (as the pandas reader does),
+    and a row Arrow splits differently than Python's csv module (a quoted field after a space)
+    is not counted."""
+
+    def __init__(self, sep: str) -> None:
+        self.sep, self.count, self.want, self.examples = sep, 0, None, []
+
+    def show(self, number, n_fields: int, text: str) -> None:
+        if len(self.examples) < _EXAMPLES:
+            shown = text if len(text) <= 80 else text[:77] + "..."
+            self.examples.append(f"line {number}: {shown!r} ({n_fields} field(s))")
+
+    def handler(self, row) -> str:
+        text = row.text or ""
+        if not text.strip():
+            return "skip"
+        try:
+            n_fields = len(_split_line(text, self.sep))
+        except csv.Error:
+            n_fields = row.actual_columns
+        if n_fields != row.expected_columns:
+            self.want = row.expected_columns
+            self.count += 1
+            self.show(row.number, n_fields, text)
+        return "skip"
+
+
+class _QuoteCounter:
+    """A binary file for ``pyarrow.PythonFile`` that counts the quote characters read through it."""
+
+    def __init__(self, fh) -> None:
+        self.fh, self.quotes = fh, 0
+
+    @property
+    def closed(self) -> bool:
+        return self.fh.closed
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.quotes += data.count(b'"')
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _pandas_names(header: list[str]) -> list[str]:
+    """Column names as pandas makes them from a header line: ``Unnamed: i`` for empty ones,
+    ``a.1`` for a repeated ``a``."""
+    return _dedupe([name if name.strip() else f"Unnamed: {i}" for i, name in enumerate(header)])
+
+
+def _leading_space(sample: str, sep: str) -> bool:
+    """Whether fields in the first lines start with a space or tab (``a, b``), which the
+    pandas reader strips (``skipinitialspace``) and Arrow's would keep."""
+    lines = sample.splitlines(keepends=True)[:-1][:1000]  # the last one may be cut off
+    try:
+        return any(f[:1] in (" ", "\t") for row in csv.reader(lines, delimiter=sep) for f in row)
+    except csv.Error:
+        return True
+
+
+def _read_csv_arrow(
+    path: Path, *, gz: bool, sep: str, names: list[str] | None, header: list[str], usecols: list[str] | None
+) -> pd.DataFrame | None:
+    """The fast reader of a UTF-8 file with a one-character separator: Arrow's CSV reader, all
+    columns as strings, the ragged-row check in the same pass. Returns None when the pandas
+    reader should decide (anything Arrow rejects other than ragged rows, e.g. invalid UTF-8)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    cols = list(names) if names else _pandas_names(header)
+    wanted = list(usecols) if usecols else cols
+    rows = _RaggedRows(sep)
+    counted = _QuoteCounter(gzip.open(path, "rb") if gz else open(path, "rb"))
+    try:
+        with pa.PythonFile(counted, mode="r") as source:
+            table = pacsv.read_csv(
+                source,
+                read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24, column_names=cols, skip_rows=0 if names else 1),
+                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=rows.handler),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=wanted, column_types={c: pa.string() for c in wanted}, strings_can_be_null=True,
+                    quoted_strings_can_be_null=True, null_values=[""],
+                ),
+            )
+    except pa.ArrowInvalid:
+        return None
+    except (OSError, EOFError, zlib.error) as err:
+        if gz:
+            raise DataError(f"{path}: damaged or truncated gzip data ({err}); compress the file again") from None
+        raise DataError(f"{path}: cannot read the file: {err}") from None
+    finally:
+        counted.close()
+    if counted.quotes % 2:
+        # a quote never closed swallows the rest of the file into the last field, which Arrow
+        # accepts; a literal quote inside an unquoted field (12" pizza) also makes the count odd:
+        # the pandas reader tells the two apart
+        return None
+    if rows.count:
+        raise _ragged_error(path, sep, not names, len(names) if names else None, rows.want, rows.count, rows.examples)
+    return table.to_pandas()
+
+
+def _ragged(
+    path: Path, *, sep: str, encoding: str, gz: bool, header: bool, expected: int | None, sample: str = ""
+) -> None:
+    """Refuse rows whose number of fields differs from the header's (or ``csv_names``'s):
+    the CSV reader would silently pad short rows and drop the extra fields of long ones.
+
+    One-character separators are counted by Arrow's CSV reader (no Python per row) unless the
+    file quotes fields after a space (``a, "b"``: the ``skipinitialspace`` style Arrow does not
+    read), which, like whitespace and multi-character separators, takes a Python loop."""
+    rows = _RaggedRows(sep)
+    count, examples = 0, rows.examples
+    want = expected
+    spaced_quotes = len(sep) == 1 and re.search(re.escape(sep) + r"[ \t]+\"", sample) is not None
+
+    def record(number, n_fields: int, text: str) -> None:
+        nonlocal count
+        count += 1
+        rows.show(number, n_fields, text)
+
+    if len(sep) == 1 and not spaced_quotes:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        handler = rows.handler
+        transcode = codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig")
+        read_opts = pacsv.ReadOptions(
+            use_threads=False, block_size=1 << 24, autogenerate_column_names=not header,
+            encoding=encoding if transcode else "utf8",
+        )
+        parse_opts = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=handler)
+        try:
+            with pa.input_stream(str(path), compression="gzip" if gz else None) as source:
+                reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse_opts,
+                                        convert_options=pacsv.ConvertOptions(include_columns=[]))
+                for _ in reader:
+                    pass
+        except (pa.ArrowInvalid, OSError, EOFError) as err:
+            raise DataError(f"{path}: cannot parse as CSV (separator {sep!r}): {err}") from None
+        count, want = rows.count, rows.want
+    elif len(sep) == 1:
+        opener = gzip.open if gz else open
+        with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=sep, skipinitialspace=True)
+            start = 1
+            try:
+                for fields in reader:
+                    number, start = start, reader.line_num + 1
+                    if not any(f.strip() for f in fields):
+                        continue
+                    if want is None:
+                        want = len(fields)
+                        if header:
+                            continue
+                    if len(fields) != want:
+                        record(number, len(fields), sep.join(fields))
+            except csv.Error as err:
+                raise DataError(f"{path}: cannot parse as CSV (separator {sep!r}) near line {start}: {err}") from None
+    else:
+        opener = gzip.open if gz else open
+        with opener(path, "rt", encoding=encoding, errors="replace") as fh:
+            for number, line in enumerate(fh, 1):
+                text = line.rstrip("\r\n")
+                if not text.strip():
+                    continue
+                n_fields = len(_split_line(text.strip() if sep == _WHITESPACE else text, sep))
+                if want is None:
+                    want = n_fields
+                    if header:
+                        continue
+                if n_fields != want:
+                    record(number, n_fields, text)
+    if count:
+        raise _ragged_error(path, sep, header, expected, want, count, examples)
+
+
+def _ragged_error(path, sep, header, expected, want, count, examples) -> DataError:
+    of = f"data.csv_names lists {expected} columns" if not header else f"the header has {want} fields"
+    return DataError(
+        f"{path}: {count} row(s) have a different number of fields than expected ({of}, "
+        f"separator {sep!r}; check data.sep), first {len(examples)}: " + "; ".join(examples)
+    )
+
+
+def _read_csv(
+    path: Path, *, gz: bool, head: bytes, usecols: list[str] | None, sep: str | None,
+    names: list[str] | None, encoding: str, what: str,
+) -> _Table:
+    text_head = head
+    if gz:
+        if not head.startswith(_GZIP_MAGIC):
+            raise DataError(
+                f"{path}: named .gz but not gzip-compressed (it starts with {head[:8]!r}); "
+                "remove .gz from the name or compress it with gzip"
+            )
+        text_head = _gunzip_head(path, head)
+    else:
+        _check_text(path, head, what)
+    if not text_head.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
+        raise DataError(f"{path}: the file is empty")
+    enc = _sniff_encoding(path, text_head, encoding, what)
+    first = _first_line(text_head.decode(enc, errors="replace"))
+    if not first.strip():
+        raise DataError(f"{path}: the file is empty")
+    sep = sep or _sniff_sep(first)
+    header: int | None = None if names else 0
+    engine = "c" if sep == _WHITESPACE or len(sep) == 1 else "python"
+    pd_sep = sep if engine == "c" else re.escape(sep)
+    notes: list[str] = []
+    compression = "gzip" if gz else None
+    if names:
+        n_first = len(_split_line(first, sep))
+        if n_first != len(names):
+            raise DataError(
+                f"{path}: data.csv_names lists {len(names)} columns but line 1 has {n_first} field(s) "
+                f"(separator {sep!r}): {first[:80]!r}"
+            )
+    else:
+        _check_columns(path, _split_line(first, sep), usecols or [])
+        _duplicates(path, _split_line(first, sep), usecols or [])
+
+    sample = text_head.decode(enc, errors="replace")
+    fast = (
+        engine == "c" and sep != _WHITESPACE and codecs.lookup(enc).name in ("utf-8", "utf-8-sig")
+        and not _leading_space(sample, sep)  # skipinitialspace matters: pandas
+        and sample.lstrip("\ufeff").startswith(first)  # no blank lines before the header
+        and first.count('"') % 2 == 0
+    )
+    if fast:
+        df = _read_csv_arrow(path, gz=gz, sep=sep, names=names, header=_split_line(first, sep), usecols=usecols)
+        if df is not None:
+            return _Table(df, 1 if names else 2, "line", enc, notes)
+
+    def read(enc: str) -> pd.DataFrame:
+        return pd.read_csv(
+            path, sep=pd_sep, header=header, names=names, usecols=usecols, dtype=str, keep_default_na=False,
+            na_values=[""], skipinitialspace=True, index_col=False, encoding=enc, compression=compression,
+            engine=engine,
+        )
+
+    try:
+        try:
+            df = read(enc)
+        except UnicodeDecodeError as err:
+            if encoding != "auto" or enc != "utf-8":
+                raise _undecodable(path, gz, enc, err, detected=encoding == "auto") from None
+            enc, note = _fallback_encoding(path, gz)
+            notes.append(note)
+            df = read(enc)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except pd.errors.ParserError as err:
+        hint = f"; data.csv_names lists {len(names)} columns" if names else ""
+        msg = str(err).strip().replace("\n", " ")
+        raise DataError(f"{path}: cannot parse as CSV (separator {sep!r}, check data.sep){hint}: {msg}") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DataError(f"{path}: damaged or truncated gzip data ({err}); compress the file again") from None
+    except (ValueError, OSError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"{path}: cannot read as CSV (separator {sep!r}, encoding {enc}): {err}") from None
+    _check_columns(path, list(df.columns), usecols or [])
+    _ragged(path, sep=sep, encoding=enc, gz=gz, header=names is None, expected=len(names) if names else None, sample=sample)
+    return _Table(df, 1 if names else 2, "line", enc, notes)
+
+
+def _dedupe(header: list[str]) -> list[str]:
+    """Column names made unique the way pandas does for CSV (``a``, ``a.1``, ...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in header:
+        k = seen.get(name, 0)
+        out.append(name if k == 0 else f"{name}.{k}")
+        seen[name] = k + 1
+    return out
+
+
+def _read_excel(path: Path, *, head: bytes, usecols: list[str] | None, sheet: str | int | None) -> _Table:
+    """The first sheet (or ``sheet``) of an .xlsx workbook: the first non-empty row is the
+    header; cells keep their Excel types (dates, numbers, text); empty rows are skipped."""
+    if not head.startswith(_ZIP_MAGIC):
+        raise DataError(f"{path}: not an Excel .xlsx workbook (it starts with {head[:8]!r}); save it as .xlsx or CSV")
+    try:
+        import openpyxl
+
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as err:  # noqa: BLE001 - any reader failure is bad input
+        raise DataError(f"{path}: cannot read as an Excel workbook: {err}") from None
+    try:
+        sheets = list(book.sheetnames)
+        if sheet is None:
+            ws = book.worksheets[0]
+        elif isinstance(sheet, int) and not isinstance(sheet, bool):
+            if not 0 <= sheet < len(sheets):
+                raise DataError(f"{path}: data.sheet {sheet} does not exist; the workbook's sheets are {sheets}")
+            ws = book.worksheets[sheet]
+        elif sheet in sheets:
+            ws = book[sheet]
+        else:
+            raise DataError(f"{path}: data.sheet {sheet!r} does not exist; the workbook's sheets are {sheets}")
+        where = f"{path} (sheet {ws.title!r})"
+        header_row, header_at = None, 0
+        rows = ws.iter_rows(values_only=True)
+        for header_at, values in enumerate(rows, 1):
+            if any(v is not None and str(v).strip() for v in values):
+                header_row = values
+                break
+        if header_row is None:
+            raise DataError(f"{where}: the sheet is empty")
+        header = [f"Unnamed: {i}" if v is None else str(v).strip() for i, v in enumerate(header_row)]
+        _check_columns(where, header, usecols or [])
+        _duplicates(where, header, usecols or [])
+        width = len(header)
+        data = [tuple(r[:width]) + (None,) * (width - len(r)) for r in rows]
+    finally:
+        book.close()
+    arr = np.empty((len(data), width), dtype=object)
+    if data:
+        arr[:] = data
+    df = pd.DataFrame(arr, columns=_dedupe(header), dtype=object)
+    if usecols:
+        df = df[usecols]
+    empty = df.isna().all(axis=1).to_numpy()
+    if empty.any():  # blank rows between or after the data are no rows
+        df = df.loc[~empty]
+    return _Table(df, header_at + 1, "row")
+
+
+def _read_parquet(path: Path, *, head: bytes, usecols: list[str] | None) -> _Table:
+    try:
+        import pyarrow.parquet as pq
+
+        schema_names = pq.read_schema(path).names
+    except Exception as err:  # noqa: BLE001 - any reader failure is bad input
+        raise DataError(f"{path}: cannot read as Parquet: {err}") from None
+    _check_columns(path, schema_names, usecols or [])
+    _duplicates(path, schema_names, usecols or [])
+    try:
+        df = pd.read_parquet(path, columns=usecols)
+    except Exception as err:  # noqa: BLE001
+        raise DataError(f"{path}: cannot read as Parquet: {err}") from None
+    return _Table(df.reset_index(drop=True), 0, "row")
+
+
+def _read(
+    path: str | Path,
+    *,
+    usecols: list[str] | None = None,
+    sep: str | None = None,
+    names: list[str] | None = None,
+    encoding: str = "auto",
+    sheet: str | int | None = None,
+    setting: str | None = None,
+) -> _Table:
+    path = resolve_path(path)
+    hint = _setting_hint(setting)
+    if not path.exists():
+        raise DataError(f"{path}: file not found{hint}")
+    if path.is_dir():
+        raise DataError(
+            f"{path}: is a directory, not a file{hint}; name the CSV, .csv.gz, Parquet or .xlsx file itself"
+        )
+    try:
+        size = path.stat().st_size
+        head = _read_head(path)
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file{hint}: {err.strerror or err}") from None
+    if size == 0 or not head:
+        raise DataError(f"{path}: the file is empty")
+    name = path.name.lower()
+    if _is_parquet(path):
+        return _read_parquet(path, head=head, usecols=usecols)
+    if name.endswith(_EXCEL_SUFFIXES):
+        return _read_excel(path, head=head, usecols=usecols, sheet=sheet)
+    if name.endswith(".xls"):
+        raise DataError(f"{path}: old Excel 97-2003 .xls files are not supported; save it as .xlsx or CSV")
+    for suffix, kind in _OTHER_COMPRESSION.items():
+        if name.endswith(suffix):
+            raise DataError(f"{path}: {kind}-compressed files are not supported; decompress it, or gzip it (.csv.gz)")
+    what = "CSV" if name.endswith((".csv", ".csv.gz")) else "table"
+    return _read_csv(
+        path, gz=name.endswith(".gz"), head=head, usecols=usecols, sep=sep, names=names, encoding=encoding, what=what
+    )
 
 
 def read_table(
@@ -129,50 +748,18 @@ def read_table(
     usecols: list[str] | None = None,
     sep: str | None = None,
     names: list[str] | None = None,
+    encoding: str = "auto",
+    sheet: str | int | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """Read a CSV (any common separator, optionally gzipped) or Parquet file as strings.
+    """Read a table as strings: CSV (any common separator, gzip allowed), Parquet or Excel .xlsx.
 
-    Returns the frame and the line number of its first data row (for error messages;
-    0 for Parquet, where row numbers are 0-based positions).
+    Returns the frame and the line number of its first data row (for error messages; the
+    sheet row for Excel; 0 for Parquet, where rows are 0-based positions). Bad input (see
+    :class:`~churnml.config.DataConfig` for the encoding and separator rules) raises
+    :class:`~churnml.errors.DataError`.
     """
-    path = resolve_path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty")
-    if _is_parquet(path):
-        try:
-            import pyarrow.parquet as pq
-
-            schema_names = pq.read_schema(path).names
-        except Exception as err:  # noqa: BLE001 - any reader failure is bad input
-            raise DataError(f"{path}: cannot read as Parquet: {err}") from None
-        _check_columns(path, schema_names, usecols or [])
-        df = pd.read_parquet(path, columns=usecols)
-        return df, 0
-    sep = sep or _sniff_sep(path)
-    header: int | None = None if names else 0
-    try:
-        head = pd.read_csv(path, sep=sep, nrows=0, header=header, names=names, engine="python" if sep == r"\s+" else "c")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty") from None
-    _check_columns(path, list(head.columns), usecols or [])
-    try:
-        df = pd.read_csv(
-            path,
-            sep=sep,
-            header=header,
-            names=names,
-            usecols=usecols,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            skipinitialspace=True,
-        )
-    except pd.errors.ParserError as err:
-        hint = f"; data.csv_names lists {len(names)} columns" if names else ""
-        raise DataError(f"{path}: cannot parse as CSV (separator {sep!r}){hint}: {err}") from None
-    return df, 1 if names else 2
+    table = _read(path, usecols=usecols, sep=sep, names=names, encoding=encoding, sheet=sheet)
+    return table.df, table.first_line
 
 
 def _check_columns(path: Path | str, available: list[str], required: list[str]) -> None:
@@ -185,58 +772,231 @@ def _check_columns(path: Path | str, available: list[str], required: list[str]) 
         )
 
 
-def _examples(df: pd.DataFrame, mask: np.ndarray | pd.Series, first_line: int, cols: list[str]) -> str:
-    bad = df.loc[np.asarray(mask), cols].head(_EXAMPLES)
-    where = "line" if first_line else "row"
-    rows = []
-    for idx, row in bad.iterrows():
-        pos = df.index.get_loc(idx)
-        values = ", ".join(f"{c}={row[c]!r}" for c in cols)
-        rows.append(f"    {where} {pos + first_line}: {values}")
-    n = int(np.asarray(mask).sum())
-    return f"{n} row(s), first {len(rows)}:\n" + "\n".join(rows)
+def _show(value: Any) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
+    text = repr(value.isoformat() if hasattr(value, "isoformat") else value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _examples(
+    df: pd.DataFrame, mask: np.ndarray | pd.Series, first_line: int, cols: list[str], label: str | None = None
+) -> str:
+    """'<n> row(s), first <k>: line 3: col='value'; line 5: ...' on one line. Rows are named by
+    their line in the file (``first_line`` = the line of the frame's first row, whose index is
+    the row's position in the file) or, for a DataFrame (``first_line=0``), by index label."""
+    mask = np.asarray(mask, dtype=bool)
+    label = label or ("line" if first_line else "row")
+    pos = np.flatnonzero(mask)[:_EXAMPLES]
+    items = []
+    for p in pos:
+        idx = df.index[p]
+        where = int(idx) + first_line if first_line and isinstance(idx, (int, np.integer)) else idx
+        values = ", ".join(f"{c}={_show(df[c].iloc[p])}" for c in cols)
+        items.append(f"{label} {where}: {values}")
+    return f"{int(mask.sum())} row(s), first {len(items)}: " + "; ".join(items)
+
+
+# --------------------------------------------------------------------------- timestamps and numbers
+
+# a UTC offset after a time of day: 10:00Z, 10:00:00+02:00, 101500+0200, 10:00 UTC, 10:00 GMT+2
+_TZ_OFFSET = r"[zZ]|[+-]\d{2}(?::?\d{2})?|(?:UTC|GMT)(?:\s*[+-]\d{1,2}(?::?\d{2})?)?"
+_TZ_TIME = r"\d{2}:?\d{2}(?::?\d{2}(?:[.,]\d+)?)?\s*"
+_TZ_SUFFIX = re.compile(_TZ_TIME + f"(?:{_TZ_OFFSET})$")
+_TZ_SUFFIX_GROUP = re.compile(_TZ_TIME + f"({_TZ_OFFSET})$")
+_NS_MIN = pd.Timestamp.min.ceil("us")
+_NS_MAX = pd.Timestamp.max.floor("us")
+
+
+def _to_datetime(values: pd.Series, fmt: str | None, *, utc: bool) -> pd.Series:
+    """Parse with ``fmt`` (or the format inferred from the first value), then row by row where
+    that did not fit; unparseable values become NaT."""
+    try:
+        ts = pd.to_datetime(values, format=fmt, errors="coerce", utc=utc)
+    except (ValueError, TypeError):
+        ts = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]" if utc else "datetime64[us]")
+    if fmt is None and (ts.isna() & values.notna()).any():
+        try:
+            ts = pd.to_datetime(values, format="mixed", errors="coerce", utc=utc)
+        except (ValueError, TypeError):
+            pass
+    return ts
 
 
 def _parse_timestamps(
-    values: pd.Series, fmt: str | None, *, source: str, column: str, df: pd.DataFrame, first_line: int
+    values: pd.Series,
+    fmt: str | None,
+    *,
+    source: str,
+    column: str,
+    df: pd.DataFrame,
+    first_line: int,
+    timezone: str | None = None,
+    label: str | None = None,
+    notes: list[str] | None = None,
 ) -> pd.Series:
+    """Timestamps as naive UTC ``datetime64[ns]``.
+
+    Values with an offset (``+02:00``, ``Z``) are converted to UTC. Values without one are
+    taken as they are, or, with ``timezone`` (IANA name), as local times there converted to
+    UTC (an autumn wall time that occurs twice is read as the first, summer-time, one; a
+    spring time that does not exist moves forward). A column mixing both kinds without
+    ``timezone`` is bad input. Unparseable values and values outside 1677-09-22 .. 2262-04-11
+    (the range of nanosecond timestamps) are bad input naming the rows.
+    """
+    notes = notes if notes is not None else []
+    setting = f"column {column!r}"
+
+    def fail(mask, what: str) -> DataError:
+        return DataError(f"{source}: {setting} {what}: " + _examples(df, mask, first_line, [column], label))
+
+    mixed = False
+    values = _numbers_as_dates(values, fmt, fail)
     if pd.api.types.is_datetime64_any_dtype(values):
         ts = values
     else:
         try:
             ts = pd.to_datetime(values, format=fmt, errors="coerce")
-        except (ValueError, TypeError):
-            ts = pd.Series(pd.NaT, index=values.index)
-        if fmt is None and (ts.isna() & values.notna()).any():
-            # the format inferred from the first value does not fit every row: parse row by row
-            ts = pd.to_datetime(values, format="mixed", errors="coerce")
+        except (ValueError, TypeError):  # e.g. several UTC offsets: parsed below
+            ts = None
+        if ts is None or (ts.isna() & values.notna()).any():
+            ts = _parse_mixed(values, fmt, timezone=timezone, source=source, setting=setting, fail=fail, notes=notes)
+            mixed = True
     bad = ts.isna().to_numpy()
     if bad.any():
-        hint = f" with format {fmt!r}" if fmt else "; set data.timestamp_format (e.g. '%Y%m%d')"
-        raise DataError(
-            f"{source}: column {column!r} has missing or unparseable timestamps{hint}: "
-            + _examples(df, bad, first_line, [column])
-        )
-    if getattr(ts.dt, "tz", None) is not None:
-        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        hint = f" with format {fmt!r} (data.timestamp_format)" if fmt else "; set data.timestamp_format (e.g. '%Y%m%d')"
+        raise fail(bad, f"has missing or unparseable timestamps{hint}")
+    if not mixed:
+        tz = getattr(ts.dt, "tz", None)
+        if tz is not None and not pd.api.types.is_datetime64_any_dtype(values):
+            _refuse_posix_offsets(values.astype("string"), fail)
+        if tz is not None:
+            notes.append(f"{_name(source)}: {setting}: timestamps with time zone {tz} converted to UTC")
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        elif timezone is not None:
+            ts = _localize(ts, timezone)
+            notes.append(f"{_name(source)}: {setting}: timestamps without an offset read as {timezone} local time, converted to UTC")
+    if ts.dtype != "datetime64[ns]":
+        out = (ts < _NS_MIN).to_numpy() | (ts > _NS_MAX).to_numpy()
+        if out.any():
+            raise fail(out, "has dates outside the supported range 1677-09-22 .. 2262-04-11")
     return ts.astype("datetime64[ns]")
 
 
+def _numbers_as_dates(values: pd.Series, fmt: str | None, fail) -> pd.Series:
+    """Numbers in a timestamp column (Parquet integers, Excel cells holding date serials) would
+    silently become nanoseconds since 1970: read them as text with ``fmt`` (``%Y%m%d``), or refuse."""
+    if pd.api.types.is_bool_dtype(values):
+        raise fail(np.ones(len(values), dtype=bool), "holds true/false values, not dates")
+    if pd.api.types.is_numeric_dtype(values):
+        numeric = values.notna().to_numpy()
+    elif values.dtype == object:  # Excel: cells of mixed types
+        numeric = values.map(lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and v == v)
+        numeric = numeric.to_numpy(dtype=bool)
+    else:
+        return values
+    if not numeric.any():
+        return values
+    if fmt is None:
+        raise fail(
+            numeric,
+            "holds numbers, not dates (Excel date serials or epoch seconds?); store dates, or set "
+            "data.timestamp_format (e.g. '%Y%m%d') to read numbers like 20240131",
+        )
+    def text(v):
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            v = int(v)
+        return str(v)
+
+    out = values.astype(object).copy()
+    out[numeric] = [text(v) for v in values[numeric]]
+    return out
+
+
+def _name(source: str) -> str:
+    return Path(source).name or source
+
+
+_POSIX_OFFSET = r"(?:UTC|GMT)\s*[+-]\d"
+
+
+def _refuse_posix_offsets(text: pd.Series, fail) -> None:
+    """``GMT+2`` is read with the POSIX sign (= UTC-2), the opposite of what most people mean."""
+    posix = text.str.contains(_POSIX_OFFSET, regex=True, na=False).to_numpy(dtype=bool)
+    if posix.any():
+        raise fail(posix, "writes offsets as 'GMT+2' / 'UTC+2', which parsers read with the POSIX sign (GMT+2 = UTC-2); write them as +02:00")
+
+
+def _localize(ts: pd.Series, timezone: str) -> pd.Series:
+    """Naive local times in ``timezone`` -> naive UTC."""
+    ambiguous = np.ones(len(ts), dtype=bool)  # the first (summer-time) occurrence
+    return ts.dt.tz_localize(timezone, ambiguous=ambiguous, nonexistent="shift_forward").dt.tz_convert("UTC").dt.tz_localize(None)
+
+
+def _parse_mixed(values: pd.Series, fmt: str | None, *, timezone, source, setting, fail, notes) -> pd.Series:
+    """The slow path (formats vary, or values carry UTC offsets, maybe different ones): naive
+    UTC ``datetime64[us]``, NaT where unparseable."""
+    text = values.astype("string").str.strip()
+    present = (text.notna() & (text != "")).fillna(False).to_numpy(dtype=bool)
+    aware = text.str.contains(_TZ_SUFFIX, regex=True, na=False).to_numpy(dtype=bool) & present
+    naive = present & ~aware
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    if aware.any():
+        if naive.any() and timezone is None:
+            first_aware = int(np.flatnonzero(aware)[0])
+            raise fail(
+                naive,
+                f"mixes timestamps with a UTC offset (e.g. {text.iloc[first_aware]!r}) and without one; set "
+                "data.timezone to the zone of the ones without (e.g. Europe/Helsinki or UTC)",
+            )
+        _refuse_posix_offsets(text.where(aware), fail)
+        got = _to_datetime(text[aware], fmt, utc=True)
+        out.loc[aware] = got.dt.tz_localize(None).astype("datetime64[us]").to_numpy()
+        offsets = text[aware].str.extract(_TZ_SUFFIX_GROUP, expand=False).str.strip().dropna().unique()
+        shown = ", ".join(sorted(map(str, offsets))[:5]) + (", ..." if len(offsets) > 5 else "")
+        notes.append(f"{_name(source)}: {setting}: timestamps with UTC offsets ({shown}) converted to UTC")
+    if naive.any():
+        got = _to_datetime(text[naive], fmt, utc=False)
+        if getattr(got.dt, "tz", None) is not None:  # pragma: no cover - offsets the pattern missed
+            got = got.dt.tz_convert("UTC").dt.tz_localize(None)
+        if timezone is not None:
+            got = _localize(got, timezone)
+            notes.append(
+                f"{_name(source)}: {setting}: timestamps without an offset read as {timezone} local time, converted to UTC"
+            )
+        out.loc[naive] = got.astype("datetime64[us]").to_numpy()
+    return out
+
+
 def _parse_numbers(
-    values: pd.Series, *, source: str, column: str, df: pd.DataFrame, first_line: int
+    values: pd.Series,
+    *,
+    source: str,
+    column: str,
+    df: pd.DataFrame,
+    first_line: int,
+    max_abs: float | None = None,
+    label: str | None = None,
 ) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         num = values.astype("float64")
     else:
         num = pd.to_numeric(values.astype("string").str.strip(), errors="coerce").astype("float64")
-    bad = num.isna().to_numpy() | ~np.isfinite(num.fillna(0).to_numpy())
+    arr = num.to_numpy()
+    bad = ~np.isfinite(arr)  # NaN (missing, non-numeric) and +-inf
     if bad.any():
         raise DataError(
-            f"{source}: column {column!r} has missing or non-numeric values: "
-            + _examples(df, bad, first_line, [column])
+            f"{source}: column {column!r} has missing, non-numeric or infinite values: "
+            + _examples(df, bad, first_line, [column], label)
         )
-    return num.to_numpy()
-
+    if max_abs is not None:
+        huge = np.abs(arr) > max_abs
+        if huge.any():
+            raise DataError(
+                f"{source}: column {column!r} has implausibly large values (|value| > {max_abs:g}, "
+                "data.max_abs_amount): " + _examples(df, huge, first_line, [column], label)
+            )
+    return arr
 
 # --------------------------------------------------------------------------- transactions
 
@@ -339,8 +1099,17 @@ def prepare_transactions(
     returns: str = "net",
     source: str = "<DataFrame>",
     first_line: int = 0,
+    timezone: str | None = None,
+    max_abs_amount: float | None = MAX_ABS_AMOUNT,
+    line_label: str | None = None,
 ) -> tuple[pd.DataFrame, LoadReport]:
     """Validate raw order lines and collapse them to one purchase event per order.
+
+    Timestamps become naive UTC (see ``DataConfig``: offsets converted, values without one taken
+    as they are or, with ``timezone``, as local times there); amounts must be finite and at most
+    ``max_abs_amount`` (currency) in absolute value per line. Bad values raise
+    :class:`~churnml.errors.DataError` naming the column and the first rows (``first_line`` is the
+    file line, or with ``line_label="row"`` the sheet row, of the frame's first row; 0 = a DataFrame).
 
     Orders are identified by ``order_id`` or, without one, by customer and timestamp.
     ``returns="net"`` keeps negative lines inside an order (netting them) and keeps whole
@@ -384,16 +1153,23 @@ def prepare_transactions(
     if len(raw) == 0:
         raise DataError(f"{source}: every row lacks a customer id in column {columns.customer_id!r}")
 
+    where = {"source": source, "df": raw, "first_line": first_line, "label": line_label}
     ts = _parse_timestamps(
-        raw[columns.timestamp], timestamp_format, source=source, column=columns.timestamp, df=raw, first_line=first_line
+        raw[columns.timestamp], timestamp_format, column=columns.timestamp, timezone=timezone, notes=report.notes, **where
     )
     if len(amount_cols) == 2:
-        qty = _parse_numbers(raw[amount_cols[0]], source=source, column=amount_cols[0], df=raw, first_line=first_line)
-        price = _parse_numbers(raw[amount_cols[1]], source=source, column=amount_cols[1], df=raw, first_line=first_line)
+        qty = _parse_numbers(raw[amount_cols[0]], column=amount_cols[0], max_abs=max_abs_amount, **where)
+        price = _parse_numbers(raw[amount_cols[1]], column=amount_cols[1], max_abs=max_abs_amount, **where)
         amount = qty * price
+        if max_abs_amount is not None and (huge := np.abs(amount) > max_abs_amount).any():
+            raise DataError(
+                f"{source}: columns {amount_cols[0]!r} x {amount_cols[1]!r} give implausibly large line amounts "
+                f"(|amount| > {max_abs_amount:g}, data.max_abs_amount): "
+                + _examples(raw, huge, first_line, amount_cols, line_label)
+            )
         negative = (qty < 0) | (amount < 0)
     elif amount_cols:
-        amount = _parse_numbers(raw[amount_cols[0]], source=source, column=amount_cols[0], df=raw, first_line=first_line)
+        amount = _parse_numbers(raw[amount_cols[0]], column=amount_cols[0], max_abs=max_abs_amount, **where)
         negative = amount < 0
     else:
         amount = np.zeros(len(raw))
@@ -454,10 +1230,15 @@ def read_transactions(
     returns: str = "net",
     sep: str | None = None,
     names: list[str] | None = None,
+    encoding: str = "auto",
+    timezone: str | None = None,
+    sheet: str | int | None = None,
+    max_abs_amount: float | None = MAX_ABS_AMOUNT,
 ) -> tuple[pd.DataFrame, LoadReport]:
-    """Read a transaction log (CSV/Parquet, gz allowed) into the canonical contract.
+    """Read a transaction log (CSV, gzipped CSV, Parquet or Excel .xlsx) into the canonical contract.
 
-    See :func:`prepare_transactions` for the order and return handling.
+    See :class:`~churnml.config.DataConfig` for ``encoding``, ``sep``, ``timezone``, ``sheet``
+    and ``max_abs_amount``, and :func:`prepare_transactions` for the order and return handling.
     """
     columns = columns or ColumnsConfig()
     usecols = [c for c in (columns.customer_id, columns.timestamp, columns.order_id) if c]
@@ -465,15 +1246,21 @@ def read_transactions(
         usecols += [columns.quantity, columns.unit_price]
     elif columns.amount:
         usecols.append(columns.amount)
-    raw, first_line = read_table(path, usecols=usecols, sep=sep, names=names)
-    return prepare_transactions(
-        raw,
+    table = _read(path, usecols=usecols, sep=sep, names=names, encoding=encoding, sheet=sheet, setting="data.transactions")
+    tx, report = prepare_transactions(
+        table.df,
         columns=columns,
         timestamp_format=timestamp_format,
         returns=returns,
         source=str(resolve_path(path)),
-        first_line=first_line,
+        first_line=table.first_line,
+        timezone=timezone,
+        max_abs_amount=max_abs_amount,
+        line_label=table.line_label,
     )
+    report.encoding = table.encoding
+    report.notes[:0] = table.notes
+    return tx, report
 
 
 def cancelled_before(transactions: pd.DataFrame, at) -> np.ndarray:
@@ -533,22 +1320,37 @@ def purchases(transactions: pd.DataFrame, at=None) -> pd.DataFrame:
 # --------------------------------------------------------------------------- side tables
 
 
-def read_customers(path: str | Path, *, id_column: str = CUSTOMER_ID, sep: str | None = None) -> pd.DataFrame:
+def read_customers(
+    path: str | Path,
+    *,
+    id_column: str = CUSTOMER_ID,
+    sep: str | None = None,
+    encoding: str = "auto",
+    sheet: str | int | None = None,
+) -> pd.DataFrame:
     """Read the static customer-attributes table, indexed by ``customer_id`` (str)."""
-    raw, first_line = read_table(path, sep=sep)
+    return _read_customers(path, id_column=id_column, sep=sep, encoding=encoding, sheet=sheet)[0]
+
+
+def _read_customers(path, *, id_column, sep=None, encoding="auto", sheet=None) -> tuple[pd.DataFrame, list[str]]:
+    table = _read(path, sep=sep, encoding=encoding, sheet=sheet, setting="data.customers")
+    raw, first_line = table.df, table.first_line
     source = str(resolve_path(path))
     _check_columns(source, list(raw.columns), [id_column])
     ids = raw[id_column].astype("string").str.strip()
     dup = ids.duplicated(keep=False).to_numpy() & ids.notna().to_numpy()
     if dup.any():
-        raise DataError(f"{source}: column {id_column!r} has duplicate customer ids: " + _examples(raw, dup, first_line, [id_column]))
+        raise DataError(
+            f"{source}: column {id_column!r} has duplicate customer ids: "
+            + _examples(raw, dup, first_line, [id_column], table.line_label)
+        )
     out = raw.drop(columns=[id_column]).copy()
     for col in out.columns:
         converted = pd.to_numeric(out[col], errors="coerce")
         if converted.notna().sum() == out[col].notna().sum():
             out[col] = converted
     out.index = pd.Index(ids.astype(str).to_numpy(), name=CUSTOMER_ID)
-    return out
+    return out, table.notes
 
 
 def read_events(
@@ -557,22 +1359,38 @@ def read_events(
     columns: EventColumnsConfig | None = None,
     timestamp_format: str | None = None,
     sep: str | None = None,
+    encoding: str = "auto",
+    timezone: str | None = None,
+    sheet: str | int | None = None,
 ) -> pd.DataFrame:
     """Read customer service events: ``customer_id, timestamp, type, value``.
 
     ``type`` is lower-cased and stripped (``"NPS "`` -> ``"nps"``); ``value`` is numeric or NaN
-    (a ticket has no value; an NPS answer is 0-10, a CSAT answer 1-5 or 1-10).
+    (a ticket has no value; an NPS answer is 0-10, a CSAT answer 1-5 or 1-10). Timestamps follow
+    the transactions' rules (naive UTC; ``timezone`` for values without an offset).
     """
+    return _read_events(
+        path, columns=columns, timestamp_format=timestamp_format, sep=sep, encoding=encoding, timezone=timezone, sheet=sheet
+    )[0]
+
+
+def _read_events(
+    path, *, columns=None, timestamp_format=None, sep=None, encoding="auto", timezone=None, sheet=None
+) -> tuple[pd.DataFrame, list[str]]:
     columns = columns or EventColumnsConfig()
     usecols = [columns.customer_id, columns.timestamp, columns.type] + ([columns.value] if columns.value else [])
-    raw, first_line = read_table(path, usecols=usecols, sep=sep)
+    table = _read(path, usecols=usecols, sep=sep, encoding=encoding, sheet=sheet, setting="data.events")
+    raw, first_line, label, notes = table.df, table.first_line, table.line_label, list(table.notes)
     source = str(resolve_path(path))
     if raw.empty:
         raise DataError(f"{source}: no rows (the file has a header but no data)")
     cid = raw[columns.customer_id].astype("string").str.strip()
     keep = (cid.notna() & (cid != "")).to_numpy()
     raw, cid = raw.loc[keep], cid[keep]
-    ts = _parse_timestamps(raw[columns.timestamp], timestamp_format, source=source, column=columns.timestamp, df=raw, first_line=first_line)
+    ts = _parse_timestamps(
+        raw[columns.timestamp], timestamp_format, source=source, column=columns.timestamp, df=raw,
+        first_line=first_line, timezone=timezone, label=label, notes=notes,
+    )
     out = pd.DataFrame(
         {
             CUSTOMER_ID: cid.astype(str).to_numpy(),
@@ -582,18 +1400,27 @@ def read_events(
     )
     if columns.value:
         values = raw[columns.value]
-        num = pd.to_numeric(values, errors="coerce")
-        bad = (num.isna() & values.notna()).to_numpy()
+        if not pd.api.types.is_numeric_dtype(values):  # blank = no value
+            values = values.astype("string").str.strip().replace("", pd.NA)
+        num = pd.to_numeric(values, errors="coerce").astype("float64")
+        bad = (num.isna() & values.notna()).to_numpy() | np.isinf(num.to_numpy())
         if bad.any():
-            raise DataError(f"{source}: column {columns.value!r} has non-numeric values: " + _examples(raw, bad, first_line, [columns.value]))
-        out["value"] = num.astype("float64").to_numpy()
+            raise DataError(
+                f"{source}: column {columns.value!r} has non-numeric or infinite values: "
+                + _examples(raw, bad, first_line, [columns.value], label)
+            )
+        out["value"] = num.to_numpy()
     else:
         out["value"] = np.nan
-    return out.sort_values([CUSTOMER_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    return out.sort_values([CUSTOMER_ID, TIMESTAMP], kind="stable").reset_index(drop=True), notes
 
 
 def load_dataset(config: Config | DataConfig) -> Dataset:
-    """Load transactions (and the optional customers and events tables) named in a config."""
+    """Load transactions (and the optional customers and events tables) named in a config.
+
+    The reading rules of ``config.data`` (encoding, separator, time zone, sheet, amount limit)
+    apply to all three files; the notes about the side tables join ``report.notes``.
+    """
     data = config.data if isinstance(config, Config) else config
     if not data.transactions:
         raise DataError("no transaction file: set data.transactions in the config or pass --transactions")
@@ -604,14 +1431,47 @@ def load_dataset(config: Config | DataConfig) -> Dataset:
         returns=data.returns,
         sep=data.sep,
         names=data.csv_names,
+        encoding=data.encoding,
+        timezone=data.timezone,
+        sheet=data.sheet,
+        max_abs_amount=data.max_abs_amount,
     )
     customers = None
     if data.customers:
-        customers = read_customers(data.customers, id_column=data.customers_id_column or data.columns.customer_id)
+        customers, notes = _read_customers(
+            data.customers, id_column=data.customers_id_column or data.columns.customer_id, encoding=data.encoding,
+            sheet=data.sheet,
+        )
+        report.notes += notes
     events = None
     if data.events:
-        events = read_events(data.events, columns=data.event_columns, timestamp_format=data.timestamp_format)
+        events, notes = _read_events(
+            data.events, columns=data.event_columns, timestamp_format=data.timestamp_format, encoding=data.encoding,
+            timezone=data.timezone, sheet=data.sheet,
+        )
+        report.notes += notes
     return Dataset(transactions=tx, report=report, customers=customers, events=events)
+
+
+def parse_date(value, *, setting: str) -> pd.Timestamp:
+    """A date given as a setting (``--as-of``, ``--cutoff``) on the data's clock: naive UTC.
+
+    ``YYYY-MM-DD`` (or any date and time pandas reads) is taken as it is; one with an offset or
+    zone (``2024-01-01T00:00+02:00``, ``...Z``) is converted to UTC, as timestamps in the data
+    are. Unreadable, empty, or outside 1677-09-22 .. 2262-04-11: :class:`DataError` naming
+    ``setting``.
+    """
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError, OverflowError):
+        ts = pd.NaT
+    if pd.isna(ts):
+        raise DataError(f"{setting} {value!r} is not a date (use YYYY-MM-DD)")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    if not _NS_MIN <= ts <= _NS_MAX:
+        raise DataError(f"{setting} {value!r} is outside the supported date range 1677-09-22 .. 2262-04-11")
+    return ts.as_unit("ns")
 
 
 def report_json(report: LoadReport) -> str:

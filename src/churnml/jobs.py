@@ -32,10 +32,9 @@ def resolve_cutoff(dataset: Dataset, cutoff=None) -> pd.Timestamp:
     last = dataset.transactions["timestamp"].max()
     if cutoff is None:
         return (last + pd.Timedelta(days=1)).normalize()
-    try:
-        ts = pd.Timestamp(cutoff)
-    except (ValueError, TypeError):
-        raise DataError(f"cutoff {cutoff!r} is not a date (use YYYY-MM-DD)") from None
+    from churnml.io import parse_date
+
+    ts = parse_date(cutoff, setting="--cutoff")  # an offset or zone is converted to UTC, the data's clock
     first = dataset.transactions["timestamp"].min()
     if ts <= first:
         raise DataError(f"cutoff {ts.date()} is on or before the first transaction ({first}); no customer is in scope")

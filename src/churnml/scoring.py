@@ -44,20 +44,21 @@ EXTRA_COLUMNS = [
 
 def resolve_as_of(transactions: pd.DataFrame, as_of=None) -> pd.Timestamp:
     """The scoring date: the given one, or the end of the last date in the data (the next
-    midnight, so that date's purchases count). A date after that, or on/before the first
-    transaction, is bad input."""
+    midnight, so that date's purchases count). A date with a time zone or offset is converted
+    to UTC, the data's clock (:func:`churnml.io.parse_date`). A date after the end of the data,
+    on/before the first transaction, or not a date is bad input naming ``--as-of``."""
+    from churnml.io import parse_date
+
     first = transactions[TIMESTAMP].min()
     end = transactions[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
     if as_of is None:
         return end
-    try:
-        ts = pd.Timestamp(as_of)
-    except (TypeError, ValueError):
-        raise DataError(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)") from None
+    ts = parse_date(as_of, setting="--as-of")
+    shown = ts.date() if ts == ts.normalize() else ts
     if ts > end:
-        raise DataError(f"--as-of {ts.date()} is in the future of the data: the log ends {end.date() - pd.Timedelta(days=1)}")
+        raise DataError(f"--as-of {shown} is in the future of the data: the log ends {end.date() - pd.Timedelta(days=1)}")
     if ts <= first:
-        raise DataError(f"--as-of {ts.date()} is on or before the first transaction ({first}); no customer is in scope")
+        raise DataError(f"--as-of {shown} is on or before the first transaction ({first}); no customer is in scope")
     return ts
 
 
