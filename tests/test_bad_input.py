@@ -219,6 +219,21 @@ def test_every_command_loads_through_the_same_checks(tmp_path, monkeypatch, comm
     _inputs_only(tmp_path, {"tx.csv"})
 
 
+def test_backtest_horizon_longer_than_the_log(tmp_path, monkeypatch):
+    from conftest import random_log
+
+    monkeypatch.chdir(tmp_path)
+    tx = tmp_path / "tx.csv"
+    random_log(100, 600, seed=3).to_csv(tx, index=False)  # two years
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("churn:\n  horizon_days: 1000\n  bootstrap_resamples: 0\n")
+    res = runner.invoke(app_cli(), ["backtest", "--config", str(cfg), "--transactions", str(tx), "--out-dir", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    line = _error_line(res.output)
+    assert "churn.horizon_days (1000)" in line and "the log covers" in line and "Traceback" not in res.output
+    _inputs_only(tmp_path, {"tx.csv", "c.yaml"})
+
+
 @pytest.mark.parametrize(
     ("table", "content", "needles"),
     [
