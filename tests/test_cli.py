@@ -131,7 +131,7 @@ def test_run_bad_input_leaves_previous_output_untouched(tmp_path):
         return {str(p): p.read_bytes() for p in sorted((tmp_path / "out").rglob("*")) if p.is_file()}
 
     before = files()
-    assert len(before) == 9
+    assert len(before) == 12  # scores + sidecar, list, report, segments, backtests, run report, 4 CLV files
     res = runner.invoke(app, ["run", "--config", SAMPLE, "--no-track", "--transactions", str(_bad_tx(tmp_path)), "--out-dir", str(tmp_path / "out")])
     assert res.exit_code == 2
     assert files() == before

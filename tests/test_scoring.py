@@ -138,7 +138,8 @@ def test_killed_scorer_leaves_no_partial_output(work):
     ],
 )
 def test_bad_inputs_exit_codes(work, tmp_path, case, code, needle):
-    args = ["score", "--config", str(work / "cdnow_sample.yaml"), "--model", "models:/e2e@challenger", "--out", str(tmp_path / "s.parquet")]
+    args = ["score", "--config", str(work / "cdnow_sample.yaml"), "--model", "models:/e2e@challenger", "--out", str(tmp_path / "s.parquet"),
+            "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}"]  # the other configs' default stores are elsewhere
     if case == "missing_column":
         bad = tmp_path / "tx.csv"
         bad.write_text("cust,date,dollar_value\n1,2024-01-01,3\n")
@@ -167,15 +168,16 @@ def test_bad_inputs_exit_codes(work, tmp_path, case, code, needle):
 def test_model_refuses_data_without_its_feature_schema(tmp_path, shared_data):
     """Trained with the apparel customer attributes; scoring without them is a model problem."""
     cfg = REPO / "configs" / "apparel.yaml"
-    cli("train", "--config", str(cfg), "--model-name", "app", cwd=tmp_path, check=True)
+    store = ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]  # one store for configs in different folders
+    cli("train", "--config", str(cfg), "--model-name", "app", *store, cwd=tmp_path, check=True)
     no_attrs = tmp_path / "noattrs.yaml"
     no_attrs.write_text(
         "data:\n  transactions: " + str(shared_data / "apparel" / "apparelTrans.csv")
         + "\n  columns: {customer_id: Id, timestamp: Date, amount: Price}\n"
     )
-    res = cli("score", "--config", str(no_attrs), "--model", "models:/app@challenger", "--out", "s.csv", cwd=tmp_path)
+    res = cli("score", "--config", str(no_attrs), "--model", "models:/app@challenger", "--out", "s.csv", *store, cwd=tmp_path)
     assert res.returncode == 3 and "feature schema" in res.stderr and "Gender" in res.stderr
-    ok = cli("score", "--config", str(cfg), "--model", "models:/app@challenger", "--out", "s.csv", cwd=tmp_path, check=True)
+    ok = cli("score", "--config", str(cfg), "--model", "models:/app@challenger", "--out", "s.csv", *store, cwd=tmp_path, check=True)
     assert "scored 600 customers" in ok.stdout
 
 

@@ -334,6 +334,13 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         stop = _half(X_valid.index, self.seed)
         if stop.all() or not stop.any():
             stop = np.arange(len(X_valid)) % 2 == 0
+        if len(np.unique(y)) < 2 or len(np.unique(y_valid[stop])) < 2:
+            raise DataError(
+                f"the churn model cannot be trained: {'the training rows' if len(np.unique(y)) < 2 else 'the validation customers'} "
+                f"all have the same outcome (churn rate {float(np.mean(y if len(np.unique(y)) < 2 else y_valid[stop])):.2f}); "
+                "choose another churn.horizon_days (a horizon near the length of the log leaves no one who buys again, "
+                "or no one who stops) or use a longer log"
+            )
         self.booster_ = lgb.LGBMClassifier(
             objective="binary", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
             num_leaves=self.num_leaves, max_depth=self.max_depth, min_child_samples=self.min_child_samples,
