@@ -241,11 +241,13 @@ def outcomes_table(df: pd.DataFrame, *, group_column: str, treatment: str, contr
 # --------------------------------------------------------------------------- the read-out
 
 
-def _row(level: str, name: str, o: pd.DataFrame, rng, n_boot: int, min_n: int, max_width: float) -> dict:
-    t = o.loc[o["group"] == "treatment"]
-    c = o.loc[o["group"] == "control"]
-    n1, n0 = len(t), len(c)
-    x1, x0 = int(t["retained"].sum()), int(c["retained"].sum())
+def _row(level: str, name: str, treat: np.ndarray, y: np.ndarray, spend: np.ndarray | None, rng, n_boot: int,
+         min_n: int, max_width: float) -> dict:
+    """One read-out row from the rows' arm (``treat``), retained (0/1) and spend arrays."""
+    n1 = int(treat.sum())
+    n0 = int(len(treat) - n1)
+    x1 = int(y[treat].sum())
+    x0 = int(y[~treat].sum())
     nan = float("nan")
     r: dict = {"level": level, "name": name, "n_treatment": n1, "n_control": n0}
     if n1 == 0 or n0 == 0:
@@ -261,8 +263,8 @@ def _row(level: str, name: str, o: pd.DataFrame, rng, n_boot: int, min_n: int, m
         "incremental_retained": d * n1, "incremental_retained_low": float(lo) * n1, "incremental_retained_high": float(hi) * n1,
         "churn_reduction": cr[0], "churn_reduction_low": cr[1], "churn_reduction_high": cr[2],
     })
-    if "spend" in o.columns:
-        v1, v0 = t["spend"].to_numpy(dtype=float), c["spend"].to_numpy(dtype=float)
+    if spend is not None and n_boot > 0:
+        v1, v0 = spend[treat], spend[~treat]
         sd = v1.mean() - v0.mean()
         slo, shi = _bootstrap_diff(v1, v0, n_boot, rng)
         r.update({"spend_treatment": v1.mean(), "spend_control": v0.mean(), "spend_diff": sd, "spend_diff_low": slo,
@@ -277,13 +279,19 @@ def _row(level: str, name: str, o: pd.DataFrame, rng, n_boot: int, min_n: int, m
 def readout(outcomes: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0, min_n: int = MIN_N,
             max_width: float = MAX_WIDTH) -> pd.DataFrame:
     """Treatment vs control overall, per action (``arm_action``) and per segment: one row each
-    with the columns :data:`READOUT_COLUMNS` (see the module docstring for the methods)."""
+    with the columns :data:`READOUT_COLUMNS` (see the module docstring for the methods).
+    ``n_boot = 0`` skips the spend columns (NaN)."""
     rng = np.random.default_rng(seed)
-    rows = [_row("overall", "all", outcomes, rng, n_boot, min_n, max_width)]
+    treat = outcomes["group"].to_numpy() == "treatment"
+    y = outcomes["retained"].to_numpy(dtype=int)
+    spend = outcomes["spend"].to_numpy(dtype=float) if "spend" in outcomes.columns else None
+    args = (rng, n_boot, min_n, max_width)
+    rows = [_row("overall", "all", treat, y, spend, *args)]
     for level, col in (("action", "arm_action"), ("segment", "segment")):
-        names = sorted(set(outcomes[col].astype(str)) - {"all"})
-        for name in names:
-            rows.append(_row(level, name, outcomes.loc[outcomes[col].astype(str) == name], rng, n_boot, min_n, max_width))
+        labels = outcomes[col].astype(str).to_numpy()
+        for name in sorted(set(labels) - {"all"}):
+            m = labels == name
+            rows.append(_row(level, name, treat[m], y[m], None if spend is None else spend[m], *args))
     return pd.DataFrame(rows)[READOUT_COLUMNS]
 
 
