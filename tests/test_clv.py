@@ -302,7 +302,7 @@ def test_gamma_gamma_failure_modes(cdnow_cal):
         CLVModel().fit(few)
     bad = rfm.copy()
     bad.loc[bad[bad.frequency > 0].index[:3], "monetary_value"] = -1.0
-    with pytest.warns(UserWarning, match="3 repeat customers have spend <= 0"):
+    with pytest.warns(UserWarning, match="3 repeat customers have an average spend <= 0"):
         m = CLVModel().fit(bad)
     assert m.n_nonpositive_spend_ == 3
 
