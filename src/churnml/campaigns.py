@@ -209,11 +209,28 @@ def _value_at_stake(df: pd.DataFrame) -> np.ndarray:
     return p * np.clip(v, 0, None)
 
 
-def _economics(df: pd.DataFrame, actions: list[ActionConfig]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cost per action, expected saved value n x k, net value n x k), currency."""
+def _economics(df: pd.DataFrame, actions: list[ActionConfig], uplift=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cost per action, expected saved value n x k, net value n x k), currency.
+
+    Without ``uplift``: churn_probability x churn_reduction x value_if_retained. With ``uplift``
+    (estimated increase of each customer's probability of staying when contacted, from an uplift
+    model: an array for every action, or a mapping action name -> array; actions it does not name
+    keep the catalog's rule): uplift x value_if_retained, the expected incremental value. A
+    negative uplift (contact drives the customer away) makes every action a loss for them."""
     cost = np.array([a.cost for a in actions], dtype=float)
     red = np.array([a.churn_reduction for a in actions], dtype=float)
-    saved = _value_at_stake(df)[:, None] * red[None, :]
+    stake = _value_at_stake(df)
+    saved = stake[:, None] * red[None, :]
+    if uplift is not None:
+        value = np.clip(df[_value_column(df)].to_numpy(dtype=float), 0, None)
+        for j, a in enumerate(actions):
+            u = uplift.get(a.name) if isinstance(uplift, Mapping) else uplift
+            if u is None:
+                continue
+            u = np.asarray(u, dtype=float)
+            if u.shape != (len(df),) or not np.isfinite(u).all():
+                raise ValueError(f"uplift for {a.name}: expected {len(df)} finite values, got shape {u.shape}")
+            saved[:, j] = u * value
     return cost, saved, saved - cost[None, :]
 
 
@@ -327,6 +344,7 @@ def plan_campaign(
     config: CampaignConfig | None = None,
     *,
     playbook: Mapping | SegmentsConfig | None = None,
+    uplift=None,
 ) -> CampaignPlan:
     """Choose at most one eligible action per customer to maximise expected saved value minus
     cost within ``budget`` (currency), and hold out the control group within the customers that
@@ -339,7 +357,10 @@ def plan_campaign(
     ``action_label`` (the action's human name), ``planned_action`` and
     ``planned_expected_saved_value`` (what the rule gives the customer, for control too: the
     per-action comparison), ``recommended_action`` (the best action with an unlimited budget),
-    ``predicted_clv`` and ``u`` (the hold-out hash, in [0, 1))."""
+    ``predicted_clv`` and ``u`` (the hold-out hash, in [0, 1)).
+
+    ``uplift``: per-customer estimated uplift (see ``_economics``): customers are then chosen by
+    expected incremental value (uplift x value if retained) minus cost instead of risk x value."""
     cfg = config or CampaignConfig()
     if budget < 0:
         raise ValueError("budget must not be negative")
@@ -348,7 +369,7 @@ def plan_campaign(
     el = eligibility(df, cfg, playbook)
     actions = el.actions
     notes = list(el.notes)
-    cost, saved, net = _economics(df, actions)
+    cost, saved, net = _economics(df, actions, uplift)
     ok = el.mask & (net > 0)
     names = np.array([a.name for a in actions] + ["none"], dtype=object)
     labels = {a.name: a.display_label for a in actions}

@@ -516,6 +516,11 @@ def campaign(
         typer.Option("--effects", help="readout.csv of an earlier campaign: measured effects replace the catalog's churn_reduction "
                      "(lower 95% bound, clipped to [0, 1])."),
     ] = None,
+    uplift_model: Annotated[
+        Optional[str],
+        typer.Option("--uplift-model", help="Uplift model (.joblib from `churnml uplift`, or an MLflow sklearn model URI): rank "
+                     "by expected incremental value (uplift x value if retained) minus cost instead of risk x value."),
+    ] = None,
     config: ConfigOpt = None,
     transactions: UnusedTransactionsOpt = None,
     tracking_uri: TrackingUriOpt = None,
@@ -550,7 +555,15 @@ def campaign(
             except DataError as err:
                 raise DataError(f"{effects}: {err}") from None
         sc = read_scores(scores)
-        plan = plan_campaign(sc, budget, camp, playbook=cfg.segments.playbook)
+        uplift = None
+        if uplift_model:
+            from churnml.uplift import load_uplift_model
+
+            um = load_uplift_model(uplift_model)
+            uplift = um.predict(_uplift_features(sc, um, cfg, scores))
+            effect_lines.append(f"targeting by {type(um).__name__} uplift from {uplift_model}: mean estimated uplift "
+                                f"{uplift.mean() * 100:+.1f} pp, {(uplift < 0).mean() * 100:.0f}% of customers estimated to react badly")
+        plan = plan_campaign(sc, budget, camp, playbook=cfg.segments.playbook, uplift=uplift)
         pw = plan_power(plan.plan, camp)
         start = str(pd.Timestamp(sc["as_of"].iloc[0]).date()) if "as_of" in sc.columns and len(sc) else None
         write_table(plan.plan, out, index=False)
@@ -644,6 +657,125 @@ def readout(
     typer.echo(head + " (95% intervals: Newcombe for retention, bootstrap for value)")
     typer.echo(ro.print_table(table, cfg.report.currency or ""))
     typer.echo(f"wrote {out}")
+
+
+def _uplift_features(scores, model, cfg, scores_path):
+    """The uplift model's features for the scored customers: the scores' own columns, and the
+    point-in-time snapshot features at the scores' as_of (from the config's data) for any it lacks."""
+    from churnml.errors import ModelError
+
+    missing = [c for c in model.feature_names_ if c not in scores.columns]
+    if not missing:
+        return scores
+    if not cfg.data.transactions:
+        raise ModelError(f"the uplift model needs column(s) {missing} that {scores_path} lacks; score with `churnml run` "
+                         "(customers.parquet keeps every feature) or give --config with data.transactions to compute them")
+    import pandas as pd
+
+    from churnml.features import snapshot_features
+    from churnml.io import load_dataset
+
+    ds = load_dataset(cfg)
+    as_of = pd.Timestamp(scores["as_of"].iloc[0])
+    feats = snapshot_features(ds.transactions.loc[ds.transactions["timestamp"] < as_of], as_of, events=ds.events,
+                              customers=ds.customers, config=cfg.features)
+    joined = scores.join(feats[[c for c in missing if c in feats.columns]], on="customer_id")
+    still = [c for c in model.feature_names_ if c not in joined.columns]
+    if still:
+        raise ModelError(f"the uplift model needs column(s) {still}, neither in {scores_path} nor among the snapshot features")
+    return joined
+
+
+@app.command()
+def uplift(
+    out: Annotated[Path, typer.Option("--out", "-o", help="uplift.joblib (+ uplift.joblib.meta.json with the held-out metrics)")],
+    plan: Annotated[Optional[Path], typer.Option("--plan", help="plan.csv of a past campaign (with --config): its customers, "
+                                                  "their arm, outcomes from the transactions after --start.")] = None,
+    experiment: Annotated[Optional[Path], typer.Option("--experiment", help="Or an experiment table: one row per customer (.csv/.parquet).")] = None,
+    group_column: Annotated[Optional[str], typer.Option("--group-column", help="--experiment: the column naming the arm.")] = None,
+    treatment: Annotated[Optional[str], typer.Option("--treatment", help="--experiment: the treatment arm's label.")] = None,
+    control: Annotated[Optional[str], typer.Option("--control", help="--experiment: the control arm's label.")] = None,
+    outcome: Annotated[Optional[str], typer.Option("--outcome", help="--experiment: binary outcome column (1 = retained).")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="--experiment: columns measured after the start (repeatable).")] = None,
+    start: Annotated[Optional[str], typer.Option("--start", help="Campaign start (YYYY-MM-DD); default: the plan's.")] = None,
+    days: Annotated[Optional[float], typer.Option("--days", help="Outcome window in days; default: churn.horizon_days.")] = None,
+    learner: Annotated[str, typer.Option("--learner", help="x (X-learner, default), t (T-learner) or ct (class transformation).")] = "x",
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Train an uplift model (who reacts to being contacted) on a past randomised campaign; print its held-out Qini vs random."""
+    import json
+
+    import joblib
+    import pandas as pd
+
+    from churnml._atomic import atomic_path
+    from churnml.errors import DataError
+    from churnml.uplift import train_uplift
+
+    with _errors():
+        cfg = _config(config, transactions, tracking_uri, model_name)
+        if (plan is None) == (experiment is None):
+            raise DataError("give either --plan (with --config) or --experiment (with --group-column, --treatment, --control, --outcome)")
+        if out.suffix.lower() != ".joblib":
+            raise DataError(f"--out {out}: use a .joblib file name")
+        drop = list(exclude or [])
+        if plan is not None:
+            from churnml import readout as ro
+            from churnml.features import snapshot_features
+            from churnml.io import load_dataset
+
+            if not plan.is_file():
+                raise DataError(f"--plan {plan}: file not found")
+            p = pd.read_parquet(plan) if plan.suffix.lower() == ".parquet" else pd.read_csv(plan, dtype={"customer_id": str})
+            when = start or ro.plan_start(plan)
+            if when is None:
+                raise DataError(f"--start is required: {plan} records no campaign start")
+            ds = load_dataset(cfg)
+            window = days if days is not None else float(cfg.churn.horizon_days)
+            o = ro.plan_outcomes(p, ds.transactions, when, window, source=str(plan)).set_index("customer_id")
+            at = pd.Timestamp(when).normalize()
+            feats = snapshot_features(ds.transactions.loc[ds.transactions["timestamp"] < at], at, events=ds.events,
+                                      customers=ds.customers, config=cfg.features)
+            known = p.set_index(p["customer_id"].astype(str))[[c for c in ("segment", "churn_probability", "value_if_retained")
+                                                                if c in p.columns]]
+            table = feats.join(known, how="inner", rsuffix="_plan").join(
+                pd.DataFrame({"treatment": (o["group"] == "treatment").astype(int), "retained": o["retained"].astype(int)}), how="inner")
+            table = table.drop(columns=["as_of", "cutoff"], errors="ignore").reset_index().rename(columns={"index": "customer_id"})
+            source = f"{plan} (outcomes {pd.Timestamp(when).date()} + {window:g} days)"
+        else:
+            need = {"--group-column": group_column, "--treatment": treatment, "--control": control, "--outcome": outcome}
+            if [k for k, v in need.items() if not v]:
+                raise DataError(f"--experiment needs {', '.join(k for k, v in need.items() if not v)}")
+            if not experiment.is_file():
+                raise DataError(f"--experiment {experiment}: file not found")
+            df = pd.read_parquet(experiment) if experiment.suffix.lower() == ".parquet" else pd.read_csv(experiment)
+            for col in (group_column, outcome, *drop):
+                if col not in df.columns:
+                    raise DataError(f"{experiment}: no column {col!r}; the file has {list(df.columns)}")
+            arms = df[group_column].astype(str)
+            bad = ~arms.isin([treatment, control])
+            if bad.any():
+                raise DataError(f"{experiment}: column {group_column!r} has labels other than {treatment!r} and {control!r}, "
+                                f"e.g. rows {list(df.index[bad][:3] + 2)}: {arms[bad].head(3).tolist()}")
+            table = df.drop(columns=[group_column]).assign(treatment=(arms == treatment).astype(int))
+            table = table.rename(columns={outcome: "retained"}) if outcome != "retained" else table
+            source = str(experiment)
+        res = train_uplift(table, treatment="treatment", outcome="retained", learner=learner, exclude=drop, seed=cfg.seed)
+        meta = {"source": source, "learner": type(res.model).__name__, "features": res.features, "n_train": res.n_train,
+                "n_test": res.n_test, "held_out_metrics": res.metrics}
+        with atomic_path(out) as tmp:
+            joblib.dump(res.model, tmp)
+        meta_path = out.with_name(out.name + ".meta.json")
+        with atomic_path(meta_path) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2, default=str))
+    m = res.metrics
+    typer.echo(f"{type(res.model).__name__} on {source}: {res.n_train + res.n_test:,} customers, {len(res.features)} features")
+    typer.echo(f"held out {res.n_test:,} customers: Qini coefficient {m['qini']:.3f} (random about 0), "
+               f"uplift in the top {m['k']:.0%} {m['uplift_at_k'] * 100:+.1f} pp vs {m['ate'] * 100:+.1f} pp for everyone")
+    typer.echo(f"wrote {out} (+ {out.name}.meta.json); use it with `churnml campaign --uplift-model {out}`")
 
 
 @app.command()
