@@ -61,7 +61,7 @@ def test_cli_score_engine_spark(tmp_path):
     conf.write_text("data:\n  transactions: tx.parquet\n  columns: {customer_id: customer_id, timestamp: date, amount: dollar_value}\n")
     res = subprocess.run(
         [sys.executable, "-m", "churnml.cli", "score", "--engine", "spark", "--master", "local[2]", "--config", str(conf),
-         "--model", str(tmp_path / "m.joblib"), "--out", str(tmp_path / "out")],
+         "--model", str(tmp_path / "m.joblib"), "--trust-unverified", "--out", str(tmp_path / "out")],
         capture_output=True, text=True, cwd=tmp_path, env=os.environ, timeout=600,
     )
     assert res.returncode == 0, res.stderr[-3000:]

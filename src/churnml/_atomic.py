@@ -5,6 +5,13 @@ Temporary files are named ``.<target name>.<pid>@<host>.<random>.tmp``: unique p
 other's; the last rename wins. A writer cleans up its own temporary file when it fails, and
 removes the ones a killed writer left behind only when it can tell that writer is gone (same
 host, process no longer running, file not locked); anything else is left alone.
+
+Permissions (outputs hold personal data): a file that already exists keeps its mode when it is
+rewritten (a list restricted to 0600 stays 0600); a new file gets the process-wide file mode,
+0600 (owner only) unless :func:`set_file_mode` changed it (the CLI and ``jobs.run`` set it from
+``output.file_mode``). The mode is applied exactly, not filtered by the umask. Folders that
+``atomic_path`` creates get the same mode plus the execute bit wherever read is set (0600 ->
+0700, 0640 -> 0750). Temporary files are created 0600 beside the target.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import contextlib
 import os
 import re
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +32,67 @@ try:  # advisory lock held on a temporary file while its writer is alive (POSIX 
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["atomic_path", "write_table"]
+__all__ = ["DEFAULT_FILE_MODE", "atomic_path", "file_mode", "parse_mode", "set_file_mode", "write_table"]
+
+DEFAULT_FILE_MODE = 0o600
+_file_mode = DEFAULT_FILE_MODE
 
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname() or "host")
+
+
+def parse_mode(text: str | int) -> int:
+    """An octal permission string ("0600", "640", "0o644") as an int; ValueError when it is not
+    one, grants more than rwxrwxrwx, or does not let the owner read and write."""
+    if isinstance(text, bool) or not isinstance(text, str):
+        raise ValueError(f"write the mode as a quoted octal string such as \"0640\", not {text!r}")
+    raw = text.strip().lower().removeprefix("0o")
+    if not re.fullmatch(r"[0-7]{3,4}", raw):
+        raise ValueError(f"{text!r} is not an octal file mode such as \"0600\" or \"0640\"")
+    mode = int(raw, 8)
+    if mode > 0o777:
+        raise ValueError(f"{text!r}: only permission bits (at most 0777), no setuid/setgid/sticky")
+    if mode & 0o600 != 0o600:
+        raise ValueError(f"{text!r}: the owner must be able to read and write (0600 at least)")
+    return mode
+
+
+def set_file_mode(mode: str | int | None) -> int:
+    """Set the mode of files churnml creates from now on in this process (``None``: 0600);
+    return the previous one. Existing files keep their own mode when rewritten."""
+    global _file_mode
+    previous = _file_mode
+    if mode is None:
+        _file_mode = DEFAULT_FILE_MODE
+    elif isinstance(mode, int) and not isinstance(mode, bool):
+        _file_mode = parse_mode(f"{mode:o}")
+    else:
+        _file_mode = parse_mode(mode)
+    return previous
+
+
+def file_mode() -> int:
+    """The mode new output files get in this process."""
+    return _file_mode
+
+
+def _dir_mode(mode: int) -> int:
+    return mode | ((mode & 0o444) >> 2)
+
+
+def _make_dirs(folder: Path) -> None:
+    """Create ``folder`` and missing parents with the directory mode (existing ones untouched)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue  # another writer made it
+        os.chmod(d, _dir_mode(_file_mode))
 
 
 def _alive(pid: int) -> bool:
@@ -108,10 +174,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     The file is fsynced before the rename and the folder after it, so a crash or power loss
     leaves the previous file (or none) in place, never a partial one. An exception removes this
-    writer's temporary file and nothing else.
+    writer's temporary file and nothing else. The result keeps the mode of the file it replaces,
+    else gets :func:`file_mode` (0600 by default); see the module docstring.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_dirs(path.parent)
     _remove_dead_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f"{_prefix(path)}{os.getpid()}@{_HOST}.", suffix=".tmp", dir=path.parent)
     tmp_path = Path(tmp)
@@ -123,9 +190,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
+        try:  # a rewrite keeps the previous file's mode; a new file gets the configured one
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = _file_mode
+        os.chmod(tmp_path, mode)
         _fsync_file(tmp_path)
         os.close(fd)
         fd = -1

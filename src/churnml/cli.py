@@ -3,12 +3,15 @@
 Every command that reads data or models takes ``--config``, ``--transactions``,
 ``--tracking-uri`` and ``--model-name`` (flags override the config). Errors that churnml
 raises on purpose are printed as one message and mapped to exit codes: 2 bad input or
-config, 3 model problem. Heavy imports happen inside the commands so ``--help`` is fast.
+config, 3 model problem, 4 environment (a file cannot be read or written, the tracking store is
+unreachable, corrupt or unwritable: retry later or fix the machine); 1 with a traceback is a bug.
+Heavy imports happen inside the commands so ``--help`` is fast.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -83,11 +86,14 @@ def _show_warning_once(message, category, filename, lineno, file=None, line=None
 
 
 def _config(config: Path | None, transactions: str | None, tracking_uri: str | None, model_name: str | None):
+    from churnml._atomic import set_file_mode
     from churnml.config import load_config
 
-    return load_config(config).with_overrides(
+    cfg = load_config(config).with_overrides(
         transactions=transactions, tracking_uri=tracking_uri, model_name=model_name
     )
+    set_file_mode(cfg.output.file_mode)  # new output files: output.file_mode (default 0600)
+    return cfg
 
 
 @contextlib.contextmanager
@@ -183,7 +189,7 @@ def rfm(
         cfg = _config(config, transactions, tracking_uri, model_name)
         ds = load_dataset(cfg)
         summary = rfm_summary(
-            purchases(ds.transactions, at=_day_after(observation_end, ds.transactions["timestamp"].max())),
+            purchases(ds.transactions, at=end),
             amount="amount",
             observation_end=observation_end,
             freq=freq or cfg.features.freq,
@@ -240,6 +246,13 @@ def run(
     else:
         typer.echo("\nchurn backtest: none possible on this log; the model was trained without one")
     if res.model_uri:
+        end = _day_after(observation_end, ds.transactions["timestamp"].max())
+        first = ds.transactions["timestamp"].min()
+        if observation_end and end <= first:
+            from churnml.errors import DataError
+
+            raise DataError(f"--observation-end {observation_end} is before the first transaction ({first.date()} in "
+                            f"{ds.report.source}): nothing to summarise; use a date on or after it")
         typer.echo(f"\nMLflow: {res.tracking_uri}\nregistered model: {res.model_uri}")
     typer.echo(f"\nwrote {len(res.files)} files to {res.out_dir}")
     for name, what in (("at_risk.xlsx", "at-risk list (high risk, by value at risk)"), ("report.html", "report")):
@@ -266,6 +279,10 @@ def backtest(
     typer.echo(f"\nwrote {', '.join(map(str, files))}")
 
 
+        if track:
+            from churnml.tracking import check_store, tracking_uri_for
+
+            check_store(tracking_uri_for(cfg))  # before minutes of training: an unusable store is exit 4 now
 def _attributes_line(training: dict) -> str:
     """Which text customer attributes the churn model uses as categories and which it left out."""
     used, dropped = training.get("categorical_features") or [], training.get("dropped_features") or {}
@@ -339,21 +356,26 @@ def promote(
     typer.echo(("promoted: " if ok else "not promoted: ") + reason)
 
 
+TrustOpt = Annotated[bool, typer.Option("--trust-unverified", help="Load a .joblib bundle that has no .sha256 digest beside it. "
+                                         "Loading a model runs code from it: only for bundles you know the origin of.")]
+
+
 @app.command()
 def export(
     model: Annotated[str, typer.Option("--model", "-m", help="Model URI (models:/NAME@champion, runs:/..., a .joblib).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .joblib file.")] = Path("models/churnml.joblib"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .joblib file (its SHA-256 goes to <out>.sha256).")] = Path("models/churnml.joblib"),
     config: ConfigOpt = None,
     transactions: UnusedTransactionsOpt = None,
     tracking_uri: TrackingUriOpt = None,
     model_name: ModelNameOpt = None,
+    trust_unverified: TrustOpt = False,
 ) -> None:
-    """Write a self-contained joblib bundle of a model, for places without a tracking server."""
+    """Write a self-contained joblib bundle of a model and its SHA-256 digest (<out>.sha256), for places without a tracking server."""
     from churnml.tracking import export_model, tracking_uri_for
 
     with _errors():
         cfg = _config(config, None, tracking_uri, model_name)
-        path = export_model(model, out, tracking_uri=tracking_uri_for(cfg))
+        path = export_model(model, out, tracking_uri=tracking_uri_for(cfg), trust_unverified=trust_unverified)
     typer.echo(f"wrote {path}")
 
 
@@ -364,17 +386,22 @@ ScoresOpt = Annotated[Path, typer.Option("--scores", "-s", help="Scores file wri
 def score(
     model: Annotated[str, typer.Option("--model", "-m", help="models:/NAME@champion, a model URI or id, or an exported .joblib.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .parquet or .csv.")],
+        as_of = _date_option("--as-of", as_of)
     config: ConfigOpt = None,
+        from churnml.tracking import check_store, tracking_uri_for
+
+        check_store(tracking_uri_for(cfg))  # before minutes of training: an unusable store is exit 4 now
     transactions: TransactionsOpt = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score as of this date (default: the end of the last date in the data).")] = None,
     engine: Annotated[str, typer.Option("--engine", help="pandas (default) or spark (Parquet in, Parquet partitions out; pip install churnml[spark]).")] = "pandas",
     master: Annotated[Optional[str], typer.Option("--master", help="Spark master for --engine spark (default: spark-submit's, else local[*]).")] = None,
     tracking_uri: TrackingUriOpt = None,
     model_name: ModelNameOpt = None,
+    trust_unverified: TrustOpt = False,
 ) -> None:
-    """Batch-score every customer in scope: churn risk, value, segment, reasons, action. Exit 2 bad input, 3 model problem."""
+    """Batch-score every customer in scope: churn risk, value, segment, reasons, action. Exit 2 bad input, 3 model problem, 4 environment."""
     if engine == "spark":
-        _score_spark(model, out, config, transactions, as_of, master, tracking_uri, model_name)
+        _score_spark(model, out, config, transactions, as_of, master, tracking_uri, model_name, trust_unverified)
         return
     if engine != "pandas":
         typer.echo(f"error: --engine must be pandas or spark, not {engine!r}", err=True)
@@ -394,7 +421,7 @@ def score(
             from churnml.errors import DataError
 
             raise DataError(f"--out {out}: use a .parquet or .csv file name")
-        pipe = load_pipeline(model, tracking_uri=tracking_uri_for(cfg))
+        pipe = load_pipeline(model, tracking_uri=tracking_uri_for(cfg), trust_unverified=trust_unverified)
         log.info("event=model.loaded model=%s version=%s trained_as_of=%s", model, pipe.model_version, pipe.as_of.date())
         dataset = load_dataset(cfg)
         log.info("event=data.loaded source=%s orders=%d customers=%d", dataset.report.source, dataset.report.orders, dataset.report.customers)
@@ -418,7 +445,7 @@ def score(
     typer.echo(f"scored {len(result.scores):,} customers as of {result.meta['as_of']} with {pipe.model_version}: {paths[0]} (+ {paths[1].name})")
 
 
-def _score_spark(model, out, config, transactions, as_of, master, tracking_uri, model_name) -> None:
+def _score_spark(model, out, config, transactions, as_of, master, tracking_uri, model_name, trust_unverified=False) -> None:
     from churnml.io import read_customers
     from churnml.tracking import load_pipeline, tracking_uri_for
 
@@ -434,7 +461,7 @@ def _score_spark(model, out, config, transactions, as_of, master, tracking_uri, 
             from churnml.errors import ConfigError
 
             raise ConfigError("--engine spark needs pyspark: pip install 'churnml[spark]'") from None
-        pipe = load_pipeline(model, tracking_uri=tracking_uri_for(cfg))
+        pipe = load_pipeline(model, tracking_uri=tracking_uri_for(cfg), trust_unverified=trust_unverified)
         customers = None
         if cfg.data.customers:
             customers = read_customers(cfg.data.customers, id_column=cfg.data.customers_id_column or cfg.data.columns.customer_id)
@@ -447,6 +474,7 @@ def json_dumps(obj) -> str:
 
     return json.dumps(obj, separators=(",", ":"))
 
+        as_of = _date_option("--as-of", as_of)
 
 @app.command()
 def kpis(
@@ -486,6 +514,13 @@ def at_risk(
     from churnml.campaigns import at_risk_list
     from churnml.excel import action_label, write_list
     from churnml.errors import DataError
+        as_of = _date_option("--as-of", as_of)
+        src = str(cfg.data.transactions)
+        if not ("://" in src or Path(src).is_dir() or src.lower().endswith((".parquet", ".pq"))):
+            from churnml.errors import DataError
+
+            raise DataError(f"--engine spark reads Parquet (a .parquet file or a folder of them), not {src} "
+                            "(data.transactions / --transactions): convert it, or use --engine pandas")
     from churnml.io import read_customers
     from churnml.scoring import read_scores
 

@@ -562,11 +562,24 @@ class MlflowConfig(_Section):
 class OutputConfig(_Section):
     """Where jobs write their files (relative to the config file's folder), and the at-risk list
     ``churnml run`` writes beside the scores: customers in the risk tiers ``at_risk_tiers``, by value
-    at risk, the first ``at_risk_top`` (a list a team can work through; null = all)."""
+    at risk, the first ``at_risk_top`` (a list a team can work through; null = all). ``file_mode``:
+    permissions of new output files (default "0600", owner only); rewritten files keep theirs."""
 
     dir: str = "outputs"
     at_risk_tiers: list[str] = Field(default_factory=lambda: ["high"])
     at_risk_top: int | None = 1000
+    file_mode: str = "0600"
+
+    @field_validator("file_mode", mode="before")
+    @classmethod
+    def _octal_mode(cls, v: Any) -> str:
+        """``file_mode``: permissions of NEW output files, a quoted octal string ("0600" owner
+        only, "0640" + group read); a rewritten file keeps its own mode; folders churnml creates
+        get the matching 07x0/0755 mode."""
+        from churnml._atomic import parse_mode
+
+        parse_mode(v)
+        return v.strip()
 
 
 class ReportConfig(_Section):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import codecs
 import csv
 import dataclasses
+import errno
 import gzip
 import json
 import re
@@ -685,6 +686,11 @@ def _read_excel(path: Path, *, head: bytes, usecols: list[str] | None, sheet: st
     return _Table(df, header_at + 1, "row")
 
 
+# errno values of an unreadable input that are the environment's fault (permission denied,
+# I/O error, stale network mount): EnvironmentFault (exit 4) rather than DataError (exit 2)
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EIO, errno.ESTALE, errno.ETIMEDOUT}
+
+
 def _read_parquet(path: Path, *, head: bytes, usecols: list[str] | None) -> _Table:
     try:
         import pyarrow.parquet as pq
@@ -723,6 +729,10 @@ def _read(
         size = path.stat().st_size
         head = _read_head(path)
     except OSError as err:
+        if err.errno in _ENVIRONMENT_ERRNOS:  # the machine, not the data: exit 4, retry later
+            from churnml.errors import EnvironmentFault
+
+            raise EnvironmentFault(f"{path}: cannot read the file{hint}: {err.strerror or err}") from None
         raise DataError(f"{path}: cannot read the file{hint}: {err.strerror or err}") from None
     if size == 0 or not head:
         raise DataError(f"{path}: the file is empty")

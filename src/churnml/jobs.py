@@ -188,6 +188,9 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
         timings[f"{name}_s"] = round(now - t, 3)
         t = now
 
+    from churnml._atomic import set_file_mode
+
+    set_file_mode(config.output.file_mode)  # new output files: output.file_mode (default 0600)
     dataset = load_dataset(config)
     as_of = resolve_cutoff(dataset, cutoff)
     lap("load")

@@ -192,7 +192,14 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"scores file not found: {p}")
-    df = pd.read_parquet(p) if p.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(p, dtype={"customer_id": str})
+    try:
+        df = pd.read_parquet(p) if p.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(p, dtype={"customer_id": str})
+    except OSError as err:
+        if err.errno is not None:  # the OS refused (permission, I/O): the environment's fault, exit 4 at the CLI
+            raise
+        raise DataError(f"{p}: damaged or truncated scores file, cannot read it: {str(err)[:200]}") from None
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:  # ArrowInvalid is a ValueError
+        raise DataError(f"{p}: damaged or truncated scores file, cannot read it: {str(err)[:200]}") from None
     if "customer_id" not in df.columns and df.index.name == "customer_id":  # customers.parquet of `churnml run`
         df = df.reset_index()
     missing = [c for c in ("customer_id", "churn_probability", "predicted_clv", "value_at_risk", "segment") if c not in df.columns]

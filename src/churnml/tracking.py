@@ -13,6 +13,7 @@ import dataclasses
 import io
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "TrainResult",
+    "check_store",
     "configure",
     "export_model",
     "load_pipeline",
@@ -68,8 +70,120 @@ def _set_experiment(name: str, uri: str) -> None:
     mlflow.set_experiment(name)
 
 
+REACH_TIMEOUT_S = 5.0  # seconds to wait for a tracking server's TCP port before giving up (exit 4)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_FIX = "set mlflow.tracking_uri in the config (or --tracking-uri, or MLFLOW_TRACKING_URI)"
+
+
+def check_store(uri: str, *, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Fail fast, before any training, when the tracking store cannot work: a server
+    (``http(s)://``) whose port does not answer within ``timeout`` seconds, a local SQLite file
+    that is not a SQLite database, or a folder where the store cannot be created or written.
+    Raises :class:`~churnml.errors.EnvironmentFault` (exit 4) naming the URI or the store path."""
+    import errno
+    import socket
+    from urllib.parse import urlsplit
+
+    if uri.startswith(("http://", "https://")):
+        parts = urlsplit(uri)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname or "localhost", port), timeout=timeout):
+                pass
+        except OSError as err:
+            reason = "timed out" if isinstance(err, socket.timeout) else (err.strerror or str(err) or type(err).__name__)
+            raise EnvironmentFault(
+                f"MLflow tracking server {uri} is unreachable ({reason}, waited at most {timeout:g} s); "
+                f"retry later, or {_FIX}"
+            ) from None
+        return
+    if not uri.startswith("sqlite:///"):
+        return  # other stores (file:, databricks, ...): MLflow's own errors, mapped in _store_errors
+    db = Path(uri[len("sqlite:///"):])
+    if not db.name or str(db) == ":memory:":
+        return
+    if db.is_dir():
+        raise EnvironmentFault(f"MLflow store {db} ({uri}) is a folder, not a SQLite file; {_FIX}")
+    if db.exists():
+        try:
+            with db.open("rb") as fh:
+                head = fh.read(len(_SQLITE_MAGIC))
+        except OSError as err:
+            raise EnvironmentFault(f"MLflow store {db} ({uri}) cannot be read: {err.strerror or err}; {_FIX}") from None
+        corrupt = bool(head) and head != _SQLITE_MAGIC
+        if head and not corrupt:  # a SQLite header: can its schema be read? (read-only: the file is left as it is)
+            import sqlite3
+
+            try:
+                con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+                try:
+                    con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                finally:
+                    con.close()
+            except sqlite3.DatabaseError as err:
+                corrupt = "locked" not in str(err)  # a busy writer is not damage
+        if corrupt:
+            raise EnvironmentFault(
+                f"MLflow store {db} ({uri}) is not a readable SQLite database (corrupt or another kind of file); "
+                f"restore it from a backup or move it away, or {_FIX}"
+            )
+    folder = db.parent
+    try:  # SQLite writes journal files beside the database: the folder must take a new file
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".churnml-store-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        what = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                errno.ENOSPC: "disk full", errno.ENOTDIR: "a part of the path is a file, not a folder",
+                errno.EEXIST: "a part of the path is a file, not a folder"}.get(
+                    err.errno, err.strerror or str(err))
+        raise EnvironmentFault(
+            f"MLflow store {db} cannot be created or written in {folder} ({what}); {_FIX} to a writable place, "
+            "e.g. sqlite:////var/lib/churnml/mlflow.db or a tracking server"
+        ) from None
+
+
+@contextlib.contextmanager
+def _store_errors(uri: str):
+    """MLflow failures that are the store's or the network's (connection refused, timeout, SQL
+    errors of a damaged database, unwritable files) -> EnvironmentFault naming the URI. MLflow's
+    'not found' answers (RESOURCE_DOES_NOT_EXIST and the like) pass through unchanged."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        import sqlalchemy.exc as sa_exc
+
+        sql_errors: tuple[type[BaseException], ...] = (sa_exc.OperationalError, sa_exc.DatabaseError)
+    except ImportError:  # pragma: no cover - MLflow always brings SQLAlchemy
+        sql_errors = ()
+    try:
+        import requests
+
+        net_errors: tuple[type[BaseException], ...] = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+    except ImportError:  # pragma: no cover
+        net_errors = ()
+    try:
+        yield
+    except (*sql_errors, *net_errors) as err:
+        raise EnvironmentFault(f"MLflow tracking store {uri} failed: {type(err).__name__}: {_first_line(err)}") from None
+    except MlflowException as err:
+        text = str(err)
+        if any(k in text for k in ("Max retries exceeded", "Failed to establish", "Connection refused", "timed out",
+                                   "API request to", "database is locked", "unable to open database",
+                                   "file is not a database", "readonly database", "disk I/O error")):
+            raise EnvironmentFault(f"MLflow tracking store {uri} failed: {_first_line(err)}") from None
+        raise
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
 def configure(config: Config) -> str:
-    """Point MLflow at the configured store and experiment; return the tracking URI."""
+    """Point MLflow at the configured store and experiment; return the tracking URI. Raises
+    :class:`~churnml.errors.EnvironmentFault` (exit 4) when the store is unreachable, corrupt
+    or cannot be written (see :func:`check_store`)."""
     import logging
 
     import mlflow
@@ -78,9 +192,11 @@ def configure(config: Config) -> str:
     # the job's console; its warnings still show
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     uri = tracking_uri_for(config)
+    check_store(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    _set_experiment(config.mlflow.experiment, uri)
+    with _store_errors(uri):
+        _set_experiment(config.mlflow.experiment, uri)
     return uri
 
 
@@ -129,7 +245,7 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
     uri = configure(config)
     name = config.mlflow.model_name
     tx = dataset.transactions
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+    with _store_errors(uri), mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         params = {
             "label": f"no purchase in [cutoff, cutoff + {config.churn.horizon_days} days)",
@@ -244,18 +360,68 @@ def _requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in pkgs]
 
 
-def load_pipeline(uri: str, *, tracking_uri: str | None = None):
+def _bundle_problem(path: Path) -> str | None:
+    """Why a file must not be trusted as a model bundle or digest: writable by group or others."""
+    mode = path.stat().st_mode
+    if mode & 0o022:
+        return (f"{path} is writable by {'group and others' if mode & 0o022 == 0o022 else 'group' if mode & 0o020 else 'others'} "
+                f"(mode {stat.S_IMODE(mode):04o}): anyone who can write it can run code as you; "
+                f"check it, then `chmod go-w {path}`")
+    return None
+
+
+def _read_digest(path: Path) -> str:
+    """The hex SHA-256 in a ``sha256sum``-format file (``<64 hex>  <file name>``)."""
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    digest = text.split()[0].lower() if text else ""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ModelError(f"{path} is not a SHA-256 digest file (expected '<64 hex digits>  <file name>'): re-export the model")
+    return digest
+
+
+def load_pipeline(uri: str, *, tracking_uri: str | None = None, trust_unverified: bool = False):
     """Load a :class:`~churnml.pipeline.ChurnPipeline` from an exported ``.joblib`` bundle or
     any MLflow model URI (``models:/NAME@champion``, ``models:/NAME/3``, ``runs:/ID/model``,
-    ``models:/m-...``). Raises :class:`ModelError` when it cannot be loaded."""
+    ``models:/m-...``). Raises :class:`ModelError` when it cannot be loaded.
+
+    Loading a model runs code stored in it (pickle). A ``.joblib`` bundle is therefore checked
+    before it is unpickled: it and its digest file ``<bundle>.sha256`` (written by
+    :func:`export_model`) must not be writable by group or others, and the bundle's SHA-256 must
+    match the digest; the bytes checked are the bytes unpickled. A missing digest file is refused
+    unless ``trust_unverified=True`` (CLI ``--trust-unverified``); a mismatch never loads. MLflow
+    URIs are trusted as written by the tracking store: keep its ``mlflow.db``/``mlruns/`` (or the
+    server) writable only by the people who train models."""
     path = Path(uri)
     if uri.endswith(".joblib"):
         if not path.is_file():
             raise ModelError(f"model bundle not found: {uri}")
+        import hashlib
+
         import joblib
 
+        problem = _bundle_problem(path)
+        if problem:
+            raise ModelError(f"refusing to load model bundle: {problem}")
+        digest_path = path.with_name(path.name + ".sha256")
+        expected = None
+        if digest_path.is_file():
+            problem = _bundle_problem(digest_path)
+            if problem:
+                raise ModelError(f"refusing to load model bundle {uri}: its digest file {problem}")
+            expected = _read_digest(digest_path)
+        elif not trust_unverified:
+            raise ModelError(f"refusing to load model bundle {uri}: no digest file {digest_path.name} beside it, so it cannot "
+                             f"be verified; re-export it with `churnml export` (writes the digest), or pass --trust-unverified "
+                             f"if you know where it comes from (loading a model runs code from it)")
+        data = path.read_bytes()
+        if expected is not None:
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != expected:
+                raise ModelError(f"refusing to load model bundle {uri}: its SHA-256 {actual[:12]}... does not match "
+                                 f"{digest_path.name} ({expected[:12]}...): the file changed after export; re-export "
+                                 f"it from the registry (`churnml export --model models:/NAME@champion`)")
         try:
-            pipe = joblib.load(path)
+            pipe = joblib.load(io.BytesIO(data))
         except Exception as err:  # noqa: BLE001
             raise ModelError(f"cannot load model bundle {uri}: {err}") from None
     else:
@@ -295,16 +461,30 @@ def _registry_version(uri: str) -> str | None:
     return None
 
 
-def export_model(uri: str, out: str | Path, *, tracking_uri: str | None = None) -> Path:
-    """Write a self-contained joblib bundle of the model at ``uri`` (atomically)."""
+def export_model(uri: str, out: str | Path, *, tracking_uri: str | None = None, trust_unverified: bool = False) -> Path:
+    """Write a self-contained joblib bundle of the model at ``uri`` and its SHA-256 digest
+    ``<out>.sha256`` (``sha256sum`` format, so ``sha256sum -c`` checks it too), each atomically;
+    :func:`load_pipeline` verifies the bundle against it. ``trust_unverified`` is passed on when
+    ``uri`` is itself a bundle without a digest. The digest is written after the bundle: an
+    interruption in between leaves a bundle that is refused, never one that loads unverified."""
+    import hashlib
+
     import joblib
 
     from churnml._atomic import atomic_path
 
-    pipe = load_pipeline(uri, tracking_uri=tracking_uri)
+    out = Path(out)
+    if out.suffix != ".joblib":
+        from churnml.errors import DataError
+
+        raise DataError(f"--out {out}: use a .joblib file name (load_pipeline reads bundles by that extension)")
+    pipe = load_pipeline(uri, tracking_uri=tracking_uri, trust_unverified=trust_unverified)
     with atomic_path(out) as tmp:
         joblib.dump(pipe, tmp)
-    return Path(out)
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    with atomic_path(out.with_name(out.name + ".sha256")) as tmp:
+        tmp.write_text(f"{digest}  {out.name}\n", encoding="ascii")
+    return out
 
 
 def _per_cutoff_name(metric: str) -> str:
@@ -374,7 +554,14 @@ def promote(config: Config, *, force: bool = False, metric: str = PROMOTION_METR
     config inside its pipeline) is retrained and scored at the challenger's cutoffs on the
     configured data; when that is impossible, or the challenger has no backtest, or the two
     runs define churn differently, nothing is promoted without ``force``, and the reason says why.
-    The reason names the cutoffs compared and both values."""
+    The reason names the cutoffs compared and both values. An unreachable, corrupt or unwritable
+    tracking store raises :class:`~churnml.errors.EnvironmentFault` (exit 4)."""
+    uri = configure(config)
+    with _store_errors(uri):
+        return _promote(config, force=force, metric=metric)
+
+
+def _promote(config: Config, *, force: bool, metric: str) -> tuple[bool, str]:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
