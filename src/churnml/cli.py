@@ -3,15 +3,12 @@
 Every command that reads data or models takes ``--config``, ``--transactions``,
 ``--tracking-uri`` and ``--model-name`` (flags override the config). Errors that churnml
 raises on purpose are printed as one message and mapped to exit codes: 2 bad input or
-config, 3 model problem, 4 environment (a file cannot be read or written, the tracking store is
-unreachable, corrupt or unwritable: retry later or fix the machine); 1 with a traceback is a bug.
-Heavy imports happen inside the commands so ``--help`` is fast.
+config, 3 model problem. Heavy imports happen inside the commands so ``--help`` is fast.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -189,7 +186,7 @@ def rfm(
         cfg = _config(config, transactions, tracking_uri, model_name)
         ds = load_dataset(cfg)
         summary = rfm_summary(
-            purchases(ds.transactions, at=end),
+            purchases(ds.transactions, at=_day_after(observation_end, ds.transactions["timestamp"].max())),
             amount="amount",
             observation_end=observation_end,
             freq=freq or cfg.features.freq,
@@ -246,13 +243,6 @@ def run(
     else:
         typer.echo("\nchurn backtest: none possible on this log; the model was trained without one")
     if res.model_uri:
-        end = _day_after(observation_end, ds.transactions["timestamp"].max())
-        first = ds.transactions["timestamp"].min()
-        if observation_end and end <= first:
-            from churnml.errors import DataError
-
-            raise DataError(f"--observation-end {observation_end} is before the first transaction ({first.date()} in "
-                            f"{ds.report.source}): nothing to summarise; use a date on or after it")
         typer.echo(f"\nMLflow: {res.tracking_uri}\nregistered model: {res.model_uri}")
     typer.echo(f"\nwrote {len(res.files)} files to {res.out_dir}")
     for name, what in (("at_risk.xlsx", "at-risk list (high risk, by value at risk)"), ("report.html", "report")):
@@ -279,10 +269,6 @@ def backtest(
     typer.echo(f"\nwrote {', '.join(map(str, files))}")
 
 
-        if track:
-            from churnml.tracking import check_store, tracking_uri_for
-
-            check_store(tracking_uri_for(cfg))  # before minutes of training: an unusable store is exit 4 now
 def _attributes_line(training: dict) -> str:
     """Which text customer attributes the churn model uses as categories and which it left out."""
     used, dropped = training.get("categorical_features") or [], training.get("dropped_features") or {}
@@ -386,11 +372,7 @@ ScoresOpt = Annotated[Path, typer.Option("--scores", "-s", help="Scores file wri
 def score(
     model: Annotated[str, typer.Option("--model", "-m", help="models:/NAME@champion, a model URI or id, or an exported .joblib.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .parquet or .csv.")],
-        as_of = _date_option("--as-of", as_of)
     config: ConfigOpt = None,
-        from churnml.tracking import check_store, tracking_uri_for
-
-        check_store(tracking_uri_for(cfg))  # before minutes of training: an unusable store is exit 4 now
     transactions: TransactionsOpt = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score as of this date (default: the end of the last date in the data).")] = None,
     engine: Annotated[str, typer.Option("--engine", help="pandas (default) or spark (Parquet in, Parquet partitions out; pip install churnml[spark]).")] = "pandas",
@@ -399,7 +381,7 @@ def score(
     model_name: ModelNameOpt = None,
     trust_unverified: TrustOpt = False,
 ) -> None:
-    """Batch-score every customer in scope: churn risk, value, segment, reasons, action. Exit 2 bad input, 3 model problem, 4 environment."""
+    """Batch-score every customer in scope: churn risk, value, segment, reasons, action. Exit 2 bad input, 3 model problem."""
     if engine == "spark":
         _score_spark(model, out, config, transactions, as_of, master, tracking_uri, model_name, trust_unverified)
         return
@@ -474,7 +456,6 @@ def json_dumps(obj) -> str:
 
     return json.dumps(obj, separators=(",", ":"))
 
-        as_of = _date_option("--as-of", as_of)
 
 @app.command()
 def kpis(
@@ -514,13 +495,6 @@ def at_risk(
     from churnml.campaigns import at_risk_list
     from churnml.excel import action_label, write_list
     from churnml.errors import DataError
-        as_of = _date_option("--as-of", as_of)
-        src = str(cfg.data.transactions)
-        if not ("://" in src or Path(src).is_dir() or src.lower().endswith((".parquet", ".pq"))):
-            from churnml.errors import DataError
-
-            raise DataError(f"--engine spark reads Parquet (a .parquet file or a folder of them), not {src} "
-                            "(data.transactions / --transactions): convert it, or use --engine pandas")
     from churnml.io import read_customers
     from churnml.scoring import read_scores
 
