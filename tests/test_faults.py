@@ -132,7 +132,7 @@ def test_output_under_a_file_exits_4(tmp_path):
     blocker = tmp_path / "reports"
     blocker.write_text("i am a file")
     res = runner.invoke(app, ["kpis", "-s", str(scores), "-o", str(blocker / "kpis.csv")])
-    _one_line_error(res, 4, "reports", "not a folder", "ENOTDIR")
+    _one_line_error(res, 4, "reports", "not a folder")
     assert blocker.read_text() == "i am a file"
 
 

@@ -3,12 +3,15 @@
 Every command that reads data or models takes ``--config``, ``--transactions``,
 ``--tracking-uri`` and ``--model-name`` (flags override the config). Errors that churnml
 raises on purpose are printed as one message and mapped to exit codes: 2 bad input or
-config, 3 model problem. Heavy imports happen inside the commands so ``--help`` is fast.
+config, 3 model problem, 4 environment (a file cannot be read or written, the tracking store is
+unreachable, corrupt or unwritable: retry later or fix the machine); 1 with a traceback is a bug.
+Heavy imports happen inside the commands so ``--help`` is fast.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -95,13 +98,56 @@ def _config(config: Path | None, transactions: str | None, tracking_uri: str | N
 
 @contextlib.contextmanager
 def _errors():
-    """The command boundary: churnml's own errors become one message and their exit code."""
-    from churnml.errors import ChurnmlError
+    """The command boundary: churnml's own errors become one message and their exit code; an
+    operating-system error reading inputs or writing outputs (disk full, read-only file system,
+    permission denied, a file where a folder should be, a folder where the file should be)
+    becomes exit 4 naming the path and the reason. Anything else is a bug: a traceback, exit 1."""
+    from churnml.errors import ChurnmlError, EnvironmentFault
 
     try:
         yield
     except ChurnmlError as err:
         _fail(err)
+    except OSError as err:
+        _fail(EnvironmentFault(_os_message(err)))
+
+
+# errno -> what a person reads; the symbol follows so a log search finds it
+_OS_REASONS = {
+    "ENOSPC": "disk full",
+    "EDQUOT": "disk quota exceeded",
+    "EROFS": "read-only file system",
+    "EACCES": "permission denied",
+    "EPERM": "operation not permitted",
+    "ENOTDIR": "a part of the path is a file, not a folder",
+    "EISDIR": "a folder is in the way (the output path is a directory)",
+    "ENOENT": "no such file or folder",
+    "EIO": "input/output error",
+    "ENAMETOOLONG": "file name too long",
+    "EMFILE": "too many open files",
+}
+
+
+def _os_message(err: OSError) -> str:
+    """One line: the path (the target, not an atomic writer's temporary file) and the OS reason."""
+    import errno as _errno
+    import re
+
+    symbol = _errno.errorcode.get(err.errno or -1)
+    reason = _OS_REASONS.get(symbol or "") or (err.strerror or str(err) or type(err).__name__)
+    if symbol == "EEXIST" and err.filename is not None and Path(str(err.filename)).is_file():
+        reason = "a file is in the way, not a folder"  # mkdir of an output's folder
+    if symbol:
+        reason = f"{reason} ({symbol})"
+    path = err.filename2 if err.filename2 is not None else err.filename
+    if path is not None:
+        p = Path(str(path))
+        m = re.fullmatch(r"\.(.+)\.\d+@[A-Za-z0-9_-]+\.[^.]+\.tmp", p.name)  # churnml._atomic's temporary file
+        if m:
+            p = p.with_name(m.group(1))
+        return f"{p}: {reason}"
+    detail = str(err).strip().replace("\n", " ")
+    return f"{reason}: {detail}" if detail and detail != reason else reason
 
 
 def _fail(err: Exception) -> None:
@@ -162,6 +208,23 @@ def _day_after(date: str | None, default) -> "pd.Timestamp":
         raise DataError(f"--observation-end {date!r} is not a date (use YYYY-MM-DD)") from None
 
 
+def _date_option(flag: str, value: str | None) -> str | None:
+    """``value`` if it parses as a date (YYYY-MM-DD); DataError naming ``flag`` otherwise."""
+    import pandas as pd
+
+    from churnml.errors import DataError
+
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        stamp = None
+    if stamp is None or pd.isna(stamp):
+        raise DataError(f"{flag} {value!r} is not a date (use YYYY-MM-DD)")
+    return value
+
+
 @app.command()
 def rfm(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.parquet or .csv).")],
@@ -185,8 +248,15 @@ def rfm(
     with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
         ds = load_dataset(cfg)
+        end = _day_after(observation_end, ds.transactions["timestamp"].max())
+        first = ds.transactions["timestamp"].min()
+        if observation_end and end <= first:
+            from churnml.errors import DataError
+
+            raise DataError(f"--observation-end {observation_end} is before the first transaction ({first.date()} in "
+                            f"{ds.report.source}): nothing to summarise; use a date on or after it")
         summary = rfm_summary(
-            purchases(ds.transactions, at=_day_after(observation_end, ds.transactions["timestamp"].max())),
+            purchases(ds.transactions, at=end),
             amount="amount",
             observation_end=observation_end,
             freq=freq or cfg.features.freq,
@@ -211,6 +281,10 @@ def run(
 
     with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
+        if track:
+            from churnml.tracking import check_store, tracking_uri_for
+
+            check_store(tracking_uri_for(cfg))  # before minutes of training: an unusable store is exit 4 now
         res = run_job(cfg, cutoff=cutoff, out_dir=out_dir, track=track)
     fmt = lambda v: f"{v:,.4f}"  # noqa: E731
     typer.echo(f"customers in scope as of {res.as_of}: {res.customers:,}")
@@ -314,7 +388,11 @@ def train(
     from churnml.jobs import train as run_train
 
     with _errors():
+        as_of = _date_option("--as-of", as_of)
         cfg = _config(config, transactions, tracking_uri, model_name)
+        from churnml.tracking import check_store, tracking_uri_for
+
+        check_store(tracking_uri_for(cfg))  # before minutes of training: an unusable store is exit 4 now
         result, bt = run_train(cfg, as_of=as_of)
     typer.echo(_backtest_table(bt))
     attrs = _attributes_line(result.training or {})
@@ -381,7 +459,7 @@ def score(
     model_name: ModelNameOpt = None,
     trust_unverified: TrustOpt = False,
 ) -> None:
-    """Batch-score every customer in scope: churn risk, value, segment, reasons, action. Exit 2 bad input, 3 model problem."""
+    """Batch-score every customer in scope: churn risk, value, segment, reasons, action. Exit 2 bad input, 3 model problem, 4 environment."""
     if engine == "spark":
         _score_spark(model, out, config, transactions, as_of, master, tracking_uri, model_name, trust_unverified)
         return
@@ -398,6 +476,7 @@ def score(
     logging.basicConfig(level=logging.INFO, stream=_sys.stderr, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     log = logging.getLogger("churnml.score")
     with _errors():
+        as_of = _date_option("--as-of", as_of)
         cfg = _config(config, transactions, tracking_uri, model_name)
         if not (out.suffix.lower() in {".parquet", ".csv"} or out.name.lower().endswith(".csv.gz")):
             from churnml.errors import DataError
@@ -437,6 +516,13 @@ def _score_spark(model, out, config, transactions, as_of, master, tracking_uri, 
             from churnml.errors import DataError
 
             raise DataError("no transaction file: set data.transactions or pass --transactions (Parquet)")
+        as_of = _date_option("--as-of", as_of)
+        src = str(cfg.data.transactions)
+        if not ("://" in src or Path(src).is_dir() or src.lower().endswith((".parquet", ".pq"))):
+            from churnml.errors import DataError
+
+            raise DataError(f"--engine spark reads Parquet (a .parquet file or a folder of them), not {src} "
+                            "(data.transactions / --transactions): convert it, or use --engine pandas")
         try:
             from churnml.spark import local_session, score_spark
         except ImportError:  # pragma: no cover
@@ -473,7 +559,13 @@ def kpis(
     from churnml.segments import kpis as compute_kpis
 
     with _errors():
-        table = compute_kpis(read_scores(scores), by=by)
+        sc = read_scores(scores)
+        if by and by not in sc.columns:
+            from churnml.errors import DataError
+
+            raise DataError(f"--by {by!r}: {scores} has no such column; group by one of "
+                            f"{[c for c in ('segment', 'rfm_segment', 'risk_tier', 'value_tier') if c in sc.columns]}")
+        table = compute_kpis(sc, by=by)
         if out:
             write_table(table, out)
     typer.echo(table.to_string(formatters={"customers": "{:,.0f}".format}, float_format=lambda v: f"{v:,.3f}"))
@@ -499,6 +591,10 @@ def at_risk(
     from churnml.scoring import read_scores
 
     with _errors():
+        if top is not None and top < 1:
+            raise DataError(f"--top {top}: must be a whole number of customers, at least 1")
+        if min_value is not None and not math.isfinite(min_value):
+            raise DataError(f"--min-value {min_value}: must be a finite amount (currency)")
         cfg = _config(config, None, tracking_uri, model_name)
         customers = None
         if cfg.data.customers:
@@ -549,8 +645,8 @@ def campaign(
     effect_lines: list[str] = []
     with _errors():
         cfg = _config(config, None, tracking_uri, model_name)
-        if budget < 0:
-            raise DataError("--budget must not be negative")
+        if not math.isfinite(budget) or budget < 0:
+            raise DataError(f"--budget {budget}: must be a finite amount (currency), not negative")
         camp = cfg.campaign
         if effects is not None:
             if not effects.is_file():

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from churnml.config import Config
-from churnml.errors import ModelError
+from churnml.errors import EnvironmentFault, ModelError
 
 __all__ = [
     "CHALLENGER",
@@ -565,7 +565,6 @@ def _promote(config: Config, *, force: bool, metric: str) -> tuple[bool, str]:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    configure(config)
     client = MlflowClient()
     name = config.mlflow.model_name
     per = _per_cutoff_name(metric)
