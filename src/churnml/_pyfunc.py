@@ -52,27 +52,26 @@ def _columns(df: pd.DataFrame, config):
 def split_model_input(df: pd.DataFrame, config) -> tuple[pd.DataFrame, Any, pd.DataFrame | None, pd.DataFrame | None]:
     """(prepared transactions, load report, customers table or None, events table or None) from a
     pyfunc input frame; see the module docstring."""
-    from churnml.io import CUSTOMER_ID, TIMESTAMP, _parse_timestamps, prepare_transactions
+    from churnml.config import EventColumnsConfig
+    from churnml.io import CUSTOMER_ID, prepare_events, prepare_transactions
 
     df = pd.DataFrame(df).reset_index(drop=True)
     cols, fmt = _columns(df, config)
     is_event = df[EVENT_TYPE].notna().to_numpy() if EVENT_TYPE in df.columns else None
     tx_cols = [c for c in (cols.customer_id, cols.timestamp, cols.order_id, cols.amount, cols.quantity, cols.unit_price) if c]
     tx_raw = df.loc[~is_event] if is_event is not None else df
+    # the same reading rules as `churnml score` with this config (older pipelines' configs lack some keys)
+    timezone = getattr(config.data, "timezone", None)
     tx, report = prepare_transactions(
         tx_raw[[c for c in tx_cols if c in df.columns]], columns=cols, timestamp_format=fmt,
-        returns=config.data.returns, source="model input",
+        returns=config.data.returns, source="model input", timezone=timezone,
+        **({"max_abs_amount": config.data.max_abs_amount} if hasattr(config.data, "max_abs_amount") else {}),
     )
     events = None
     if is_event is not None and is_event.any():
-        ev = df.loc[is_event]
-        ts = _parse_timestamps(ev[cols.timestamp], fmt, source="model input", column=cols.timestamp, df=ev, first_line=0)
-        events = pd.DataFrame({
-            CUSTOMER_ID: ev[cols.customer_id].astype("string").str.strip().astype(str).to_numpy(),
-            TIMESTAMP: ts.to_numpy(),
-            "type": ev[EVENT_TYPE].astype("string").str.strip().str.lower().astype(str).to_numpy(),
-            "value": pd.to_numeric(ev[EVENT_VALUE], errors="coerce").to_numpy(dtype=float) if EVENT_VALUE in ev else float("nan"),
-        }).sort_values([CUSTOMER_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+        ev_cols = EventColumnsConfig(customer_id=cols.customer_id, timestamp=cols.timestamp, type=EVENT_TYPE,
+                                     value=EVENT_VALUE if EVENT_VALUE in df.columns else None)
+        events = prepare_events(df.loc[is_event], columns=ev_cols, timestamp_format=fmt, timezone=timezone, source="model input")
     extra = [c for c in df.columns if c not in tx_cols and c not in (EVENT_TYPE, EVENT_VALUE, *IGNORED)]
     customers = None
     if extra:  # static customer attributes given as extra columns: first value per customer

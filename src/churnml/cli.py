@@ -735,25 +735,12 @@ def readout(
         if out.suffix.lower() != ".csv":
             raise DataError(f"--out {out}: use a .csv file name")
         if plan is not None:
-            from churnml.io import load_dataset
-
-            if not plan.is_file():
-                raise DataError(f"--plan {plan}: file not found")
-            p = pd.read_parquet(plan) if plan.suffix.lower() == ".parquet" else pd.read_csv(plan, dtype={"customer_id": str})
-            when = start or ro.plan_start(plan)
-            if when is None:
-                raise DataError(f"--start is required: {plan} records no campaign start (no {plan.name}.summary.json with campaign_start)")
-            window = days if days is not None else float(cfg.churn.horizon_days)
-            o = ro.plan_outcomes(p, load_dataset(cfg).transactions, when, window, source=str(plan))
+            _, o, _, when, window = _past_plan(plan, start, days, cfg)
             head = f"read-out of {plan}: purchases from {pd.Timestamp(when).date()} for {window:g} days"
         else:
-            need = {"--group-column": group_column, "--treatment": treatment, "--control": control, "--outcome": outcome}
-            missing = [k for k, v in need.items() if not v]
-            if missing:
-                raise DataError(f"--outcomes needs {', '.join(missing)}")
-            if not outcomes.is_file():
-                raise DataError(f"--outcomes {outcomes}: file not found")
-            df = pd.read_parquet(outcomes) if outcomes.suffix.lower() == ".parquet" else pd.read_csv(outcomes)
+            _require("--outcomes", {"--group-column": group_column, "--treatment": treatment, "--control": control,
+                                    "--outcome": outcome})
+            df = _read_frame(outcomes, "--outcomes")
             o = ro.outcomes_table(df, group_column=group_column, treatment=treatment, control=control, outcome=outcome,
                                   value=value, segment=segment_column, source=str(outcomes))
             head = f"read-out of {outcomes}: {outcome} of {treatment!r} vs {control!r}"
@@ -762,6 +749,50 @@ def readout(
     typer.echo(head + " (95% intervals: Newcombe for retention, bootstrap for value)")
     typer.echo(ro.print_table(table, cfg.report.currency or ""))
     typer.echo(f"wrote {out}")
+
+
+def _read_frame(path: Path, flag: str, **csv_kw):
+    """A table given on the command line (``flag``): Parquet by extension, else CSV."""
+    import pandas as pd
+
+    from churnml.errors import DataError
+
+    if not path.is_file():
+        raise DataError(f"{flag} {path}: file not found")
+    return pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, **csv_kw)
+
+
+def _require(flag: str, options: dict) -> None:
+    """Refuse ``flag`` when one of the options it needs is not given."""
+    from churnml.errors import DataError
+
+    missing = [k for k, v in options.items() if not v]
+    if missing:
+        raise DataError(f"{flag} needs {', '.join(missing)}")
+
+
+def _past_plan(plan: Path, start, days, cfg):
+    """(plan table, per-customer outcomes, dataset, campaign start, window in days) of a past
+    campaign's plan: outcomes from the config's transactions in [start, start + days), start
+    defaulting to the one the plan recorded and days to ``churn.horizon_days``."""
+    from churnml import readout as ro
+    from churnml.errors import DataError
+    from churnml.io import load_dataset
+
+    p = _read_frame(plan, "--plan", dtype={"customer_id": str})
+    when = start or ro.plan_start(plan)
+    if when is None:
+        raise DataError(f"--start is required: {plan} records no campaign start (no {plan.name}.summary.json with campaign_start)")
+    ds = load_dataset(cfg)
+    window = days if days is not None else float(cfg.churn.horizon_days)
+    return p, ro.plan_outcomes(p, ds.transactions, when, window, source=str(plan)), ds, when, window
+
+
+def _snapshot_at(ds, at, cfg):
+    """Point-in-time snapshot features of the dataset's customers at ``at`` (data before it only)."""
+    from churnml.features import snapshot_features
+
+    return snapshot_features(ds.transactions, at, events=ds.events, customers=ds.customers, config=cfg.features)
 
 
 def _uplift_features(scores, model, cfg, scores_path):
@@ -777,13 +808,9 @@ def _uplift_features(scores, model, cfg, scores_path):
                          "(customers.parquet keeps every feature) or give --config with data.transactions to compute them")
     import pandas as pd
 
-    from churnml.features import snapshot_features
     from churnml.io import load_dataset
 
-    ds = load_dataset(cfg)
-    as_of = pd.Timestamp(scores["as_of"].iloc[0])
-    feats = snapshot_features(ds.transactions.loc[ds.transactions["timestamp"] < as_of], as_of, events=ds.events,
-                              customers=ds.customers, config=cfg.features)
+    feats = _snapshot_at(load_dataset(cfg), pd.Timestamp(scores["as_of"].iloc[0]), cfg)
     joined = scores.join(feats[[c for c in missing if c in feats.columns]], on="customer_id")
     still = [c for c in model.feature_names_ if c not in joined.columns]
     if still:
@@ -828,22 +855,9 @@ def uplift(
             raise DataError(f"--out {out}: use a .joblib file name")
         drop = list(exclude or [])
         if plan is not None:
-            from churnml import readout as ro
-            from churnml.features import snapshot_features
-            from churnml.io import load_dataset
-
-            if not plan.is_file():
-                raise DataError(f"--plan {plan}: file not found")
-            p = pd.read_parquet(plan) if plan.suffix.lower() == ".parquet" else pd.read_csv(plan, dtype={"customer_id": str})
-            when = start or ro.plan_start(plan)
-            if when is None:
-                raise DataError(f"--start is required: {plan} records no campaign start")
-            ds = load_dataset(cfg)
-            window = days if days is not None else float(cfg.churn.horizon_days)
-            o = ro.plan_outcomes(p, ds.transactions, when, window, source=str(plan)).set_index("customer_id")
-            at = pd.Timestamp(when).normalize()
-            feats = snapshot_features(ds.transactions.loc[ds.transactions["timestamp"] < at], at, events=ds.events,
-                                      customers=ds.customers, config=cfg.features)
+            p, o, ds, when, window = _past_plan(plan, start, days, cfg)
+            o = o.set_index("customer_id")
+            feats = _snapshot_at(ds, pd.Timestamp(when).normalize(), cfg)
             known = p.set_index(p["customer_id"].astype(str))[[c for c in ("segment", "churn_probability", "value_if_retained")
                                                                 if c in p.columns]]
             table = feats.join(known, how="inner", rsuffix="_plan").join(
@@ -851,12 +865,9 @@ def uplift(
             table = table.drop(columns=["as_of", "cutoff"], errors="ignore").reset_index().rename(columns={"index": "customer_id"})
             source = f"{plan} (outcomes {pd.Timestamp(when).date()} + {window:g} days)"
         else:
-            need = {"--group-column": group_column, "--treatment": treatment, "--control": control, "--outcome": outcome}
-            if [k for k, v in need.items() if not v]:
-                raise DataError(f"--experiment needs {', '.join(k for k, v in need.items() if not v)}")
-            if not experiment.is_file():
-                raise DataError(f"--experiment {experiment}: file not found")
-            df = pd.read_parquet(experiment) if experiment.suffix.lower() == ".parquet" else pd.read_csv(experiment)
+            _require("--experiment", {"--group-column": group_column, "--treatment": treatment, "--control": control,
+                                      "--outcome": outcome})
+            df = _read_frame(experiment, "--experiment")
             for col in (group_column, outcome, *drop):
                 if col not in df.columns:
                     raise DataError(f"{experiment}: no column {col!r}; the file has {list(df.columns)}")

@@ -52,6 +52,7 @@ __all__ = [
     "cancelled_before",
     "load_dataset",
     "parse_date",
+    "prepare_events",
     "prepare_transactions",
     "purchases",
     "read_customers",
@@ -1390,10 +1391,31 @@ def _read_events(
     columns = columns or EventColumnsConfig()
     usecols = [columns.customer_id, columns.timestamp, columns.type] + ([columns.value] if columns.value else [])
     table = _read(path, usecols=usecols, sep=sep, encoding=encoding, sheet=sheet, setting="data.events")
-    raw, first_line, label, notes = table.df, table.first_line, table.line_label, list(table.notes)
+    notes = list(table.notes)
     source = str(resolve_path(path))
-    if raw.empty:
+    if table.df.empty:
         raise DataError(f"{source}: no rows (the file has a header but no data)")
+    events = prepare_events(table.df, columns=columns, timestamp_format=timestamp_format, timezone=timezone, source=source,
+                            first_line=table.first_line, line_label=table.line_label, notes=notes)
+    return events, notes
+
+
+def prepare_events(
+    raw: pd.DataFrame,
+    *,
+    columns: EventColumnsConfig | None = None,
+    timestamp_format: str | None = None,
+    timezone: str | None = None,
+    source: str = "<DataFrame>",
+    first_line: int = 0,
+    line_label: str | None = None,
+    notes: list[str] | None = None,
+) -> pd.DataFrame:
+    """Validate raw service events into ``customer_id, timestamp, type, value`` (the rules of
+    :func:`read_events`; rows without a customer id are dropped); ``notes`` collects the
+    timestamp notes. What :func:`read_events` and the MLflow model's input both use."""
+    columns = columns or EventColumnsConfig()
+    label = line_label
     cid = raw[columns.customer_id].astype("string").str.strip()
     keep = (cid.notna() & (cid != "")).to_numpy()
     raw, cid = raw.loc[keep], cid[keep]
@@ -1422,7 +1444,7 @@ def _read_events(
         out["value"] = num.to_numpy()
     else:
         out["value"] = np.nan
-    return out.sort_values([CUSTOMER_ID, TIMESTAMP], kind="stable").reset_index(drop=True), notes
+    return out.sort_values([CUSTOMER_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
 
 
 def load_dataset(config: Config | DataConfig) -> Dataset:
