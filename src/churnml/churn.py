@@ -45,13 +45,19 @@ __all__ = [
     "churn_labels",
     "cutoff_plan",
     "fit_churn_model",
+    "lgb_threads",
     "model_columns",
     "category_levels",
     "as_categories",
 ]
 
 BASELINES = ("recency", "logistic_rfm", "btyd")
-_THREADS = 0  # predictions use every core (results do not depend on the thread count); training stays on 1
+_THREADS = 0  # predictions use every core (results do not depend on the thread count)
+
+
+def lgb_threads(n_jobs: int | None) -> int:
+    """LightGBM's ``n_jobs`` for churnml's ``n_jobs`` setting: 0 or None = every core (-1)."""
+    return int(n_jobs) if n_jobs and n_jobs > 0 else -1
 _NON_FEATURES = {"cutoff", "churned", "as_of"}
 
 
@@ -156,7 +162,15 @@ def cutoff_plan(eval_cutoff, *, horizon_days: int, step_days: int, n_cutoffs: in
 
 
 class FeatureStore:
-    """Point-in-time features (snapshot + per-cutoff BTYD) and labels per cutoff, computed once."""
+    """Point-in-time features (snapshot + per-cutoff BTYD) and labels per cutoff of one log,
+    each computed once: the churn model, its backtest and the value model share them.
+
+    ``snapshot(cutoff)``: :func:`churnml.features.snapshot_features`; ``value_features(cutoff)``:
+    :func:`churnml.value.value_features` (snapshot + a CLV model fitted on the data before the
+    cutoff); ``features(cutoff)``: those plus ``btyd_p_no_purchase`` over ``churn.horizon_days``,
+    within ``churn.lookback_days``; ``labels(cutoff)``: :func:`churn_labels`, computed on integer
+    customer codes prepared once. Returned frames are shared: copy before changing them.
+    """
 
     def __init__(self, transactions: pd.DataFrame, config: Config, *, events=None, customers=None):
         self.transactions = transactions
@@ -164,14 +178,36 @@ class FeatureStore:
         self.events = events
         self.customers = customers
         self._cache: dict[pd.Timestamp, pd.DataFrame] = {}
+        self._value: dict[pd.Timestamp, tuple[pd.DataFrame, Any]] = {}
+        self._snap: dict[pd.Timestamp, pd.DataFrame] = {}
+        self._arrays: dict[str, Any] | None = None
+
+    def snapshot(self, cutoff) -> pd.DataFrame:
+        from churnml.features import snapshot_features
+
+        cut = pd.Timestamp(cutoff)
+        if cut in self._value:
+            return self._value[cut][0]
+        if cut not in self._snap:
+            self._snap[cut] = snapshot_features(
+                self.transactions, cut, events=self.events, customers=self.customers, config=self.config.features
+            )
+        return self._snap[cut]
+
+    def value_features(self, cutoff) -> tuple[pd.DataFrame, Any]:
+        cut = pd.Timestamp(cutoff)
+        if cut not in self._value:
+            self._value[cut] = value_features(
+                self.transactions, cut, clv=self.config.clv, features=self.config.features,
+                events=self.events, customers=self.customers, snapshot=self._snap.pop(cut, None),
+            )
+        return self._value[cut]
 
     def features(self, cutoff) -> pd.DataFrame:
         cut = pd.Timestamp(cutoff)
         if cut not in self._cache:
-            feats, model = value_features(
-                self.transactions, cut, clv=self.config.clv, features=self.config.features,
-                events=self.events, customers=self.customers,
-            )
+            feats, model = self.value_features(cut)
+            feats = feats.copy()
             rfm = rfm_from_features(feats, self.config.clv.time_unit)
             feats["btyd_p_no_purchase"] = model.probability_no_purchase(rfm, self.config.churn.horizon_days)
             if self.config.churn.lookback_days:
@@ -179,9 +215,55 @@ class FeatureStore:
             self._cache[cut] = feats
         return self._cache[cut]
 
+    def _prepared(self) -> dict[str, Any]:
+        """Customer codes, times (ns), purchase flags and cancellation times of the log, once."""
+        if self._arrays is None:
+            from churnml.features import _as_ns
+            from churnml.io import CANCELLED_AT, IS_RETURN
+
+            tx = self.transactions
+            codes, uniques = pd.factorize(tx[CUSTOMER_ID].astype(str), sort=False)
+            ns = _as_ns(tx[TIMESTAMP])
+            pur = ~tx[IS_RETURN].to_numpy(dtype=bool) if IS_RETURN in tx.columns else np.ones(len(tx), dtype=bool)
+            cancel = None
+            if CANCELLED_AT in tx.columns:
+                col = tx[CANCELLED_AT]
+                col = col if pd.api.types.is_datetime64_any_dtype(col.dtype) else pd.to_datetime(col)
+                c = _as_ns(col)
+                cancel = np.where(col.isna().to_numpy(), np.iinfo(np.int64).max, c)
+            self._arrays = {"codes": codes, "ids": pd.Index(uniques).astype(str), "ns": ns, "pur": pur, "cancel": cancel}
+        return self._arrays
+
+    def labels(self, cutoff) -> pd.Series:
+        """:func:`churn_labels` at ``cutoff`` (same values, same errors), vectorised on codes."""
+        from churnml.features import _as_ns
+
+        c = self.config.churn
+        a = self._prepared()
+        cut = pd.Timestamp(cutoff)
+        end = cut + pd.Timedelta(days=c.horizon_days)
+        cut_ns, end_ns = (int(_as_ns(pd.Series([t]))[0]) for t in (cut, end))
+        pur, ns, codes, cancel = a["pur"], a["ns"], a["codes"], a["cancel"]
+        if not pur.any() or ns[pur].max() < end_ns - 86_400 * 10**9:
+            return churn_labels(self.transactions, cut, c.horizon_days, c.lookback_days)  # raises the same error
+        known = pur if cancel is None else pur & (cancel >= cut_ns)
+        before = known & (ns < cut_ns)
+        if c.lookback_days:
+            before &= ns >= cut_ns - c.lookback_days * 86_400 * 10**9
+        n = len(a["ids"])
+        in_scope = np.zeros(n, dtype=bool)
+        in_scope[codes[before]] = True
+        window = pur & (ns >= cut_ns) & (ns < end_ns)
+        if cancel is not None:
+            window &= cancel >= end_ns
+        bought = np.zeros(n, dtype=bool)
+        bought[codes[window]] = True
+        scope = np.flatnonzero(in_scope)
+        return pd.Series((~bought[scope]).astype(np.int8), index=a["ids"][scope], name="churned").sort_index()
+
     def labelled(self, cutoff) -> pd.DataFrame:
         feats = self.features(cutoff).copy()
-        y = churn_labels(self.transactions, cutoff, self.config.churn.horizon_days, self.config.churn.lookback_days)
+        y = self.labels(cutoff)
         feats["churned"] = y.reindex(feats.index).fillna(1).astype(np.int8).to_numpy()
         feats["cutoff"] = pd.Timestamp(cutoff)
         return feats
@@ -244,12 +326,12 @@ def as_categories(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataF
     return out
 
 
-def _half(index: pd.Index, seed: int) -> np.ndarray:
-    """Deterministic 50/50 split of customer ids (hash of id and seed), stable across runs."""
-    salt = str(seed).encode()
-    return np.fromiter(
-        (hashlib.blake2b(salt + str(i).encode(), digest_size=2).digest()[0] & 1 for i in index), dtype=bool, count=len(index)
-    )
+def _half(index: pd.Index, seed) -> np.ndarray:
+    """Deterministic 50/50 split of customer ids (parity of the seeded hash of the id,
+    :func:`churnml.sampling.customer_hash`), stable across runs, machines and row orders."""
+    from churnml.sampling import customer_hash
+
+    return (customer_hash(index, seed) & np.uint64(1)).astype(bool)
 
 
 RECENCY = "recency_days"
@@ -280,7 +362,9 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
       loses to BG/NBD or to days-since-last-purchase on held-out customers is never shipped
       silently; the kept score is calibrated (smoothed isotonic or Platt) into probabilities.
 
-    Parameters mirror ``churn.*`` in the config; ``seed`` fixes bagging and the customer halves.
+    Parameters mirror ``churn.*`` in the config; ``seed`` fixes bagging and the customer halves;
+    ``n_jobs`` is LightGBM's thread count (0 = every core): deterministic mode makes the fitted
+    trees the same for any value.
 
     Text columns (customer attributes such as Country) enter LightGBM as categoricals
     (``categories_``: levels seen in training); text columns that are identifiers rather than
@@ -296,7 +380,8 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
 
     def __init__(self, *, n_estimators: int = 1000, learning_rate: float = 0.03, num_leaves: int = 15,
                  max_depth: int = 5, min_child_samples: int = 50, early_stopping_rounds: int = 50,
-                 calibration: str = "isotonic", prior: str | None = "btyd_p_no_purchase", seed: int = 42):
+                 calibration: str = "isotonic", prior: str | None = "btyd_p_no_purchase", seed: int = 42,
+                 n_jobs: int = 0):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -306,6 +391,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         self.calibration = calibration
         self.prior = prior
         self.seed = seed
+        self.n_jobs = n_jobs
 
     def _matrix(self, X: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.feature_names_ if c not in X.columns]
@@ -346,7 +432,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
             num_leaves=self.num_leaves, max_depth=self.max_depth, min_child_samples=self.min_child_samples,
             subsample=0.8, subsample_freq=1,
             colsample_bytree=0.8, reg_lambda=1.0, random_state=self.seed, deterministic=True, force_row_wise=True,
-            n_jobs=1, verbose=-1,
+            n_jobs=lgb_threads(self.n_jobs), verbose=-1,
         )
         Xv = self._matrix(X_valid)
         prior_v = self._prior(X_valid)
@@ -761,6 +847,14 @@ def fit_churn_model(store: FeatureStore, eval_cutoff) -> tuple[ChurnModel, dict[
         in_valid = _half(valid.index, f"fold-{c.seed}")
         valid = valid.loc[in_valid]
         train = train.loc[~train.index.isin(valid.index)]
+    rows_all = len(train)
+    if c.max_train_rows is not None and rows_all > c.max_train_rows:
+        # a seeded sample of customers, the same ones at every cutoff, with about max_train_rows rows
+        from churnml.sampling import sample_mask
+
+        ids = train.index.unique()
+        chosen = ids[sample_mask(ids, max(1, int(len(ids) * c.max_train_rows / rows_all)), c.seed)]
+        train = train.loc[train.index.isin(chosen)]
     if len(valid) < 2 or valid["churned"].nunique() < 2 or train["churned"].nunique() < 2:
         raise DataError(
             f"churn model at {pd.Timestamp(eval_cutoff).date()}: the training ({len(train)} rows) or validation "
@@ -770,12 +864,13 @@ def fit_churn_model(store: FeatureStore, eval_cutoff) -> tuple[ChurnModel, dict[
     model = ChurnModel(
         n_estimators=c.n_estimators, learning_rate=c.learning_rate, num_leaves=c.num_leaves, max_depth=c.max_depth,
         min_child_samples=c.min_child_samples, early_stopping_rounds=c.early_stopping_rounds,
-        calibration=c.calibration, seed=c.seed,
+        calibration=c.calibration, seed=c.seed, n_jobs=cfg.n_jobs,
     ).fit(train, train["churned"], X_valid=valid, y_valid=valid["churned"])
     baselines = fit_baselines(train, valid, seed=c.seed)
     info = {
         **plan.describe(),
-        "train_rows": int(len(train)),
+        "train_rows": int(rows_all),
+        "train_rows_used": int(len(train)),
         "valid_rows": int(len(valid)),
         "train_churn_rate": float(train["churned"].mean()),
         "valid_churn_rate": float(valid["churned"].mean()),

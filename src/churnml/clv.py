@@ -373,6 +373,11 @@ class CLVModel(BaseEstimator):
         Fit on distinct ``(frequency, recency, T)`` rows with counts as weights.
     tol : float, default 1e-7
         Optimiser tolerance.
+    max_customers : int or None, default None
+        Fit the parameters on a seeded random sample of at most this many customers
+        (:func:`churnml.sampling.sample_mask`); predictions are for every customer as usual.
+    seed : int, default 42
+        Seed of that sample.
 
     Attributes
     ----------
@@ -384,7 +389,8 @@ class CLVModel(BaseEstimator):
     fit_rung_ : dict, the fit-ladder rung that succeeded for each model
     degenerate_ : bool, the purchase model's parameters are at a boundary (every rung was)
     fit_attempts_ : dict of lists, every rung tried and its error
-    n_customers_, n_fit_rows_ : customers and (collapsed) rows the purchase model was fitted on
+    n_customers_, n_fit_rows_ : customers the purchase model was fitted on (the sample, with
+        ``max_customers``) and their (collapsed) rows
     freq_monetary_corr_ : float, Pearson correlation of frequency and monetary value among repeaters
     n_nonpositive_spend_ : int, repeaters with spend <= 0 (left out of the spend fit)
     population_mean_spend_ : float, the Gamma-Gamma mean spend per purchase, p * v / (q - 1)
@@ -404,6 +410,8 @@ class CLVModel(BaseEstimator):
         min_repeaters: int = 20,
         collapse: bool = True,
         tol: float = 1e-7,
+        max_customers: int | None = None,
+        seed: int = 42,
     ):
         self.purchase_model = purchase_model
         self.time_unit = time_unit
@@ -416,6 +424,8 @@ class CLVModel(BaseEstimator):
         self.min_repeaters = min_repeaters
         self.collapse = collapse
         self.tol = tol
+        self.max_customers = max_customers
+        self.seed = seed
 
     # ------------------------------------------------------------------ fit
 
@@ -437,6 +447,10 @@ class CLVModel(BaseEstimator):
         self._validate_params()
         if len(rfm) == 0:
             raise DataError("cannot fit a CLV model on zero customers")
+        if self.max_customers is not None and len(rfm) > self.max_customers:
+            from churnml.sampling import sample_mask
+
+            rfm = rfm.loc[sample_mask(rfm.index, self.max_customers, self.seed)]
         a = _as_arrays(rfm)
         spec = PURCHASE_MODELS[self.purchase_model]
         if self.collapse:
@@ -551,7 +565,9 @@ class CLVModel(BaseEstimator):
         if self.spend_model_ is not None and "monetary_value" in rfm.columns:
             spend = self.expected_avg_spend(rfm)
             out["expected_avg_spend"] = spend
-            out["predicted_clv"] = self._discounted_purchases(a) * spend * self.margin
+            undiscounted = out["expected_purchases"].to_numpy() if self.discount_rate == 0 else None
+            purchases = undiscounted if undiscounted is not None else self._discounted_purchases(a)
+            out["predicted_clv"] = purchases * spend * self.margin
             out["value_if_retained"] = (
                 self.purchase_rate_if_alive(rfm) * horizon_units * mean_discount(self.horizon_days, self.discount_rate)
                 * spend * self.margin
@@ -569,7 +585,10 @@ class CLVModel(BaseEstimator):
         return (r + a["frequency"]) / (alpha + a["T"])
 
     def _discounted_purchases(self, a: dict[str, np.ndarray]) -> np.ndarray:
-        """Sum over months m of (E[X(t_m)] - E[X(t_{m-1})]) / (1 + d) ** (t_m in years)."""
+        """Sum over months m of (E[X(t_m)] - E[X(t_{m-1})]) / (1 + d) ** (t_m in years); with no
+        discounting the sum telescopes to E[X(horizon)], computed directly."""
+        if self.discount_rate == 0:
+            return self._expected(self.horizon_days / self._unit_days, a)
         edges = np.arange(_DAYS_PER_MONTH, self.horizon_days, _DAYS_PER_MONTH).tolist() + [float(self.horizon_days)]
         total = np.zeros(len(a["frequency"]))
         prev = np.zeros(len(a["frequency"]))

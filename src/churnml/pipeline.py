@@ -74,6 +74,7 @@ class ChurnPipeline:
     version: str = __version__
     model_id: str = ""
     model_version: str = ""
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)  # seconds per training stage
 
     def drift(self, features: pd.DataFrame) -> pd.Series:
         """Population stability index of each feature against the training snapshot."""
@@ -134,6 +135,16 @@ def fit_pipeline(dataset: Dataset, config: Config, *, as_of=None, backtest: bool
     """Backtest (optional) and fit everything that ships, for scoring from ``as_of`` (default:
     the day after the last transaction). Checks the feature code for leakage on the first
     training cutoff."""
+    import time
+
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 3)
+        clock[0] = now
+
     tx = dataset.transactions
     as_of = pd.Timestamp(as_of) if as_of is not None else tx[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
     store = FeatureStore(tx.loc[tx[TIMESTAMP] < as_of], config, events=dataset.events, customers=dataset.customers)
@@ -143,31 +154,58 @@ def fit_pipeline(dataset: Dataset, config: Config, *, as_of=None, backtest: bool
         bt = churn_backtest(store, backtest_cutoffs(store.transactions, config, as_of))
     else:
         warnings.warn(no_backtest, UserWarning, stacklevel=2)
+    lap("backtest_s")
     model, _, info = fit_churn_model(store, as_of)
+    lap("churn_model_s")
     info["backtest_note"] = no_backtest
     first_train = pd.Timestamp(info["train_cutoffs"][0])
     check_point_in_time(
         lambda t, c: snapshot_features(t, c, events=dataset.events, customers=dataset.customers, config=config.features),
-        tx, first_train,
+        _customer_sample(tx, LEAKAGE_CHECK_CUSTOMERS, config.seed), first_train,
     )
-    value = ValueModel(clv=config.clv, features=config.features, seed=config.seed).fit(
-        store.transactions, as_of, events=dataset.events, customers=dataset.customers
+    lap("leakage_check_s")
+    value = ValueModel(clv=config.clv, features=config.features, seed=config.seed, n_jobs=config.n_jobs).fit(
+        store.transactions, as_of, events=dataset.events, customers=dataset.customers, store=store
     )
+    lap("value_model_s")
     info = {**info, "value_model": value.chosen_, "value_notes": value.notes_}
     if bt is not None:
         info["backtest"] = bt.training
     reference = feature_reference(_snapshot_for_reference(store, value, model, as_of))
+    lap("reference_s")
     pipe = ChurnPipeline(config, value, model, as_of, info, bt.summary if bt is not None else None, reference)
     digest = hashlib.sha1(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()[:8]
     pipe.model_id = f"churnml-{__version__}-{as_of:%Y%m%d}-{digest}"
     pipe.model_version = pipe.model_id
+    pipe.timings = timings  # not in the model id: the same data and config give the same id
     return pipe, bt
+
+
+LEAKAGE_CHECK_CUSTOMERS = 50_000
+"""The leakage guard of :func:`fit_pipeline` recomputes the features of a seeded sample of this
+many customers with and without the data after the first training cutoff (the feature code is
+the same for every customer; the sample keeps the check's cost fixed on any log)."""
+
+
+def _customer_sample(tx: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
+    """The rows of a seeded sample of ``k`` customers (all rows when there are fewer)."""
+    from churnml.io import CUSTOMER_ID
+    from churnml.sampling import sample_mask
+
+    codes, ids = pd.factorize(tx[CUSTOMER_ID], sort=False)
+    if len(ids) <= k:
+        return tx
+    keep = sample_mask(ids, k, seed)
+    return tx.loc[keep[codes]]
 
 
 def _snapshot_for_reference(store, value, model, as_of) -> pd.DataFrame:
     """The features the shipped model sees at ``as_of`` on the training data."""
     tmp = ChurnPipeline(store.config, value, model, as_of, {})
-    return tmp.features(store.transactions, as_of, events=store.events, customers=store.customers)[model.feature_names_]
+    feats = store.snapshot(as_of)
+    if store.config.churn.lookback_days:
+        feats = feats.loc[feats["recency_days"] <= store.config.churn.lookback_days]
+    return tmp.add_btyd(feats)[model.feature_names_]
 
 
 _PSI_BINS = 10

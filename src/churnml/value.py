@@ -68,6 +68,7 @@ def clv_model_from_config(cfg: CLVConfig, **overrides) -> CLVModel:
         purchase_model=cfg.purchase_model, time_unit=cfg.time_unit, horizon_days=cfg.horizon_days,
         discount_rate=cfg.discount_rate, margin=cfg.margin, penalizer=cfg.penalizer,
         spend_penalizer=cfg.spend_penalizer, corr_threshold=cfg.corr_threshold, min_repeaters=cfg.min_repeaters,
+        max_customers=cfg.max_fit_customers,
     )
     params.update(overrides)
     return CLVModel(**params)
@@ -104,12 +105,17 @@ def value_features(
     events: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
     model: CLVModel | None = None,
+    snapshot: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, CLVModel]:
     """Snapshot features at ``cutoff`` plus the BTYD outputs of a CLV model fitted on the same
     pre-cutoff data (or of the fitted ``model`` given, e.g. when scoring) (``btyd_p_alive``, ``btyd_expected_purchases``, ``btyd_expected_avg_spend``,
     ``btyd_value``: undiscounted expected spend over ``clv.horizon_days``). Returns the
-    features and the fitted CLV model."""
-    feats = snapshot_features(transactions, cutoff, events=events, customers=customers, config=features)
+    features and the fitted CLV model. ``snapshot``: the snapshot features at ``cutoff`` if
+    already computed (not changed; a copy gets the BTYD columns)."""
+    if snapshot is not None:
+        feats = snapshot.copy()
+    else:
+        feats = snapshot_features(transactions, cutoff, events=events, customers=customers, config=features)
     rfm = rfm_from_features(feats, clv.time_unit)  # the snapshot already holds lifetimes' columns
     if model is None:
         model = clv_model_from_config(clv, discount_rate=0.0, margin=1.0)
@@ -204,21 +210,31 @@ def value_metrics(predicted, actual) -> dict[str, float]:
 class MLValueModel(BaseEstimator):
     """LightGBM regression of the spend over the next ``horizon_days`` on snapshot features
     (Tweedie loss: many zeros, a long right tail). Text columns with few distinct values (customer
-    attributes) are categoricals; identifier-like text columns are left out (``dropped_features_``)."""
+    attributes) are categoricals; identifier-like text columns are left out (``dropped_features_``).
+    ``max_train_rows``: train on a seeded sample of at most this many customers (rows);
+    ``n_jobs``: LightGBM threads (0 = every core; the result does not depend on it)."""
 
     def __init__(self, *, n_estimators: int = 300, learning_rate: float = 0.05, num_leaves: int = 15,
-                 min_child_samples: int = 20, seed: int = 42):
+                 min_child_samples: int = 20, seed: int = 42, n_jobs: int = 0, max_train_rows: int | None = None):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
         self.seed = seed
+        self.n_jobs = n_jobs
+        self.max_train_rows = max_train_rows
 
     def fit(self, X: pd.DataFrame, y) -> "MLValueModel":
         import lightgbm as lgb
 
-        from churnml.churn import category_levels, model_columns
+        from churnml.churn import category_levels, lgb_threads, model_columns
+        from churnml.sampling import sample_mask
 
+        y = np.asarray(y, dtype=float)
+        if self.max_train_rows is not None and len(X) > self.max_train_rows:
+            keep = sample_mask(X.index, self.max_train_rows, self.seed)
+            X, y = X.loc[keep], y[keep]
+        self.n_train_rows_ = int(len(X))
         self.categories_, self.dropped_features_ = category_levels(X, model_columns(X))
         cols = [
             c for c in X.columns
@@ -228,9 +244,10 @@ class MLValueModel(BaseEstimator):
         self.model_ = lgb.LGBMRegressor(
             objective="tweedie", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, subsample=0.8, subsample_freq=1,
-            colsample_bytree=0.8, random_state=self.seed, deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1,
+            colsample_bytree=0.8, random_state=self.seed, deterministic=True, force_row_wise=True,
+            n_jobs=lgb_threads(getattr(self, "n_jobs", 0)), verbose=-1,
         )
-        self.model_.fit(self._matrix(X), np.clip(np.asarray(y, dtype=float), 0, None))
+        self.model_.fit(self._matrix(X), np.clip(y, 0, None))
         return self
 
     def _matrix(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -246,6 +263,13 @@ class MLValueModel(BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "model_")
         return self.model_.predict(self._matrix(X))
+
+
+def _value_features_at(transactions, clv, features, events, customers, store):
+    """cutoff -> (value features, fitted CLV model): the store's cached ones, or computed."""
+    if store is not None:
+        return store.value_features
+    return lambda cut: value_features(transactions, cut, clv=clv, features=features, events=events, customers=customers)
 
 
 @dataclasses.dataclass
@@ -285,6 +309,8 @@ def value_backtest(
     events: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
     seed: int = 42,
+    n_jobs: int = 0,
+    store=None,
 ) -> ValueBacktest:
     """Score naive, BTYD, LightGBM and blend value predictions on one time split.
 
@@ -296,7 +322,11 @@ def value_backtest(
     is the candidate among btyd, ml and blend with the best mean of Spearman and top-decile
     capture whose predicted total is within :data:`TOTAL_RATIO_BAND` of the actual; if the naive
     baseline beats it, a note and a warning say so.
+
+    ``store``: a :class:`churnml.churn.FeatureStore` of the same log, whose per-cutoff
+    features and CLV fits are reused instead of recomputed. ``n_jobs``: LightGBM threads.
     """
+    at = _value_features_at(transactions, clv, features, events, customers, store)
     last = transactions[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
     first = transactions[TIMESTAMP].min()
     if horizon_days is None:
@@ -313,7 +343,7 @@ def value_backtest(
     notes: list[str] = []
     if h < clv.horizon_days:
         notes.append(f"value backtest over {h:g} days (clv.horizon_days {clv.horizon_days:g} does not fit this log twice)")
-    feats, model = value_features(transactions, cut, clv=clv, features=features, events=events, customers=customers)
+    feats, model = at(cut)
     actual = value_targets(transactions, cut, h).reindex(feats.index, fill_value=0.0).to_numpy()
     preds = pd.DataFrame(index=feats.index)
     preds["actual"] = actual
@@ -322,9 +352,9 @@ def value_backtest(
     train_cut = cut - pd.Timedelta(days=h)
     min_history = pd.Timedelta(days=VALUE_MIN_HISTORY_DAYS)
     if train_cut - first >= min_history:
-        X_train, _ = value_features(transactions, train_cut, clv=clv, features=features, events=events, customers=customers)
+        X_train, _ = at(train_cut)
         y_train = value_targets(transactions, train_cut, h).reindex(X_train.index, fill_value=0.0)
-        ml = MLValueModel(seed=seed).fit(X_train, y_train)
+        ml = MLValueModel(seed=seed, n_jobs=n_jobs, max_train_rows=clv.ml_max_train_rows).fit(X_train, y_train)
         preds["ml"] = ml.predict(feats)
         preds["blend"] = 0.5 * (preds["ml"] + preds["btyd"])
     else:
@@ -387,15 +417,21 @@ class ValueModel(BaseEstimator):
     ``clv_model_``, ``ml_model_`` (or None), ``cutoff_``, ``notes_``.
     """
 
-    def __init__(self, *, clv: CLVConfig | None = None, features: FeaturesConfig | None = None, seed: int = 42):
+    def __init__(self, *, clv: CLVConfig | None = None, features: FeaturesConfig | None = None, seed: int = 42,
+                 n_jobs: int = 0):
         self.clv = clv
         self.features = features
         self.seed = seed
+        self.n_jobs = n_jobs
 
-    def fit(self, transactions, cutoff, *, events=None, customers=None) -> "ValueModel":
+    def fit(self, transactions, cutoff, *, events=None, customers=None, store=None) -> "ValueModel":
+        """Fit on the data before ``cutoff``. ``store``: a :class:`churnml.churn.FeatureStore`
+        of exactly that data (``transactions`` before ``cutoff``), whose per-cutoff features and
+        CLV fits are reused."""
         clv = self.clv or CLVConfig()
         cut = pd.Timestamp(cutoff)
-        before = transactions.loc[transactions[TIMESTAMP] < cut]
+        before = transactions.loc[transactions[TIMESTAMP] < cut] if store is None else store.transactions
+        at = _value_features_at(before, clv, self.features, events, customers, store)
         self.cutoff_ = cut
         self.backtest_ = None
         self.horizon_fit_days_ = backtest_horizon(before[TIMESTAMP].min(), cut, clv.horizon_days)
@@ -410,17 +446,18 @@ class ValueModel(BaseEstimator):
             h = self.horizon_fit_days_
             self.backtest_ = value_backtest(
                 before, clv=clv, features=self.features, cutoff=cut - pd.Timedelta(days=h), horizon_days=h,
-                events=events, customers=customers, seed=self.seed,
+                events=events, customers=customers, seed=self.seed, n_jobs=self.n_jobs, store=store,
             )
             self.chosen_ = self.backtest_.chosen
         self.notes_ = notes + (self.backtest_.notes if self.backtest_ else [])
-        self.clv_model_ = clv_model_from_config(clv).fit(rfm_from_features(snapshot_features(before, cut, config=self.features), clv.time_unit))
+        snap = store.snapshot(cut) if store is not None else snapshot_features(before, cut, config=self.features)
+        self.clv_model_ = clv_model_from_config(clv).fit(rfm_from_features(snap, clv.time_unit))
         self.ml_model_ = None
         if self.chosen_ in ("ml", "blend"):
             train_cut = cut - pd.Timedelta(days=self.horizon_fit_days_)
-            X, _ = value_features(before, train_cut, clv=clv, features=self.features, events=events, customers=customers)
+            X, _ = at(train_cut)
             y = value_targets(before, train_cut, self.horizon_fit_days_).reindex(X.index, fill_value=0.0)
-            self.ml_model_ = MLValueModel(seed=self.seed).fit(X, y)
+            self.ml_model_ = MLValueModel(seed=self.seed, n_jobs=self.n_jobs, max_train_rows=clv.ml_max_train_rows).fit(X, y)
         return self
 
     def predict_features(self, feats: pd.DataFrame) -> pd.DataFrame:
