@@ -261,15 +261,26 @@ class FeatureStore:
         scope = np.flatnonzero(in_scope)
         return pd.Series((~bought[scope]).astype(np.int8), index=a["ids"][scope], name="churned").sort_index()
 
-    def labelled(self, cutoff) -> pd.DataFrame:
-        feats = self.features(cutoff).copy()
+    def labelled(self, cutoff, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """:meth:`features` with ``churned`` and ``cutoff`` columns (only ``rows``, a mask, if given)."""
+        feats = self.features(cutoff)
+        feats = feats.loc[rows] if rows is not None else feats.copy()
         y = self.labels(cutoff)
         feats["churned"] = y.reindex(feats.index).fillna(1).astype(np.int8).to_numpy()
         feats["cutoff"] = pd.Timestamp(cutoff)
         return feats
 
-    def stacked(self, cutoffs) -> pd.DataFrame:
-        return pd.concat([self.labelled(c) for c in cutoffs])
+    def stacked(self, cutoffs, fraction: float = 1.0, seed=0) -> pd.DataFrame:
+        """Labelled rows of every cutoff, stacked; with ``fraction < 1`` only the customers of a
+        seeded sample of about that share (the same customers at every cutoff,
+        :func:`churnml.sampling.fraction_mask`)."""
+        from churnml.sampling import fraction_mask
+
+        parts = []
+        for c in cutoffs:
+            rows = fraction_mask(self.features(c).index, fraction, seed) if fraction < 1 else None
+            parts.append(self.labelled(c, rows))
+        return pd.concat(parts)
 
 
 MAX_CATEGORIES = 50
@@ -841,20 +852,17 @@ def fit_churn_model(store: FeatureStore, eval_cutoff) -> tuple[ChurnModel, dict[
         eval_cutoff, horizon_days=c.horizon_days, step_days=c.cutoff_step_days, n_cutoffs=c.n_cutoffs,
         first=first, min_history_days=c.min_history_days,
     )
-    train = store.stacked(plan.train_cutoffs)
+    rows_all = sum(len(store.features(t)) for t in plan.train_cutoffs)
+    fraction = 1.0
+    if c.max_train_rows is not None and rows_all > c.max_train_rows:
+        # a seeded sample of customers, the same ones at every cutoff, with about max_train_rows rows
+        fraction = c.max_train_rows / rows_all
+    train = store.stacked(plan.train_cutoffs, fraction=fraction, seed=f"rows-{c.seed}")
     valid = store.labelled(plan.valid_cutoff)
     if plan.mode == "customers":  # cross-fit: validation customers never train the booster
         in_valid = _half(valid.index, f"fold-{c.seed}")
         valid = valid.loc[in_valid]
         train = train.loc[~train.index.isin(valid.index)]
-    rows_all = len(train)
-    if c.max_train_rows is not None and rows_all > c.max_train_rows:
-        # a seeded sample of customers, the same ones at every cutoff, with about max_train_rows rows
-        from churnml.sampling import sample_mask
-
-        ids = train.index.unique()
-        chosen = ids[sample_mask(ids, max(1, int(len(ids) * c.max_train_rows / rows_all)), c.seed)]
-        train = train.loc[train.index.isin(chosen)]
     if len(valid) < 2 or valid["churned"].nunique() < 2 or train["churned"].nunique() < 2:
         raise DataError(
             f"churn model at {pd.Timestamp(eval_cutoff).date()}: the training ({len(train)} rows) or validation "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["customer_hash", "sample_mask"]
+__all__ = ["customer_hash", "fraction_mask", "sample_mask"]
 
 
 def customer_hash(ids, seed: int | str) -> np.ndarray:
@@ -33,3 +33,12 @@ def sample_mask(ids, k: int | None, seed: int) -> np.ndarray:
     keep = np.zeros(n, dtype=bool)
     keep[np.argpartition(h, k - 1)[:k]] = True
     return keep
+
+
+def fraction_mask(ids, fraction: float, seed) -> np.ndarray:
+    """Boolean mask of the ids whose seeded hash falls in the lowest ``fraction`` of the hash
+    range: about ``fraction`` of any set of ids, and the same customer is in or out in every
+    set (every cutoff) hashed with the same seed."""
+    if fraction >= 1:
+        return np.ones(len(ids), dtype=bool)
+    return customer_hash(ids, seed) < np.uint64(int(max(fraction, 0.0) * 2.0**64))
