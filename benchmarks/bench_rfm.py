@@ -37,7 +37,7 @@ DATA_DIR = HERE / "data"
 RESULTS = HERE / "results" / "rfm_summary.md"
 
 ENGINES = ["churnml", "lifetimes", "pandas", "duckdb", "polars"]
-ID_KINDS = ["int", "str"]
+ID_KINDS = ["int", "str", "varstr"]
 REFERENCE = "churnml"
 MONETARY_RTOL = 1e-6
 MONETARY_ATOL = 1e-9
@@ -57,7 +57,8 @@ def make_log(n_customers: int, n_tx: int, seed: int, ts_unit: str):
     remaining transactions go to customers with gamma-distributed propensity, uniformly in
     time between the customer's start and the end of the window. Returns a pyarrow Table with
     ``customer_id_int`` (shuffled dense 0..N-1), ``customer_id_str`` ("C0001234"),
-    ``timestamp`` and ``amount``."""
+    ``customer_id_varstr`` (ids of varying width, see :func:`varstr_labels`), ``timestamp`` and
+    ``amount``."""
     import pyarrow as pa
 
     if n_tx < n_customers:
@@ -82,10 +83,43 @@ def make_log(n_customers: int, n_tx: int, seed: int, ts_unit: str):
         {
             "customer_id_int": pa.array(ids),
             "customer_id_str": labels.take(pa.array(ids)),
+            "customer_id_varstr": varstr_labels(n_customers, seed).take(pa.array(ids)),
             "timestamp": pa.array(ts),
             "amount": pa.array(amount),
         }
     )
+
+
+_NAMES = ["anna", "bo", "chiara", "dmitri", "eve", "françois", "günther", "hana", "ines", "józef", "kim", "zoë"]
+_DOMAINS = ["example.com", "mail.example.org", "shop.test", "posteo.example.de"]
+
+
+def varstr_labels(n_customers: int, seed: int):
+    """Unique ids of varying width and shape, as a raw log's id column may hold: about 40%
+    ``"cust-7"``..``"cust-999999"`` (unpadded numbers, so lexical order != numeric order), 30%
+    e-mail-like (``"zoë.4711@shop.test"``, some non-ASCII), 25% UUID-like, 5% other scripts
+    (``"顧客-123"``, ``"клиент-42"``). A pyarrow string array, label of customer ``i`` at ``i``."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed + 1)
+    kind = rng.choice(4, size=n_customers, p=[0.40, 0.30, 0.25, 0.05])
+    name = rng.integers(0, len(_NAMES), n_customers)
+    dom = rng.integers(0, len(_DOMAINS), n_customers)
+    hexes = rng.integers(0, 256, (n_customers, 16), dtype=np.uint8)
+    other = ["顧客-", "клиент-", "عميل-"]
+    out = []
+    for i in range(n_customers):
+        k = kind[i]
+        if k == 0:
+            out.append(f"cust-{i}")
+        elif k == 1:
+            out.append(f"{_NAMES[name[i]]}.{i}@{_DOMAINS[dom[i]]}")
+        elif k == 2:
+            h = hexes[i].tobytes().hex()
+            out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{i:012x}")  # unique: the last group is i
+        else:
+            out.append(f"{other[i % 3]}{i}")
+    return pa.array(out, type=pa.string())
 
 
 def ensure_data(args) -> Path:
@@ -93,8 +127,11 @@ def ensure_data(args) -> Path:
 
     path = data_path(args)
     if path.exists() and not args.regenerate:
-        log(f"data: reusing {path.relative_to(REPO)}")
-        return path
+        have = set(pq.read_schema(path).names)
+        if {f"customer_id_{k}" for k in ID_KINDS} <= have:
+            log(f"data: reusing {path.relative_to(REPO)}")
+            return path
+        log(f"data: {path.relative_to(REPO)} lacks an id column of {ID_KINDS}; regenerating")
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     table = make_log(args.customers, args.transactions, args.seed, args.ts_unit)
@@ -322,12 +359,12 @@ def worker(args) -> None:
 def profile_worker(args) -> None:
     """Stage timings of churnml's rfm_summary on the benchmark data.
 
-    The stages call ``churnml.features``' own helpers (``_as_ns``, ``_to_period``, ``_encode``,
-    ``_period_stats``), so their times stay right when those helpers change; the amount step
-    and the DataFrame assembly, which are inline in ``rfm_summary``, are re-run here as written
-    there. Sub-steps of ``_encode`` and ``_period_stats`` are timed separately by replicating
-    their bodies ("breakdown" rows, not part of the total); those follow the code as of the
-    commit this benchmark was written against and may drift from it.
+    The stages call ``churnml.features``' own helpers (``_periods``, ``_encode``,
+    ``_period_stats``), so their times stay right when those helpers change; the DataFrame
+    assembly, inline in ``rfm_summary``, is re-run here as written there. The "breakdown" rows
+    (not part of the total) time the encoders ``_encode`` tries one by one, and the sub-steps of
+    ``_period_stats`` by replicating its body as of the commit this benchmark was written
+    against (they may drift from it).
     """
     import pandas as pd
 
@@ -355,42 +392,30 @@ def profile_worker(args) -> None:
         reset_peak()
         cpu0[0] = time.process_time()
         c = time.perf_counter()
-        ns = F._as_ns(df["timestamp"])
-        c = mark("_as_ns (timestamps -> int64 ns)", c)
-        periods = F._to_period(ns, "D")
-        c = mark("_to_period (ns // day)", c)
-        end_period = int(F._to_period(np.int64(int(ns.max())), "D"))
-        c = mark("end period (ns.max)", c)
+        periods = F._periods(df["timestamp"], "D")
+        c = mark("_periods (timestamps -> day numbers, in the column's unit)", c)
+        end_period = int(periods.max())
+        c = mark("end period (periods.max)", c)
         codes, labels = F._encode(df["customer_id"])
         c = mark("_encode (customer ids -> codes, sorted labels)", c)
         values = df["amount"].to_numpy(dtype=np.float64)
         if periods.max() > end_period:
             raise RuntimeError("unexpected: transactions after the observation end")
         c = mark("amount to_numpy + observation-end check", c)
-        stats = F._period_stats(codes, periods, len(labels))
-        c = mark("_period_stats (packed-key sort, runs)", c)
+        stats = F._period_stats(codes, periods, len(labels), values)
+        c = mark("_period_stats (packed-key sort, runs, repeat spend)", c)
         frequency = (stats.n_periods - 1).astype(np.float64)
         out = {"frequency": frequency, "recency": (stats.last - stats.first) / 1, "T": (end_period - stats.first) / 1}
-        c = mark("frequency/recency/T arrays", c)
-        total = np.bincount(codes, weights=values, minlength=len(labels))
-        c = mark("amount: bincount total", c)
-        first_of_code = np.full(len(labels), np.iinfo(np.int64).min, dtype=np.int64)
-        first_of_code[stats.code] = stats.first
-        in_first = periods == first_of_code[codes]
-        c = mark("amount: first-period mask (gather + compare)", c)
-        first_total = np.bincount(codes[in_first], weights=values[in_first], minlength=len(labels))
-        c = mark("amount: bincount of first-period rows", c)
-        repeat_spend = (total - first_total)[stats.code]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["monetary_value"] = np.where(frequency > 0, repeat_spend / np.maximum(frequency, 1), 0.0)
-        c = mark("amount: monetary_value", c)
+            out["monetary_value"] = np.where(frequency > 0, stats.repeat_spend / np.maximum(frequency, 1), 0.0)
+        c = mark("frequency/recency/T/monetary_value arrays", c)
         index = pd.Index(labels[stats.code], name="customer_id")
         res = pd.DataFrame(out, index=index)[["frequency", "recency", "T", "monetary_value"]].astype(float)
         c = mark("build DataFrame (labels[code] -> Index)", c)
         return t, mem, cpu, res
 
     def breakdown():
-        """Sub-steps of _encode and _period_stats, replicated."""
+        """Encoders one by one, and the sub-steps of _period_stats, replicated."""
         t: dict[str, float] = {}
 
         def mark(name, t0):
@@ -399,54 +424,59 @@ def profile_worker(args) -> None:
 
         ids = df["customer_id"]
         c = time.perf_counter()
-        arr = ids.to_numpy()
-        c = mark("_encode: ids.to_numpy()" + (" (int64 view)" if arr.dtype.kind in "iu" else " (Arrow strings -> Python str objects; unused on the string path)"), c)
-        if arr.dtype.kind in "iu":
-            lo = int(arr.min())
-            _ = int(arr.max())
-            codes = arr.astype(np.int64, copy=True)
-            codes -= lo
-            c = mark("_encode: int fast path (min/max, copy, - min)", c)
+        if ids.dtype.kind in "iu":
+            arr = ids.to_numpy()
+            lo, hi = int(arr.min()), int(arr.max())
+            codes = arr if lo == 0 and arr.dtype == np.int64 else arr.astype(np.int64) - lo
+            n_codes = hi - lo + 1
+            c = mark("_encode: integer ids (min/max; used as codes)", c)
         else:
-            del arr
-            c = time.perf_counter()
-            fcodes, uniques = pd.factorize(ids.array, sort=False)
-            c = mark("_encode: pd.factorize(ids.array)", c)
-            order = np.asarray(uniques.argsort(kind="stable") if hasattr(uniques, "argsort") else np.argsort(uniques, kind="stable"))
-            c = mark("_encode: argsort of the ~N unique labels", c)
-            remap = np.empty(len(order), dtype=np.int64)
-            remap[order] = np.arange(len(order))
-            codes = remap[fcodes.astype(np.int64, copy=False)]
-            del fcodes
-            c = mark("_encode: remap row codes to sorted-label order (gather per row)", c)
-            _ = np.asarray(uniques.take(order) if hasattr(uniques, "take") else np.asarray(uniques)[order], dtype=object)
-            c = mark("_encode: sorted labels as an object array", c)
-        periods = F._to_period(F._as_ns(df["timestamp"]), "D")
+            F._string_chunks(ids)
+            c = mark("_encode: _string_chunks (Arrow buffers, no copy)", c)
+            fixed = F._encode_fixed_width(ids)
+            c = mark("_encode: _encode_fixed_width" + (" (applies)" if fixed is not None else " (does not apply)"), c)
+            if fixed is None and hasattr(F, "_encode_strings"):
+                fixed = F._encode_strings(ids)
+                c = mark("_encode: _encode_strings (hash, factorize, sort the unique labels)" + ("" if fixed is not None else " (does not apply)"), c)
+            if fixed is None:
+                fixed = F._encode(ids)
+                c = mark("_encode: fallback pd.factorize path", c)
+            codes, labels = fixed
+            n_codes = len(labels)
+        periods = F._periods(df["timestamp"], "D")
+        values = df["amount"].to_numpy(dtype=np.float64)
         c = time.perf_counter()
-        pmin = int(periods.min())
-        span = int(periods.max()) - pmin + 1
-        key = codes * span
-        key += periods
-        key -= pmin
-        c = mark("_period_stats: build packed key", c)
+        n = len(codes)
+        pmin, pmax = int(periods.min()), int(periods.max())
+        bits = (pmax - pmin).bit_length()
+        kdt = np.uint32 if bits + max(n_codes - 1, 0).bit_length() <= 32 else np.uint64
+        rel = np.empty(n, kdt)
+        np.subtract(periods, pmin, out=rel, casting="unsafe")
+        key = np.empty(n, kdt)
+        np.left_shift(codes, bits, out=key, casting="unsafe")
+        key |= rel
+        c = mark(f"_period_stats: pack (code, day) into {np.dtype(kdt).name} keys", c)
         key.sort()
-        c = mark("_period_stats: key.sort()", c)
-        distinct = np.empty(len(key), dtype=bool)
-        distinct[0] = True
-        np.not_equal(key[1:], key[:-1], out=distinct[1:])
-        uk = key[distinct]
-        del key, distinct
-        c = mark("_period_stats: distinct (customer, day) keys", c)
-        cc = uk // span
-        pp = uk - cc * span + pmin
-        c = mark("_period_stats: unpack customer and period of every key", c)
-        start = np.empty(len(cc), dtype=bool)
+        c = mark(f"_period_stats: key.sort() ({np.dtype(kdt).name})", c)
+        new = np.empty(n, dtype=bool)
+        new[0] = True
+        np.not_equal(key[1:], key[:-1], out=new[1:])
+        cc = key >> kdt(bits)
+        start = np.empty(n, dtype=bool)
         start[0] = True
         np.not_equal(cc[1:], cc[:-1], out=start[1:])
         starts = np.flatnonzero(start)
-        ends = np.r_[starts[1:], len(cc)] - 1
-        _ = (cc[starts], pp[starts], pp[ends], ends - starts + 1)
-        c = mark("_period_stats: run starts/ends + gathers", c)
+        code = cc[starts].astype(np.intp)
+        first_rel = key[starts] & kdt((1 << bits) - 1)
+        c = mark("_period_stats: runs of customers (starts, first/last day)", c)
+        np.add.reduceat(new, starts, dtype=np.int64)
+        c = mark("_period_stats: distinct days per customer (reduceat)", c)
+        first_of_code = np.zeros(n_codes, dtype=kdt)
+        first_of_code[code] = first_rel
+        later = rel != first_of_code[codes]
+        c = mark("_period_stats: rows after the first day (gather + compare)", c)
+        np.bincount(codes, weights=np.where(later, values, 0.0), minlength=n_codes)
+        c = mark("_period_stats: repeat spend (where + bincount)", c)
         return t
 
     best: dict[str, float] = {}
@@ -616,7 +646,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--transactions", type=int, default=10_000_000)
-    ap.add_argument("--id-kind", choices=["int", "str", "both"], default="both")
+    ap.add_argument("--id-kind", choices=[*ID_KINDS, "all", "both"], default="all",
+                    help="int: dense int64 surrogate keys; str: fixed-width 'C0001234'; varstr: ids of varying width "
+                    "(cust-7, e-mail-like, UUID-like, non-ASCII); all (alias both): every kind")
     ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {','.join(ENGINES)} (churnml always runs: it is the reference)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per engine except lifetimes (best is reported)")
     ap.add_argument("--lifetimes-repeat", type=int, default=1, help="timed runs of lifetimes")
@@ -650,7 +682,7 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown engines {sorted(unknown)}")
     engines = [REFERENCE] + [e for e in ENGINES if e in engines and e != REFERENCE]
-    kinds = ID_KINDS if args.id_kind == "both" else [args.id_kind]
+    kinds = ID_KINDS if args.id_kind in ("all", "both") else [args.id_kind]
     info = machine_info()
     log(f"{args.customers:,} customers, {args.transactions:,} transactions; engines {engines}; id kinds {kinds}")
     path = ensure_data(args)
