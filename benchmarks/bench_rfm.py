@@ -431,16 +431,16 @@ def profile_worker(args) -> None:
             n_codes = hi - lo + 1
             c = mark("_encode: integer ids (min/max; used as codes)", c)
         else:
-            F._string_chunks(ids)
-            c = mark("_encode: _string_chunks (Arrow buffers, no copy)", c)
-            fixed = F._encode_fixed_width(ids)
+            strings = F._arrow_strings(ids)
+            c = mark("_encode: _arrow_strings (the Arrow array behind the column)", c)
+            fixed = F._encode_fixed_width(strings) if strings is not None else None
             c = mark("_encode: _encode_fixed_width" + (" (applies)" if fixed is not None else " (does not apply)"), c)
-            if fixed is None and hasattr(F, "_encode_strings"):
-                fixed = F._encode_strings(ids)
-                c = mark("_encode: _encode_strings (hash, factorize, sort the unique labels)" + ("" if fixed is not None else " (does not apply)"), c)
+            if fixed is None and strings is not None:
+                fixed = F._encode_sorted_strings(strings, ids)
+                c = mark("_encode: _encode_sorted_strings" + (" (applies)" if fixed is not None else " (does not apply: not sorted)"), c)
             if fixed is None:
                 fixed = F._encode(ids)
-                c = mark("_encode: fallback pd.factorize path", c)
+                c = mark("_encode: pd.factorize (Arrow hash table) + sort of the unique labels", c)
             codes, labels = fixed
             n_codes = len(labels)
         periods = F._periods(df["timestamp"], "D")

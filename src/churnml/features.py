@@ -83,9 +83,13 @@ def _encode(ids) -> tuple[np.ndarray, np.ndarray]:
     """
     dtype = getattr(ids, "dtype", None)
     if pd.api.types.is_string_dtype(dtype) and isinstance(ids, (pd.Series, pd.Index)) and len(ids):
-        fixed = _encode_fixed_width(ids)
-        if fixed is not None:
-            return fixed
+        strings = _arrow_strings(ids)
+        if strings is not None:
+            done = _encode_fixed_width(strings)
+            if done is None:
+                done = _encode_sorted_strings(strings, ids)
+            if done is not None:
+                return done
         arr = None  # strings: factorized as stored below, never converted to Python objects
     else:
         arr = ids.to_numpy() if isinstance(ids, (pd.Series, pd.Index)) else np.asarray(ids)
@@ -123,27 +127,61 @@ def _encode(ids) -> tuple[np.ndarray, np.ndarray]:
     return remap[codes.astype(np.int64, copy=False)], labels
 
 
-def _string_chunks(ids) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """The Arrow string buffers behind ``ids`` without copying: per chunk the offsets
-    (``m + 1``) and the data bytes. None unless ``ids`` is a string column without nulls."""
+def _arrow_strings(ids):
+    """The pyarrow string array (or chunked array) behind a string column, without copying an
+    Arrow-backed column; None for anything else or when there are nulls."""
     import pyarrow as pa
 
-    if not isinstance(ids, (pd.Series, pd.Index)) or not pd.api.types.is_string_dtype(ids.dtype):
-        return None
     try:
         arr = pa.array(ids.array)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         return None
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or arr.null_count:
+        return None
+    return arr
+
+
+def _string_chunks(arr) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per non-empty chunk of an Arrow string array: the offsets (``m + 1``) and the data bytes,
+    as NumPy views of the Arrow buffers (no copy)."""
+    import pyarrow as pa
+
     out = []
     for c in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
-        if not (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)) or c.null_count:
-            return None
         if len(c):
             ow = np.dtype(np.int64 if pa.types.is_large_string(c.type) else np.int32)
             _, ob, db = c.buffers()
             off = np.frombuffer(ob, dtype=ow, count=len(c) + 1, offset=c.offset * ow.itemsize)
             out.append((off, np.frombuffer(db, np.uint8) if db is not None else np.zeros(0, np.uint8)))
     return out
+
+
+def _encode_sorted_strings(arr, ids) -> tuple[np.ndarray, object] | None:
+    """Codes for string ids that are already in ascending order, as ``churnml.io`` returns
+    transactions (sorted by customer and time): each run of equal ids is one code, so there is
+    nothing to hash. Two vectorised comparisons of neighbouring rows (about 0.2 s on 10M rows);
+    None as soon as two neighbours are out of order (a sample of the first rows is checked
+    first, so an unsorted log costs next to nothing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(arr)
+    head = arr.slice(0, min(n, 4096))
+    if n > 1 and pc.any(pc.less(head.slice(1), head.slice(0, len(head) - 1))).as_py():
+        return None
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        if pc.any(pc.less(arr.slice(1), arr.slice(0, n - 1))).as_py():
+            return None
+        ne = pc.not_equal(arr.slice(1), arr.slice(0, n - 1))
+        chunks = ne.chunks if isinstance(ne, pa.ChunkedArray) else [ne]
+        pos = 1
+        for c in chunks:
+            new[pos : pos + len(c)] = c.to_numpy(zero_copy_only=False)
+            pos += len(c)
+    codes = np.cumsum(new, dtype=np.int64)
+    codes -= 1
+    return codes, ids.array.take(np.flatnonzero(new))
 
 
 def _column_min_max(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +201,7 @@ def _column_min_max(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def _encode_fixed_width(ids) -> tuple[np.ndarray, object] | None:
+def _encode_fixed_width(arr) -> tuple[np.ndarray, object] | None:
     """Codes for fixed-width ASCII string ids ("C0001234", "0001234") without hashing.
 
     Each character position is a digit in its own base (max - min + 1 over the column), so the
@@ -176,7 +214,7 @@ def _encode_fixed_width(ids) -> tuple[np.ndarray, object] | None:
 
     import pyarrow as pa
 
-    chunks = _string_chunks(ids)
+    chunks = _string_chunks(arr)
     if not chunks:
         return None
     width = int(chunks[0][0][1] - chunks[0][0][0])
