@@ -606,13 +606,13 @@ def machine_info() -> dict:
 
 
 def fmt_table(rows: list[dict]) -> str:
-    head = "| engine | id kind | seconds | CPU s | peak RSS MB | RSS after load MB | RSS increment MB | speed-up vs lifetimes | output check | all runs s |"
-    sep = "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
+    head = "| engine | id kind | seconds | CPU s | peak RSS MB | RSS after load MB | RSS increment MB | speed-up vs lifetimes | output check | all runs s | load avg at start |"
+    sep = "|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|"
     lines = [head, sep]
     lt = {r["id_kind"]: r["seconds"] for r in rows if r["engine"] == "lifetimes" and r.get("seconds") is not None}
     for r in rows:
         if r.get("seconds") is None:
-            lines.append(f"| {r['engine']} | {r['id_kind']} | failed | | | | | | {r['check']} | |")
+            lines.append(f"| {r['engine']} | {r['id_kind']} | failed | | | | | | {r['check']} | | |")
             continue
         base = lt.get(r["id_kind"])
         speed = f"{base / r['seconds']:.1f}x" if base else "n/a"
@@ -620,7 +620,8 @@ def fmt_table(rows: list[dict]) -> str:
         best = r["times"].index(r["seconds"])
         lines.append(
             f"| {r['engine']} | {r['id_kind']} | {r['seconds']:.2f} | {r['cpu_seconds'][best]:.2f} | {r['peak_rss_mb']:.0f} | "
-            f"{r['rss_after_load_mb']:.0f} | {inc:.0f} | {speed} | {r['check']} | {' / '.join(f'{t:.2f}' for t in r['times'])} |"
+            f"{r['rss_after_load_mb']:.0f} | {inc:.0f} | {speed} | {r['check']} | {' / '.join(f'{t:.2f}' for t in r['times'])} | "
+            f"{r.get('load', float('nan')):.2f} |"
         )
     return "\n".join(lines)
 
@@ -660,6 +661,7 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="also profile churnml's rfm_summary stage by stage")
     ap.add_argument("--timeout", type=float, default=1200, help="seconds per engine subprocess")
     ap.add_argument("--results", type=Path, default=RESULTS, help="Markdown file to write ('-' for none)")
+    ap.add_argument("--note", default="", help="a line added to the results file (e.g. what else ran on the machine)")
     # internal: subprocess modes
     ap.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     ap.add_argument("--profile-worker", action="store_true", help=argparse.SUPPRESS)
@@ -704,8 +706,10 @@ def main(argv=None) -> int:
             wargv = ["--worker", eng, "--id-kind", kind, "--data", str(path), "--out", str(out), "--repeat", str(rep),
                      "--threads", str(args.threads), "--order", args.order]
             log(f"{eng} / {kind}: running ({rep} timed run{'s' if rep > 1 else ''}) ...")
+            load_now = os.getloadavg()[0]
             try:
                 r = spawn(wargv, args.timeout, env)
+                r["load"] = load_now
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 log(f"{eng} / {kind}: FAILED: {exc}")
                 rows.append({"engine": eng, "id_kind": kind, "seconds": None, "check": "engine failed"})
@@ -724,7 +728,7 @@ def main(argv=None) -> int:
             log(f"{eng} / {kind}: {r['seconds']:.2f}s (runs {', '.join(f'{t:.2f}' for t in r['times'])}; "
                 f"cpu {', '.join(f'{t:.2f}' for t in r['cpu_seconds'])}), "
                 f"peak {r['peak_rss_mb']:.0f} MB, after load {r['rss_after_load_mb']:.0f} MB, "
-                f"id {r['id_dtype']}, ts {r['ts_dtype']}; {r['check']}")
+                f"id {r['id_dtype']}, ts {r['ts_dtype']}; load {r.get('load', float('nan')):.2f}; {r['check']}")
     bench_s = time.perf_counter() - t_start
     load_after = os.getloadavg()
 
@@ -763,6 +767,10 @@ def main(argv=None) -> int:
         f"- output check: frequency/recency/T exactly and monetary_value within {MONETARY_RTOL:g} relative of churnml's, row by row.",
         f"- benchmark wall time: {bench_s:.0f}s; 1-min load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
         f"(anything else running on the {info['nproc']} cores shows up as noise between runs)",
+    ]
+    if args.note:
+        md.append(f"- note: {args.note}")
+    md += [
         "",
         table,
         "",

@@ -236,25 +236,37 @@ def _encode_fixed_width(arr) -> tuple[np.ndarray, object] | None:
     n_codes = math.prod(int(r) for r in radix)
     if n_codes > max(n, 1024):
         return None
-    varying = np.flatnonzero(radix > 1)
+    varying = [int(j) for j in np.flatnonzero(radix > 1)]
     offset = 0  # the Horner value of the minimum string, subtracted once at the end
     for j in varying:
         offset = offset * int(radix[j]) + int(lo[j])
-    codes = np.empty(n, np.int64)
-    pos = 0
-    for mat in mats:  # Horner over the varying positions, ~130k rows at a time (in cache)
-        c = codes[pos : pos + len(mat)]
-        c[:] = 0
-        for j in varying:
-            c *= radix[j]
-            c += mat[:, j]
-        c -= offset
-        pos += len(mat)
-    k = np.arange(n_codes)
+    codes = np.zeros(n, np.int64)
+    if varying:
+        # Horner over the varying positions, 32k rows at a time so the accumulator stays in
+        # cache (int32 when it fits: half the memory traffic of int64)
+        adt = np.int32 if n_codes + offset < 2**31 else np.int64
+        block = 32768
+        acc = np.empty(block, adt)
+        rad = [adt(radix[j]) for j in varying]
+        pos = 0
+        for mat in mats:
+            for i in range(0, len(mat), block):
+                sub = mat[i : i + block]
+                a = acc[: len(sub)]
+                a[:] = sub[:, varying[0]]
+                for j, r in zip(varying[1:], rad[1:]):
+                    a *= r
+                    a += sub[:, j]
+                a -= adt(offset)
+                codes[pos : pos + len(sub)] = a
+                pos += len(sub)
+    # label of every code: digit j runs over lo[j]..hi[j] along its own axis (mixed radix)
     out = np.empty((n_codes, width), np.uint8)
-    for j in range(width - 1, -1, -1):
-        out[:, j] = lo[j] + k % radix[j]
-        k //= radix[j]
+    grid = out.reshape([int(r) for r in radix] + [width])
+    for j in range(width):
+        shape = [1] * width
+        shape[j] = int(radix[j])
+        grid[..., j] = (lo[j] + np.arange(radix[j])).astype(np.uint8).reshape(shape)
     labels = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n_codes, [None, pa.py_buffer(out)])
     return codes, pd.array(labels.cast(pa.binary()).cast(pa.string()), dtype="string[pyarrow]")
 
