@@ -509,7 +509,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
-    def contributions(self, X: pd.DataFrame, method: str = "shap") -> pd.DataFrame:
+    def contributions(self, X: pd.DataFrame, method: str = "shap", *, leaves: np.ndarray | None = None) -> pd.DataFrame:
         """Per-customer contributions of each feature to LightGBM's log-odds of churn; they add
         up (with ``bias``) to the trees' raw score.
 
@@ -517,13 +517,13 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         0.2 ms per customer). ``method="path"``: the decision-path attribution (Saabas): each
         split on the way to a customer's leaf credits its feature with the change in the node's
         expected value; the same cost as a prediction, for batch scoring of millions.
+        ``leaves``: the leaf of every row in every tree (:meth:`leaves`) if already computed.
         """
         check_is_fitted(self, "booster_")
-        M = self._matrix(X)
         if method == "shap":
-            c = self.booster_.predict(M, pred_contrib=True, num_iteration=self.best_iteration_, num_threads=_THREADS)
+            c = self.booster_.predict(self._matrix(X), pred_contrib=True, num_iteration=self.best_iteration_, num_threads=_THREADS)
         elif method == "path":
-            c = self._path_contributions(M)
+            c = self._path_contributions(self.leaves(X) if leaves is None else leaves)
         else:
             raise ValueError("method must be 'shap' or 'path'")
         return pd.DataFrame(c, index=X.index, columns=[*self.feature_names_, "bias"])
@@ -543,7 +543,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         w_boost, w_prior = (float(w) for w in self.stacker_.coef_[0])
         return w_boost * lgb_bias + w_prior * prior_ref + float(self.stacker_.intercept_[0])
 
-    def decision_contributions(self, X: pd.DataFrame, method: str = "shap") -> pd.DataFrame:
+    def decision_contributions(self, X: pd.DataFrame, method: str = "shap", *, leaves: np.ndarray | None = None) -> pd.DataFrame:
         """Per-customer contributions of each feature to the chosen scorer's uncalibrated
         log-odds (:meth:`decision_function`), relative to the reference customer; ``base`` is the
         reference's decision value, and each row adds up to the customer's decision value.
@@ -567,7 +567,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
                 cols.append(extra)
         D = np.zeros((len(X), len(cols) + 1))
         if chosen == "lightgbm":
-            lgb = self.contributions(X, method=method).to_numpy()
+            lgb = self.contributions(X, method=method, leaves=leaves).to_numpy()
             w_boost, w_prior = (float(w) for w in self.stacker_.coef_[0])
             bias = float(lgb[0, -1]) if len(lgb) else 0.0
             D[:, : len(self.feature_names_)] = w_boost * lgb[:, :-1]
@@ -587,7 +587,8 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
             D[:, -1] = base
         return pd.DataFrame(D, index=X.index, columns=[*cols, "base"])
 
-    def shipped_contributions(self, X: pd.DataFrame, method: str = "shap", *, proba=None) -> pd.DataFrame:
+    def shipped_contributions(self, X: pd.DataFrame, method: str = "shap", *, proba=None,
+                              leaves: np.ndarray | None = None) -> pd.DataFrame:
         """Per-customer contributions of each feature to the log-odds of the SHIPPED churn
         probability, ``logit(predict_proba(X)[:, 1])``, whatever scorer was chosen: each row adds
         up (with ``base``) to that log-odds exactly (up to float rounding, ~1e-12).
@@ -605,7 +606,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         them, saving a prediction); ``method``: ``"shap"`` or ``"path"`` (see :meth:`contributions`).
         Vectorised: the cost is LightGBM's attribution (none when ``chosen_`` is not LightGBM).
         """
-        D = self.decision_contributions(X, method=method)
+        D = self.decision_contributions(X, method=method, leaves=leaves)
         p = self.predict_proba(X)[:, 1] if proba is None else np.asarray(proba, dtype=float)
         if len(p) != len(X):
             raise ValueError(f"proba has {len(p)} values for {len(X)} rows")
@@ -622,6 +623,56 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         out[:, :-1] = feats * s[:, None]
         out[:, -1] = np.where(moved, base, L)
         return pd.DataFrame(out, index=X.index, columns=D.columns)
+
+    def predict_proba_and_contributions(self, X: pd.DataFrame, method: str = "path") -> tuple[np.ndarray, pd.DataFrame]:
+        """``(predict_proba(X)[:, 1], shipped_contributions(X, method))`` in one go: with
+        ``method="path"`` the trees are walked once (the leaves give both the log-odds, summed
+        in LightGBM's order, and the path attribution), the batch-scoring fast path."""
+        check_is_fitted(self, "calibrator_")
+        if self.chosen_ == "lightgbm" and method == "path":
+            leaves = self.leaves(X)
+            prior = self._prior(X)
+            p = _apply_calibrator(self.calibrator_, self._stacked(self._raw_from_leaves(leaves), prior))
+            return p, self.shipped_contributions(X, method, proba=p, leaves=leaves)
+        p = self.predict_proba(X)[:, 1]
+        return p, self.shipped_contributions(X, method, proba=p)
+
+    def leaves(self, X: pd.DataFrame) -> np.ndarray:
+        """The leaf index of every row in every tree used (rows x trees, int32)."""
+        check_is_fitted(self, "booster_")
+        out = self.booster_.predict(self._matrix(X), pred_leaf=True, num_iteration=self.best_iteration_, num_threads=_THREADS)
+        return np.asarray(out, dtype=np.int32).reshape(len(X), -1)
+
+    def _leaf_values(self) -> list[np.ndarray]:
+        """Per tree, the output of each leaf (by leaf index)."""
+        if getattr(self, "leaf_values_", None) is None:
+            dump = self.booster_.booster_.dump_model(num_iteration=self.best_iteration_)
+            values = []
+            for tree in dump["tree_info"]:
+                found: dict[int, float] = {}
+                stack = [tree["tree_structure"]]
+                while stack:
+                    node = stack.pop()
+                    if "split_feature" in node:
+                        stack.extend((node["left_child"], node["right_child"]))
+                    else:
+                        found[node.get("leaf_index", 0)] = float(node["leaf_value"])
+                values.append(np.array([found[i] for i in range(len(found))]))
+            self.leaf_values_ = values
+        return self.leaf_values_
+
+    def _raw_from_leaves(self, leaves: np.ndarray) -> np.ndarray:
+        """LightGBM's raw score from the leaves: the tree outputs summed in tree order, as
+        LightGBM sums them (the same float64 result)."""
+        values = self._leaf_values()
+        out = np.empty(len(leaves))
+        for start in range(0, len(leaves), 8192):  # blocks of rows, trees contiguous
+            lv = np.ascontiguousarray(leaves[start : start + 8192].T)
+            acc = np.zeros(lv.shape[1])
+            for t, v in enumerate(values):
+                acc += v[lv[t]]
+            out[start : start + 8192] = acc
+        return out
 
     def _path_tables(self) -> list[tuple[np.ndarray, np.ndarray, float]]:
         """Per tree: (feature columns used, leaf x used-feature contribution table, bias)."""
@@ -655,17 +706,23 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         self.path_tables_ = tables
         return tables
 
-    def _path_contributions(self, M: pd.DataFrame) -> np.ndarray:
+    def _path_contributions(self, leaves: np.ndarray, block: int = 8192) -> np.ndarray:
+        """Path attribution from the leaves, in blocks of rows whose accumulator stays in the
+        CPU cache (each feature's column summed over the trees in tree order)."""
         tables = self._path_tables()
-        leaves = np.asarray(self.booster_.predict(M, pred_leaf=True, num_iteration=self.best_iteration_, num_threads=_THREADS)).reshape(len(M), -1)
-        # column-major: each feature's column is contiguous, so every update is one gather + add
-        out = np.zeros((len(M), len(self.feature_names_) + 1), order="F")
-        out[:, -1] = sum(bias for _, _, bias in tables)
-        for t, (used, table, _) in enumerate(tables):
-            leaf = leaves[:, t]
-            for j, f in enumerate(used):
-                out[:, f] += table[:, j][leaf]
-        return np.ascontiguousarray(out)
+        n, k = len(leaves), len(self.feature_names_)
+        out = np.empty((n, k + 1))
+        bias = sum(b for _, _, b in tables)
+        for start in range(0, n, block):
+            lv = np.ascontiguousarray(leaves[start : start + block].T)
+            acc = np.zeros((k + 1, lv.shape[1]))
+            acc[-1] = bias
+            for t, (used, table, _) in enumerate(tables):
+                leaf = lv[t]
+                for j, f in enumerate(used):
+                    acc[f] += table[:, j][leaf]
+            out[start : start + block] = acc.T
+        return out
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature, largest first."""

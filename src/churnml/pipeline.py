@@ -102,8 +102,10 @@ class ChurnPipeline:
 
         return btyd_columns(feats, self.value_model.clv_model_, self.config)
 
-    def score_features(self, feats: pd.DataFrame, as_of) -> pd.DataFrame:
-        """Scores from a feature frame (see :meth:`score`); what distributed engines call per partition."""
+    def score_features(self, feats: pd.DataFrame, as_of, *, churn_probability=None) -> pd.DataFrame:
+        """Scores from a feature frame (see :meth:`score`); what distributed engines call per
+        partition. ``churn_probability``: the churn model's probabilities of ``feats`` if already
+        computed (e.g. by :meth:`churnml.churn.ChurnModel.predict_proba_and_contributions`)."""
         missing = [c for c in self.feature_names if c not in feats.columns]
         if missing:
             raise ModelError(
@@ -112,7 +114,9 @@ class ChurnPipeline:
             )
         out = pd.DataFrame(index=feats.index)
         out["as_of"] = pd.Timestamp(as_of)
-        out["churn_probability"] = self.churn_model.predict_proba(feats)[:, 1]
+        out["churn_probability"] = (
+            self.churn_model.predict_proba(feats)[:, 1] if churn_probability is None else np.asarray(churn_probability, dtype=float)
+        )
         value = self.value_model.predict_features(feats)
         for col in ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_if_retained"]:
             out[col] = value[col].reindex(out.index).to_numpy()

@@ -68,10 +68,6 @@ class ScoreResult:
     meta: dict[str, Any]
 
 
-def _chunks(ids: np.ndarray, size: int) -> list[np.ndarray]:
-    return [ids[i : i + size] for i in range(0, len(ids), max(size, 1))] or [ids]
-
-
 def score_dataset(
     pipe,
     dataset: Dataset,
@@ -88,19 +84,26 @@ def score_dataset(
     tx = dataset.transactions
     as_of = resolve_as_of(tx, as_of)
     tx = tx.loc[tx[TIMESTAMP] < as_of]
-    ids = np.sort(tx[CUSTOMER_ID].astype(str).unique())
-    chunks = _chunks(ids, config.score.chunk_customers)
-    log.info("event=score.start customers=%d chunks=%d as_of=%s model=%s", len(ids), len(chunks), as_of.date(), pipe.model_version)
-    cust_col = tx[CUSTOMER_ID].astype(str)
+    # customers in id order, chunk k = the k-th block of chunk_customers of them: one factorize of
+    # the id column, then each chunk's rows are an integer comparison (no string matching per chunk)
+    codes, ids = pd.factorize(tx[CUSTOMER_ID].astype(str), sort=True)
+    size = max(int(config.score.chunk_customers), 1)
+    n_chunks = max(1, -(-len(ids) // size))
+    row_chunk = codes // size
+    log.info("event=score.start customers=%d chunks=%d as_of=%s model=%s", len(ids), n_chunks, as_of.date(), pipe.model_version)
     ev = dataset.events
-    ev_col = ev[CUSTOMER_ID].astype(str) if ev is not None else None
+    ev_chunk = None
+    if ev is not None and n_chunks > 1:
+        pos = pd.Index(ids).get_indexer(ev[CUSTOMER_ID].astype(str))
+        ev_chunk = np.where(pos >= 0, pos // size, -1)
+    method = config.score.reasons_method
     parts, drift_parts = [], []
-    for n, chunk in enumerate(chunks, 1):
-        sel = cust_col.isin(chunk).to_numpy() if len(chunks) > 1 else slice(None)
-        ctx = tx.loc[sel]
-        cev = ev.loc[ev_col.isin(chunk).to_numpy()] if ev is not None and len(chunks) > 1 else ev
-        scored = pipe.score(ctx, as_of, events=cev, customers=dataset.customers)
-        contrib = pipe.churn_model.shipped_contributions(scored, method=config.score.reasons_method, proba=scored["churn_probability"])
+    for n in range(1, n_chunks + 1):
+        ctx = tx.loc[row_chunk == n - 1] if n_chunks > 1 else tx
+        cev = ev.loc[ev_chunk == n - 1] if ev_chunk is not None else ev
+        feats = pipe.features(ctx, as_of, events=cev, customers=dataset.customers)
+        proba, contrib = pipe.churn_model.predict_proba_and_contributions(feats, method)
+        scored = pipe.score_features(feats, as_of, churn_probability=proba)
         scored["reasons"] = reason_codes(contrib, scored, typical=getattr(pipe.churn_model, "typical_", None),
                                          low_risk=low_risk_cut(config.segments), trend_days=config.features.trend_window_days,
                                          above_typical_only=False)
@@ -109,9 +112,9 @@ def score_dataset(
         feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
         drift_parts.append(feats.sample(n=50_000, random_state=0) if len(feats) > 50_000 else feats)
         parts.append(scored if keep_features else scored[keep])
-        log.info("event=score.chunk chunk=%d/%d customers=%d", n, len(chunks), len(scored))
+        log.info("event=score.chunk chunk=%d/%d customers=%d", n, n_chunks, len(scored))
         if progress:
-            progress(n, len(chunks))
+            progress(n, n_chunks)
     scores = pd.concat(parts) if parts else pd.DataFrame()
     if scores.empty:
         raise DataError(f"no customer with a purchase before {as_of.date()}")
@@ -143,7 +146,7 @@ def score_dataset(
             "last_transaction": str(tx[TIMESTAMP].max()),
             "transactions": int(len(tx)),
         },
-        "rows": {"customers_scored": int(len(scores)), "chunks": len(chunks), "load_report": dataset.report.to_dict()},
+        "rows": {"customers_scored": int(len(scores)), "chunks": n_chunks, "load_report": dataset.report.to_dict()},
         "segments": scores["segment"].value_counts().to_dict(),
         "horizons": {"churn_days": pipe.config.churn.horizon_days, "clv_days": pipe.config.clv.horizon_days},
         "currency": config.report.currency,

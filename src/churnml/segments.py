@@ -435,19 +435,30 @@ def reason_codes(
                "return_amount", "btyd_p_no_purchase", f"n_purchases_{int(trend_days)}d", f"spend_{int(trend_days)}d"}
     feats = features[[x for x in features.columns if x in helpers or x in c.columns]].reindex(c.index)
     typ = _Typical(typical, feats)
-    out = np.full(n, "", dtype=object)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     rows_all = np.arange(n)
+    slots = []
     for slot in range(1, k + 1):
         pick = valid & (rank == slot)
         has = pick.any(axis=1)
         col = np.where(has, pick.argmax(axis=1), 0)
         chosen = np.where(has, order[rows_all, col] if m else -1, -1)
-        text = np.full(n, "", dtype=object)
+        text = np.full(n, None, dtype=object)
         for fi in np.unique(chosen[chosen >= 0]):
             rows = np.flatnonzero(chosen == fi)
             text[rows] = _phrase(names[fi], feats.iloc[rows], typ, trend_days).to_numpy(dtype=object)
-        sep = np.where((out != "") & has, "; ", "")
-        out = out + sep + text
+        slots.append(pa.array(text, type=pa.large_string()))
+    # "first; second; third" in one Arrow pass (not per customer in Python); a slot is filled only
+    # when the one before is, so empty slots are trailing "; " separators, removed
+    if slots:
+        sep = pa.scalar("; ", pa.large_string())
+        joined = pc.binary_join_element_wise(*slots, sep, null_handling="replace", null_replacement="")
+        joined = pc.replace_substring_regex(joined, pattern=r"(; )+$", replacement="")
+        out = np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
+    else:
+        out = np.full(n, "", dtype=object)
     out[out == ""] = "no risk driver"
     if base is not None:
         pcts, refs = _pcts(p), _pcts(p_ref)
