@@ -1,11 +1,14 @@
 """Point-in-time customer features: lifetimes-style RFM summaries and snapshot features.
 
 Everything here is vectorised with NumPy over integer customer codes (no Python loop per
-customer). The one sort that is needed, of a packed (customer, period) key, is what makes
-``rfm_summary`` about 15x faster than ``lifetimes.utils.summary_data_from_transaction_data`` on
-10M rows (integer or fixed-width string ids; other string ids pay for hashing, about 4x). See
-``benchmarks/bench_rfm.py`` and the README.
-"""
+customer). ``rfm_summary`` sorts one packed (customer, period) key, 32 bits wide when it fits,
+and everything after that sort is a sequential pass; on 10M rows and 1M customers
+(``benchmarks/bench_rfm.py``) that is over 20x faster than
+``lifetimes.utils.summary_data_from_transaction_data`` for integer ids, fixed-width string ids
+("C0001234") and string ids already in order (``churnml.io``'s layout), which all become codes
+without hashing. String ids of varying width in a raw, time-ordered log are hashed by Arrow
+(about 3 s of the ~5 s on 10M rows: about 5x lifetimes). See ``benchmarks/bench_rfm.py``,
+``benchmarks/results/rfm_summary.md`` and the README."""
 
 from __future__ import annotations
 
@@ -370,6 +373,9 @@ def rfm_summary(
     BG/NBD paper's convention). ``monetary_value`` is the mean spend per repeat period, 0 for
     customers without repeats. Transactions in periods after ``observation_end``'s are ignored.
     Equal to ``lifetimes.utils.summary_data_from_transaction_data`` row by row, but vectorised.
+    Customer ids that are integers of compact range, fixed-width ASCII strings, strings in
+    ascending order or categoricals become codes without hashing; other string ids are hashed
+    (Arrow), which is most of the time on a large raw log.
 
     Returns a float DataFrame indexed by customer id (sorted), columns
     ``frequency, recency, T[, monetary_value]``.
