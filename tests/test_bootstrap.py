@@ -74,6 +74,7 @@ def test_replicates_are_paired_and_degenerate_resamples_are_nan():
     assert np.isnan(ci.loc["model", "roc_auc_ci_low"])
 
 
+@pytest.mark.slow
 def test_churn_backtest_reports_the_recent_subset_and_intervals():
     """CDNOW sample: every metric also for customers active within 2 horizons, 95% intervals, and
     paired model-minus-baseline differences; summary indexed by scorer as before."""

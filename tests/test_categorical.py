@@ -1,6 +1,7 @@
 """String customer attributes (e.g. Country) reach the models as LightGBM categoricals."""
 
 import numpy as np
+import pytest
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
@@ -26,6 +27,7 @@ def _frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     return X, y
 
 
+@pytest.mark.slow
 def test_country_is_a_categorical_feature_and_carries_its_signal():
     X, y = _frame(4000, 1)
     Xv, yv = _frame(2000, 2)
@@ -55,6 +57,7 @@ def test_category_levels_rules():
     assert set(dropped) == {"many"}
 
 
+@pytest.mark.slow
 def test_value_model_uses_categoricals():
     rng = np.random.default_rng(5)
     n = 3000

@@ -76,6 +76,7 @@ def _short_log(days: int, n: int = 1500, seed: int = 3) -> pd.DataFrame:
     return tx
 
 
+@pytest.mark.slow
 def test_cross_fitted_model_never_validates_on_its_training_customers(monkeypatch):
     """On a log too short for a separate validation window, early stopping and calibration use
     customers the booster never saw."""
@@ -98,6 +99,7 @@ def test_cross_fitted_model_never_validates_on_its_training_customers(monkeypatc
     assert np.isfinite(model.predict_proba(store.labelled(info["valid_cutoff"]))).all()
 
 
+@pytest.mark.slow
 def test_no_backtest_possible_trains_anyway_and_says_so():
     from churnml.io import Dataset, prepare_transactions
     from churnml.pipeline import fit_pipeline
@@ -153,6 +155,7 @@ def _simulated_features(n=4000, seed=0):
     return X, y, p.to_numpy()
 
 
+@pytest.mark.slow
 def test_churn_model_learns_beyond_the_prior_and_is_calibrated():
     X, y, _ = _simulated_features(seed=0)
     Xv, yv, _ = _simulated_features(seed=1)
@@ -198,6 +201,7 @@ def test_churn_model_falls_back_to_the_prior_when_lightgbm_does_not_beat_it():
     assert m.selection_auc_[m.chosen_] == max(m.selection_auc_.values())
 
 
+@pytest.mark.slow
 def test_churn_model_ships_recency_when_it_beats_lightgbm_and_the_prior():
     """Training labels carry no signal and the prior is noise, while on held-out time churn
     follows days since the last purchase: the naive recency score must ship, not the loser."""
@@ -231,10 +235,12 @@ def _check_must_show(bt, name):
     assert set(s.index) == {"model", "recency", "logistic_rfm", "btyd"}
 
 
+@pytest.mark.slow
 def test_cdnow_master_backtest_model_beats_baselines_and_is_calibrated():
     _check_must_show(_backtest("cdnow"), "CDNOW master")
 
 
+@pytest.mark.slow
 def test_apparel_backtest_model_beats_recency_and_no_baseline_significantly(shared_data):
     """600 customers: the model must beat the naive recency baseline and no baseline may beat it
     significantly (paired bootstrap 95% interval of the AUC difference reaches 0); a point

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from churnml.cli import app
 from churnml.datasets import load_cdnow
 
+pytestmark = pytest.mark.slow  # integration tests of minutes: `bash scripts/test.sh --all` (CI) runs them
+
 runner = CliRunner()
 
 

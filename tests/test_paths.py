@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from churnml.cli import app
@@ -58,6 +59,7 @@ def test_default_store_is_next_to_the_config_and_env_still_wins(tmp_path, monkey
     assert tracking_uri_for(load_config(None)) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
 
 
+@pytest.mark.slow
 def test_scheduled_job_from_another_working_directory(tmp_path, monkeypatch):
     """`churnml run` started from an unrelated folder (cron starts jobs in $HOME) writes its outputs,
     the MLflow store and its artifacts next to the config, and nothing where it was started."""

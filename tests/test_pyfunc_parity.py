@@ -23,6 +23,8 @@ runner = CliRunner()
 NUMBERS = ["churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained", "value_at_risk"]
 
 
+pytestmark = pytest.mark.slow  # logs a model to MLflow: `bash scripts/test.sh --all` (CI) runs it
+
 def _write_inputs(folder: Path) -> dict[str, Path]:
     """CDNOW sample as order lines with invoice numbers; partial returns inside orders, whole-order
     cancellations, customers with a Country (text) attribute, and complaint / NPS events."""

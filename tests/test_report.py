@@ -94,6 +94,7 @@ def test_report_states_currency_horizons_tiers_in_plain_words(tmp_path):
 
 
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Chromium/chromedriver not installed (.ci/run installs Debian's chromium and chromium-driver)")
+@pytest.mark.slow
 def test_report_in_a_real_browser(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

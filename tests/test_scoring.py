@@ -15,6 +15,8 @@ import pytest
 from churnml.scoring import OUTPUT_COLUMNS
 from conftest import local_sample_config
 
+pytestmark = pytest.mark.slow  # integration tests of minutes: `bash scripts/test.sh --all` (CI) runs them
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "configs" / "cdnow_sample.yaml")
 

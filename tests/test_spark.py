@@ -17,6 +17,8 @@ import churnml  # noqa: E402
 from churnml.datasets import load_cdnow  # noqa: E402
 from churnml.pipeline import fit_pipeline  # noqa: E402
 
+pytestmark = pytest.mark.slow  # integration tests of minutes: `bash scripts/test.sh --all` (CI) runs them
+
 REPO = Path(__file__).resolve().parents[1]
 SCORES = ["churn_probability", "p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_at_risk"]
 

@@ -22,6 +22,8 @@ SAMPLE = str(REPO / "configs" / "cdnow_sample.yaml")
 runner = CliRunner()
 
 
+pytestmark = pytest.mark.slow  # integration tests of minutes: `bash scripts/test.sh --all` (CI) runs them
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Train once on the bundled CDNOW sample with the embedded store in a fresh folder."""
@@ -80,6 +82,7 @@ def test_train_logs_everything_to_the_embedded_store(trained):
 _SCORE = """
 import sys, mlflow, pandas as pd
 from churnml.datasets import load_cdnow
+
 tx = load_cdnow("sample").rename(columns={"date": "timestamp", "dollar_value": "amount"})[["customer_id", "timestamp", "amount"]]
 model = mlflow.pyfunc.load_model(sys.argv[1])
 out = model.predict(tx, params={"as_of": "1998-07-01"})

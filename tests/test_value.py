@@ -75,6 +75,7 @@ def _steady_log():
     return pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
 
 
+@pytest.mark.slow
 def test_absurd_btyd_totals_are_noticed_and_not_shipped(monkeypatch):
     """BTYD totals 10^5x off (what a degenerate BG/NBD gave on a wholesale log), built explicitly
     rather than left to where an optimiser stops: ``auto`` leaves it out and says why."""
@@ -108,6 +109,7 @@ def test_steady_log_btyd_stays_within_the_plausibility_bound():
     assert (pred["expected_purchases"] / (180 / 7)).max() <= IMPLAUSIBLE_RATE_FACTOR * fastest
 
 
+@pytest.mark.slow
 def test_forced_choice_and_naive_winning_is_flagged():
     bt = value_backtest(_steady_log(), clv=CLVConfig(horizon_days=180, value_model="btyd"))
     assert bt.chosen == "btyd"

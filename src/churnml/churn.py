@@ -55,9 +55,18 @@ BASELINES = ("recency", "logistic_rfm", "btyd")
 _THREADS = 0  # predictions use every core (results do not depend on the thread count)
 
 
-def lgb_threads(n_jobs: int | None) -> int:
-    """LightGBM's ``n_jobs`` for churnml's ``n_jobs`` setting: 0 or None = every core (-1)."""
-    return int(n_jobs) if n_jobs and n_jobs > 0 else -1
+PARALLEL_MIN_ROWS = 100_000
+"""With ``n_jobs: 0`` (auto), LightGBM trains on every core from this many rows on and on one
+thread below: on small data the threads cost more than they save (and much more on a busy
+machine). The trees are the same either way (deterministic mode)."""
+
+
+def lgb_threads(n_jobs: int | None, n_rows: int | None = None) -> int:
+    """LightGBM's ``n_jobs`` for churnml's ``n_jobs`` setting: a positive value as is; 0 or None
+    = every core (-1) for ``n_rows >= PARALLEL_MIN_ROWS`` (or unknown), else 1."""
+    if n_jobs and n_jobs > 0:
+        return int(n_jobs)
+    return -1 if n_rows is None or n_rows >= PARALLEL_MIN_ROWS else 1
 _NON_FEATURES = {"cutoff", "churned", "as_of"}
 
 
@@ -443,7 +452,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
             num_leaves=self.num_leaves, max_depth=self.max_depth, min_child_samples=self.min_child_samples,
             subsample=0.8, subsample_freq=1,
             colsample_bytree=0.8, reg_lambda=1.0, random_state=self.seed, deterministic=True, force_row_wise=True,
-            n_jobs=lgb_threads(self.n_jobs), verbose=-1,
+            n_jobs=lgb_threads(self.n_jobs, len(X)), verbose=-1,
         )
         Xv = self._matrix(X_valid)
         prior_v = self._prior(X_valid)

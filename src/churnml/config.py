@@ -633,8 +633,8 @@ class Config(_Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     seed: int = 42
     n_jobs: int = Field(default=0, ge=0)
-    """Threads LightGBM trains and predicts with (0 = every core). Results do not depend on it
-    (LightGBM's deterministic mode)."""
+    """Threads LightGBM trains with (0 = auto: every core from 100,000 rows on, one thread below).
+    Results do not depend on it (LightGBM's deterministic mode)."""
 
     @model_validator(mode="after")
     def _actions_and_segments_agree(self) -> "Config":

@@ -245,7 +245,7 @@ class MLValueModel(BaseEstimator):
             objective="tweedie", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, subsample=0.8, subsample_freq=1,
             colsample_bytree=0.8, random_state=self.seed, deterministic=True, force_row_wise=True,
-            n_jobs=lgb_threads(getattr(self, "n_jobs", 0)), verbose=-1,
+            n_jobs=lgb_threads(getattr(self, "n_jobs", 0), len(X)), verbose=-1,
         )
         self.model_.fit(self._matrix(X), np.clip(y, 0, None))
         return self
