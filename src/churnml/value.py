@@ -262,7 +262,9 @@ class MLValueModel(BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "model_")
-        return self.model_.predict(self._matrix(X))
+        from churnml.churn import _THREADS
+
+        return self.model_.predict(self._matrix(X), num_threads=_THREADS)  # every core: same numbers
 
 
 def _value_features_at(transactions, clv, features, events, customers, store):
