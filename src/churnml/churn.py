@@ -225,46 +225,38 @@ class FeatureStore:
         return self._cache[cut]
 
     def _prepared(self) -> dict[str, Any]:
-        """Customer codes, times (ns), purchase flags and cancellation times of the log, once."""
+        """Customer codes, times (ns) and purchase flags of the log, once."""
         if self._arrays is None:
             from churnml.features import _as_ns
-            from churnml.io import CANCELLED_AT, IS_RETURN
+            from churnml.io import IS_RETURN
 
             tx = self.transactions
             codes, uniques = pd.factorize(tx[CUSTOMER_ID].astype(str), sort=False)
             ns = _as_ns(tx[TIMESTAMP])
             pur = ~tx[IS_RETURN].to_numpy(dtype=bool) if IS_RETURN in tx.columns else np.ones(len(tx), dtype=bool)
-            cancel = None
-            if CANCELLED_AT in tx.columns:
-                col = tx[CANCELLED_AT]
-                col = col if pd.api.types.is_datetime64_any_dtype(col.dtype) else pd.to_datetime(col)
-                c = _as_ns(col)
-                cancel = np.where(col.isna().to_numpy(), np.iinfo(np.int64).max, c)
-            self._arrays = {"codes": codes, "ids": pd.Index(uniques).astype(str), "ns": ns, "pur": pur, "cancel": cancel}
+            self._arrays = {"codes": codes, "ids": pd.Index(uniques).astype(str), "ns": ns, "pur": pur}
         return self._arrays
 
     def labels(self, cutoff) -> pd.Series:
         """:func:`churn_labels` at ``cutoff`` (same values, same errors), vectorised on codes."""
         from churnml.features import _as_ns
+        from churnml.io import cancelled_before
 
         c = self.config.churn
         a = self._prepared()
         cut = pd.Timestamp(cutoff)
         end = cut + pd.Timedelta(days=c.horizon_days)
         cut_ns, end_ns = (int(_as_ns(pd.Series([t]))[0]) for t in (cut, end))
-        pur, ns, codes, cancel = a["pur"], a["ns"], a["codes"], a["cancel"]
+        pur, ns, codes = a["pur"], a["ns"], a["codes"]
         if not pur.any() or ns[pur].max() < end_ns - 86_400 * 10**9:
             return churn_labels(self.transactions, cut, c.horizon_days, c.lookback_days)  # raises the same error
-        known = pur if cancel is None else pur & (cancel >= cut_ns)
-        before = known & (ns < cut_ns)
+        before = pur & ~cancelled_before(self.transactions, cut) & (ns < cut_ns)
         if c.lookback_days:
             before &= ns >= cut_ns - c.lookback_days * 86_400 * 10**9
         n = len(a["ids"])
         in_scope = np.zeros(n, dtype=bool)
         in_scope[codes[before]] = True
-        window = pur & (ns >= cut_ns) & (ns < end_ns)
-        if cancel is not None:
-            window &= cancel >= end_ns
+        window = pur & ~cancelled_before(self.transactions, end) & (ns >= cut_ns) & (ns < end_ns)
         bought = np.zeros(n, dtype=bool)
         bought[codes[window]] = True
         scope = np.flatnonzero(in_scope)

@@ -35,14 +35,20 @@ def _freq(freq: str) -> str:
         raise DataError(f"freq={freq!r} is not supported; use one of {sorted(_FREQ_ALIASES)}") from None
 
 
-def _as_ns(values) -> np.ndarray:
-    """Timestamps as int64 nanoseconds since the epoch (wall time for tz-aware input)."""
+def _naive_datetimes(values) -> np.ndarray:
+    """Timestamps as a naive ``datetime64`` array in the column's own unit (wall time for
+    tz-aware input; other values parsed with ``pd.to_datetime``)."""
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         s = s.dt.tz_localize(None)
     if not pd.api.types.is_datetime64_dtype(s.dtype):
         s = pd.to_datetime(s)
-    arr = s.to_numpy()
+    return s.to_numpy()
+
+
+def _as_ns(values) -> np.ndarray:
+    """Timestamps as int64 nanoseconds since the epoch (wall time for tz-aware input)."""
+    arr = _naive_datetimes(values)
     if arr.dtype != np.dtype("datetime64[ns]"):
         arr = arr.astype("datetime64[ns]")
     return arr.view("int64")
@@ -62,15 +68,10 @@ def _periods(values, freq: str) -> np.ndarray:
     """Integer period index of each timestamp, as ``_to_period(_as_ns(values), freq)`` but
     computed in the column's own unit (``datetime64[us]`` is divided by a day in microseconds),
     which skips the copy to nanoseconds."""
-    s = values if isinstance(values, pd.Series) else pd.Series(values)
-    if isinstance(s.dtype, pd.DatetimeTZDtype):
-        s = s.dt.tz_localize(None)
-    if not pd.api.types.is_datetime64_dtype(s.dtype):
-        s = pd.to_datetime(s)
-    arr = s.to_numpy()
+    arr = _naive_datetimes(values)
     unit = np.datetime_data(arr.dtype)[0]
     if unit not in _UNIT_NS:
-        return _to_period(_as_ns(s), freq)
+        return _to_period(_as_ns(arr), freq)
     t = arr.view("int64")
     u = _UNIT_NS[unit]
     if freq == "W":
