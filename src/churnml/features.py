@@ -79,11 +79,14 @@ def _periods(values, freq: str) -> np.ndarray:
     return t // (_NS[freq] // u)
 
 
-def _encode(ids) -> tuple[np.ndarray, np.ndarray]:
+def _encode(ids, *, compiled_strings: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes for customer ids and the label of each code, labels sorted ascending.
 
     Integer ids whose range is no larger than the number of rows are used directly as codes
     (offset by the minimum), which skips hashing; codes that never occur are filtered later.
+    With ``compiled_strings``, string ids that would need hashing on a log of at least
+    ``churnml._strids.MIN_ROWS`` rows are returned as ``(None, arrow_strings)`` for the
+    compiled summary (``churnml._strids``) instead.
     """
     dtype = getattr(ids, "dtype", None)
     if pd.api.types.is_string_dtype(dtype) and isinstance(ids, (pd.Series, pd.Index)) and len(ids):
@@ -94,6 +97,8 @@ def _encode(ids) -> tuple[np.ndarray, np.ndarray]:
                 done = _encode_sorted_strings(strings, ids)
             if done is not None:
                 return done
+            if compiled_strings and _compiled_strings_apply(len(ids)):
+                return None, strings
         arr = None  # strings: factorized as stored below, never converted to Python objects
     else:
         arr = ids.to_numpy() if isinstance(ids, (pd.Series, pd.Index)) else np.asarray(ids)
@@ -129,6 +134,12 @@ def _encode(ids) -> tuple[np.ndarray, np.ndarray]:
     remap = np.empty(len(order), dtype=np.int64)
     remap[order] = np.arange(len(order))
     return remap[codes.astype(np.int64, copy=False)], labels
+
+
+def _compiled_strings_apply(n_rows: int) -> bool:
+    from churnml import _strids
+
+    return n_rows >= _strids.MIN_ROWS and _strids.available()
 
 
 def _arrow_strings(ids):
@@ -395,8 +406,14 @@ def rfm_summary(
         int(periods.max()) if observation_end is None
         else int(_to_period(_as_ns(pd.Series([pd.Timestamp(observation_end)]))[0], f))
     )
-    codes, labels = _encode(transactions[customer_id])
+    codes, labels = _encode(transactions[customer_id], compiled_strings=True)
     values = transactions[amount].to_numpy(dtype=np.float64) if amount else None
+    if codes is None:  # string ids in a large raw log: hashed and summarised by compiled code
+        from churnml import _strids
+
+        if _strids.supports(len(periods), periods, end_period):
+            return _rfm_from_strings(labels, transactions[customer_id], periods, end_period, values, freq_multiplier, columns)
+        codes, labels = _encode(transactions[customer_id])  # e.g. seconds over 70 years: Arrow's hash table
     if periods.max() > end_period:
         keep = periods <= end_period
         codes, periods = codes[keep], periods[keep]
@@ -415,6 +432,31 @@ def rfm_summary(
             out["monetary_value"] = np.where(frequency > 0, stats.repeat_spend / np.maximum(frequency, 1), 0.0)
     index = pd.Index(labels[stats.code], name=customer_id)
     return pd.DataFrame(out, index=index)[columns].astype(float)
+
+
+def _rfm_from_strings(strings, ids: pd.Series, periods, end_period: int, values, freq_multiplier, columns) -> pd.DataFrame:
+    """``rfm_summary``'s table from ``churnml._strids.summarise`` (same numbers, same order)."""
+    from churnml import _strids
+
+    if not (periods <= end_period).any():
+        return pd.DataFrame(columns=columns, dtype=float, index=pd.Index([], name=ids.name))
+    labels, first, last, n_periods, repeat_spend = _strids.summarise(strings, periods, values, end_period)
+    frequency = (n_periods - 1).astype(np.float64)
+    out = {
+        "frequency": frequency,
+        "recency": (last - first) / freq_multiplier,
+        "T": (end_period - first) / freq_multiplier,
+    }
+    if values is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["monetary_value"] = np.where(frequency > 0, repeat_spend / np.maximum(frequency, 1), 0.0)
+    if isinstance(ids.dtype, pd.StringDtype):
+        index_values = pd.array(labels, dtype=ids.dtype)
+    elif isinstance(ids.dtype, pd.ArrowDtype):  # e.g. string[pyarrow] with int32 offsets
+        index_values = pd.array(labels.cast(ids.dtype.pyarrow_dtype), dtype=ids.dtype)
+    else:  # object column of Python strings: object labels, as pd.factorize gives
+        index_values = labels.to_numpy(zero_copy_only=False)
+    return pd.DataFrame(out, index=pd.Index(index_values, name=ids.name))[columns].astype(float)
 
 
 def calibration_holdout(

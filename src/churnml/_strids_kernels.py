@@ -1,0 +1,335 @@
+"""numba kernels of ``churnml._strids`` (imported on first use: numba takes ~0.5 s to import)."""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+U = np.uint64
+_P1 = U(11400714785074694791)
+_P2 = U(14029467366897019727)
+_P3 = U(1609587929392839161)
+_P4 = U(9650029242287828579)
+_P5 = U(2870177450012600261)
+
+
+@nb.njit(inline="always")
+def _rotl(x, r):
+    return (x << U(r)) | (x >> U(64 - r))
+
+
+@nb.njit(inline="always")
+def _avalanche(h):
+    h ^= h >> U(33)
+    h *= _P2
+    h ^= h >> U(29)
+    h *= _P3
+    h ^= h >> U(32)
+    return h
+
+
+@nb.njit(cache=True, nogil=True)
+def _hash_rows(off, data, words, lo, hi, h1, h2, periods, end, shift, counts):
+    """128-bit hash (``h1``, ``h2``) of strings ``lo..hi`` of one Arrow chunk (``words``
+    is ``data``'s whole 8-byte words as little-endian uint64, for aligned loads), and the
+    rows per bucket (top bits of ``h1``) among those with ``periods`` <= ``end``."""
+    nw = len(words)
+    for i in range(lo, hi):
+        a = np.int64(off[i])
+        b = np.int64(off[i + 1])
+        ln = U(b - a)
+        x = _P5 ^ (ln * _P1)
+        y = _P4 ^ (ln * _P3)
+        j = a
+        q = a >> 3
+        r = U(8 * (a & 7))
+        rr = U(64) - r
+        while j < b:
+            # the 8 bytes from j on (zero past the string's end) as a little-endian word
+            if q + 1 < nw:
+                if r == U(0):
+                    w = words[q]
+                else:
+                    w = (words[q] >> r) | (words[q + 1] << rr)
+                if b - j < 8:
+                    w &= (U(1) << U(8 * (b - j))) - U(1)
+            else:  # the last bytes of the buffer: no whole word after them
+                w = U(0)
+                t = 0
+                while t < 8 and j + t < b:
+                    w |= U(data[j + t]) << U(8 * t)
+                    t += 1
+            x = _rotl(x ^ (w * _P2), 31) * _P1
+            y = _rotl(y + (w * _P4), 27) * _P3
+            j += 8
+            q += 1
+        x = _avalanche(x)
+        h1[i - lo] = x
+        h2[i - lo] = _avalanche(y)
+        if periods[i - lo] <= end:
+            counts[np.int64(x >> shift)] += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _scatter(h1, h2, periods, pmin, values, has_values, end, shift, lo, hi, pos, k1, k2, kp, kv, ki):
+    """Rows ``lo..hi`` to their buckets, from ``pos[bucket]`` on (a stable counting sort);
+    periods relative to ``pmin`` (int32), row numbers as int32."""
+    for i in range(lo, hi):
+        p = periods[i]
+        if p <= end:
+            b = np.int64(h1[i] >> shift)
+            k = pos[b]
+            k1[k] = h1[i]
+            k2[k] = h2[i]
+            kp[k] = np.int32(p - pmin)
+            if has_values:
+                kv[k] = values[i]
+            ki[k] = np.int32(i)
+            pos[b] = k + 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _summarise_buckets(starts, k1, k2, kp, kv, ki, has_values, b_lo, b_hi):
+    """Per customer of buckets ``b_lo..b_hi`` (numbered in bucket order, then by first
+    row): first and last period, distinct periods, spend in the periods after the first,
+    and the first row."""
+    rows = starts[b_hi] - starts[b_lo]
+    first = np.empty(rows, np.int32)
+    last = np.empty(rows, np.int32)
+    n_periods = np.empty(rows, np.int32)
+    repeat_spend = np.zeros(rows if has_values else 0, np.float64)
+    rep = np.empty(rows, np.int32)
+    ck1 = np.empty(rows, np.uint64)
+    ck2 = np.empty(rows, np.uint64)
+    lastp = np.empty(rows, np.int32)
+    big = 16
+    for b in range(b_lo, b_hi):
+        big = max(big, starts[b + 1] - starts[b])
+    lc = np.empty(big, np.int32)  # customer of each row of the bucket
+    cap = 1024  # a bucket's table starts at 1,024 slots and doubles at half full
+    while cap < 2 * big:
+        cap *= 2
+    tc = np.empty(cap, np.int32)  # hash slot -> customer (-1: empty)
+    sp = np.empty(cap, np.int32)  # (customer, period) set, used when rows go back in time
+    o = 0  # customers so far
+    for b in range(b_lo, b_hi):
+        a = starts[b]
+        e = starts[b + 1]
+        size = 1024
+        mask = size - 1
+        tc[:size] = -1
+        m = 0
+        in_order = True
+        for k in range(a, e):
+            x = k1[k]
+            y = k2[k]
+            p = kp[k]
+            slot = np.int64(x & U(mask))
+            while True:
+                c = tc[slot]
+                if c < 0:
+                    c = o + m
+                    m += 1
+                    tc[slot] = c
+                    ck1[c] = x
+                    ck2[c] = y
+                    first[c] = p
+                    last[c] = p
+                    n_periods[c] = 1
+                    lastp[c] = p
+                    rep[c] = ki[k]
+                    if 2 * m > size:  # grow the table and re-insert this bucket's customers
+                        size *= 2
+                        mask = size - 1
+                        tc[:size] = -1
+                        for c2 in range(o, o + m):
+                            s2 = np.int64(ck1[c2] & U(mask))
+                            while tc[s2] >= 0:
+                                s2 = (s2 + 1) & mask
+                            tc[s2] = c2
+                    break
+                if ck1[c] == x and ck2[c] == y:
+                    if has_values and p != first[c]:  # exact while the rows are in time order
+                        repeat_spend[c] += kv[k]
+                    if p > lastp[c]:
+                        n_periods[c] += 1
+                        lastp[c] = p
+                        if p > last[c]:
+                            last[c] = p
+                    elif p < lastp[c]:
+                        in_order = False
+                        if p < first[c]:
+                            first[c] = p
+                    break
+                slot = (slot + 1) & mask
+            lc[k - a] = c
+        if not in_order:
+            # a customer's rows go back in time: count distinct (customer, period) pairs
+            # with a set instead of counting changes
+            for c in range(o, o + m):
+                n_periods[c] = 0
+            ssize = 16
+            while ssize < 2 * (e - a):
+                ssize *= 2
+            smask = ssize - 1
+            sp[:ssize] = -1
+            for k in range(a, e):
+                c = lc[k - a]
+                p = kp[k]
+                h = (U(c) * _P1) ^ (U(p) * _P2)
+                slot = np.int64((h >> U(24)) & U(smask))
+                while True:
+                    j = sp[slot]
+                    if j < 0:
+                        sp[slot] = k - a
+                        n_periods[c] += 1
+                        break
+                    if lc[j] == c and kp[a + j] == p:
+                        break
+                    slot = (slot + 1) & smask
+        if has_values and not in_order:  # first periods changed on the way: sum again
+            for c in range(o, o + m):
+                repeat_spend[c] = 0.0
+            for k in range(a, e):
+                c = lc[k - a]
+                if kp[k] != first[c]:
+                    repeat_spend[c] += kv[k]
+        o += m
+    return first[:o], last[:o], n_periods[:o], repeat_spend[:o] if has_values else repeat_spend, rep[:o]
+
+
+@nb.njit(cache=True, nogil=True)
+def _copy_strings(off, data, rows, out_off, out_data, dest):
+    """Copy strings ``rows`` of one chunk to ``out_data`` at ``out_off[dest + t]``."""
+    for t in range(len(rows)):
+        i = rows[t]
+        a = np.int64(off[i])
+        b = np.int64(off[i + 1])
+        p = out_off[dest + t]
+        for j in range(a, b):
+            out_data[p + j - a] = data[j]
+
+
+@nb.njit(cache=True, nogil=True)
+def _place_strings(off, data, lo, hi, dest, out_data):
+    """Copy strings ``lo..hi`` to ``out_data[dest[i]:]``."""
+    for i in range(lo, hi):
+        a = np.int64(off[i])
+        b = np.int64(off[i + 1])
+        p = dest[i]
+        for j in range(a, b):
+            out_data[p + j - a] = data[j]
+
+
+@nb.njit(inline="always")
+def _prefix(off, data, i, byte):
+    """Big-endian 8 bytes of string ``i`` from ``byte`` on, zero-padded past its end."""
+    a = off[i] + byte
+    b = off[i + 1]
+    w = U(0)
+    for t in range(8):
+        w <<= U(8)
+        if a + t < b:
+            w |= U(data[a + t])
+    return w
+
+
+@nb.njit(inline="always")
+def _less(off, data, i, j, byte):
+    """String i < string j, given that their first ``byte`` bytes are equal."""
+    a = off[i] + byte
+    b = off[i + 1]
+    c = off[j] + byte
+    d = off[j + 1]
+    n = min(b - a, d - c)
+    for t in range(n):
+        x = data[a + t]
+        y = data[c + t]
+        if x != y:
+            return x < y
+    return b - a < d - c
+
+
+@nb.njit(cache=True, nogil=True)
+def _prefixes(off, data, idx, lo, hi, byte, keys):
+    for k in range(lo, hi):
+        keys[k] = _prefix(off, data, idx[k], byte)
+
+
+@nb.njit(cache=True, nogil=True)
+def _radix_sort(keys, idx, lo, hi, tk, ti):
+    """Sort ``keys[lo:hi]`` (uint64) ascending and ``idx[lo:hi]`` with them: LSD radix,
+    8 bits a pass, passes whose byte is the same for every key skipped; stable."""
+    n = hi - lo
+    if n < 2:
+        return
+    ors = U(0)
+    ands = ~U(0)
+    for k in range(lo, hi):
+        ors |= keys[k]
+        ands &= keys[k]
+    diff = ors ^ ands  # bits that vary
+    cnt = np.empty(257, np.int64)
+    for d in range(8):
+        sh = U(8 * d)
+        if (diff >> sh) & U(255) == U(0):
+            continue
+        cnt[:] = 0
+        for k in range(lo, hi):
+            cnt[np.int64((keys[k] >> sh) & U(255)) + 1] += 1
+        for v in range(256):
+            cnt[v + 1] += cnt[v]
+        for k in range(lo, hi):
+            v = np.int64((keys[k] >> sh) & U(255))
+            t = cnt[v]
+            tk[t] = keys[k]
+            ti[t] = idx[k]
+            cnt[v] = t + 1
+        for t in range(n):
+            keys[lo + t] = tk[t]
+            idx[lo + t] = ti[t]
+
+
+@nb.njit(cache=True, nogil=True)
+def _argsort_strings(off, data, idx):
+    """``idx`` (string numbers) sorted by their strings."""
+    m = len(idx)
+    idx = idx.copy()
+    keys = np.empty(m, np.uint64)
+    tk = np.empty(m, np.uint64)
+    ti = np.empty(m, np.int64)
+    for k in range(m):
+        keys[k] = _prefix(off, data, idx[k], 0)
+    _radix_sort(keys, idx, 0, m, tk, ti)
+    # runs of equal 8-byte prefixes: insertion sort when short or when no string of the
+    # run goes on after these 8 bytes, else radix sort by the next 8 bytes (a stack)
+    stack = [(np.int64(0), m, np.int64(0))]
+    while len(stack):
+        lo, hi, byte = stack.pop()
+        a = lo
+        while a < hi:
+            e = a + 1
+            while e < hi and keys[e] == keys[a]:
+                e += 1
+            if e - a > 1:
+                nxt = byte + 8
+                longer = False
+                for k in range(a, e):
+                    if off[idx[k] + 1] - off[idx[k]] > nxt:
+                        longer = True
+                        break
+                if not longer or e - a <= 24:
+                    for k in range(a + 1, e):
+                        v = idx[k]
+                        t = k - 1
+                        while t >= a and _less(off, data, v, idx[t], byte):
+                            idx[t + 1] = idx[t]
+                            t -= 1
+                        idx[t + 1] = v
+                else:
+                    for k in range(a, e):
+                        keys[k] = _prefix(off, data, idx[k], nxt)
+                    _radix_sort(keys, idx, a, e, tk, ti)
+                    stack.append((a, e, nxt))
+            a = e
+    return idx
