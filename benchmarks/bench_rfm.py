@@ -407,13 +407,12 @@ def profile_worker(args) -> None:
             from churnml import _strids
 
             tm: dict[str, float] = {}
-            _strids.summarise(labels, periods, values, end_period, timings=tm)
+            summary = _strids.summarise(labels, periods, values, end_period, timings=tm)
             tm.pop("_t", None)
             compiled_stages.append(tm)
             c = mark("_strids.summarise (hash, bucket, summarise, sort labels; all cores)", c)
-            res = F._rfm_from_strings(labels, df["customer_id"], periods, end_period, values, 1,
-                                      ["frequency", "recency", "T", "monetary_value"])
-            c = mark("_rfm_from_strings (summarise again + build the DataFrame)", c)
+            res = F._rfm_frame(summary, df["customer_id"], end_period, 1, ["frequency", "recency", "T", "monetary_value"])
+            c = mark("_rfm_frame (frequency/recency/T/monetary_value, DataFrame)", c)
             return t, mem, cpu, res
         stats = F._period_stats(codes, periods, len(labels), values)
         c = mark("_period_stats (packed-key sort, runs, repeat spend)", c)

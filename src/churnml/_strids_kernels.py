@@ -257,53 +257,58 @@ def _prefixes(off, data, idx, lo, hi, byte, keys):
 
 
 @nb.njit(cache=True, nogil=True)
-def _radix_sort(keys, idx, lo, hi, tk, ti):
-    """Sort ``keys[lo:hi]`` (uint64) ascending and ``idx[lo:hi]`` with them: LSD radix,
-    8 bits a pass, passes whose byte is the same for every key skipped; stable."""
+def _radix_sort(keys, idx, aux, has_aux, lo, hi, tk, ti, ta):
+    """Sort ``keys[lo:hi]`` (uint64) ascending, ``idx[lo:hi]`` (and with ``has_aux``
+    ``aux[lo:hi]``) moved with them: LSD radix, 8 bits a pass, all histograms counted in one
+    read, passes whose byte is the same for every key skipped, buffers swapped between
+    passes (``tk``, ``ti``, ``ta``: scratch of at least ``hi - lo``); stable."""
     n = hi - lo
     if n < 2:
         return
-    ors = U(0)
-    ands = ~U(0)
+    cnt = np.zeros((8, 257), np.int64)
     for k in range(lo, hi):
-        ors |= keys[k]
-        ands &= keys[k]
-    diff = ors ^ ands  # bits that vary
-    cnt = np.empty(257, np.int64)
+        x = keys[k]
+        for d in range(8):
+            cnt[d, np.int64((x >> U(8 * d)) & U(255)) + 1] += 1
+    src_k = keys[lo:hi]
+    src_i = idx[lo:hi]
+    src_a = aux[lo:hi] if has_aux else aux[:0]
+    dst_k = tk[:n]
+    dst_i = ti[:n]
+    dst_a = ta[:n] if has_aux else ta[:0]
+    swapped = False
     for d in range(8):
-        sh = U(8 * d)
-        if (diff >> sh) & U(255) == U(0):
+        if cnt[d].max() == n:  # every key has the same byte here
             continue
-        cnt[:] = 0
-        for k in range(lo, hi):
-            cnt[np.int64((keys[k] >> sh) & U(255)) + 1] += 1
         for v in range(256):
-            cnt[v + 1] += cnt[v]
-        for k in range(lo, hi):
-            v = np.int64((keys[k] >> sh) & U(255))
-            t = cnt[v]
-            tk[t] = keys[k]
-            ti[t] = idx[k]
-            cnt[v] = t + 1
-        for t in range(n):
-            keys[lo + t] = tk[t]
-            idx[lo + t] = ti[t]
+            cnt[d, v + 1] += cnt[d, v]
+        sh = U(8 * d)
+        for k in range(n):
+            x = src_k[k]
+            v = np.int64((x >> sh) & U(255))
+            t = cnt[d, v]
+            dst_k[t] = x
+            dst_i[t] = src_i[k]
+            if has_aux:
+                dst_a[t] = src_a[k]
+            cnt[d, v] = t + 1
+        src_k, dst_k = dst_k, src_k
+        src_i, dst_i = dst_i, src_i
+        src_a, dst_a = dst_a, src_a
+        swapped = not swapped
+    if swapped:  # the sorted data is in the scratch buffers
+        keys[lo:hi] = src_k
+        idx[lo:hi] = src_i
+        if has_aux:
+            aux[lo:hi] = src_a
 
 
 @nb.njit(cache=True, nogil=True)
-def _argsort_strings(off, data, idx):
-    """``idx`` (string numbers) sorted by their strings."""
-    m = len(idx)
-    idx = idx.copy()
-    keys = np.empty(m, np.uint64)
-    tk = np.empty(m, np.uint64)
-    ti = np.empty(m, np.int64)
-    for k in range(m):
-        keys[k] = _prefix(off, data, idx[k], 0)
-    _radix_sort(keys, idx, 0, m, tk, ti)
-    # runs of equal 8-byte prefixes: insertion sort when short or when no string of the
-    # run goes on after these 8 bytes, else radix sort by the next 8 bytes (a stack)
-    stack = [(np.int64(0), m, np.int64(0))]
+def _resolve_ties(off, data, idx, keys, lo, hi, byte, tk, ti):
+    """``idx[lo:hi]`` is sorted by ``keys`` (8 bytes of each string from ``byte`` on): order
+    each run of equal keys by the rest of its strings, by full comparison when the run is
+    short or no string of it goes on past these 8 bytes, else by the next 8 bytes (a stack)."""
+    stack = [(lo, hi, byte)]
     while len(stack):
         lo, hi, byte = stack.pop()
         a = lo
@@ -329,7 +334,53 @@ def _argsort_strings(off, data, idx):
                 else:
                     for k in range(a, e):
                         keys[k] = _prefix(off, data, idx[k], nxt)
-                    _radix_sort(keys, idx, a, e, tk, ti)
+                    _radix_sort(keys, idx, keys, False, a, e, tk, ti, tk)
                     stack.append((a, e, nxt))
             a = e
+
+
+@nb.njit(cache=True, nogil=True)
+def _argsort_strings(off, data, idx):
+    """``idx`` (string numbers) sorted by their strings. The first two 8-byte words of every
+    string are read in ``idx`` order (sequentially) and sorted by radix, so only strings that
+    share their first 16 bytes are compared in full (random access)."""
+    m = len(idx)
+    idx = idx.copy()
+    k0 = np.empty(m, np.uint64)
+    k1 = np.empty(m, np.uint64)
+    tk = np.empty(m, np.uint64)
+    ti = np.empty(m, np.int64)
+    ta = np.empty(m, np.uint64)
+    for k in range(m):
+        k0[k] = _prefix(off, data, idx[k], 0)
+        k1[k] = _prefix(off, data, idx[k], 8)
+    _radix_sort(k0, idx, k1, True, 0, m, tk, ti, ta)
+    a = 0
+    while a < m:
+        e = a + 1
+        while e < m and k0[e] == k0[a]:
+            e += 1
+        if e - a > 1:  # equal first 8 bytes: by the next 8 (already in k1), then the rest
+            if e - a <= 24:
+                for k in range(a + 1, e):
+                    v = idx[k]
+                    w = k1[k]
+                    t = k - 1
+                    while t >= a and k1[t] > w:
+                        idx[t + 1] = idx[t]
+                        k1[t + 1] = k1[t]
+                        t -= 1
+                    idx[t + 1] = v
+                    k1[t + 1] = w
+            else:
+                _radix_sort(k1, idx, k1, False, a, e, tk, ti, ta)
+            b = a
+            while b < e:
+                f = b + 1
+                while f < e and k1[f] == k1[b]:
+                    f += 1
+                if f - b > 1:
+                    _resolve_ties(off, data, idx, k1, b, f, 8, tk, ti)
+                b = f
+        a = e
     return idx

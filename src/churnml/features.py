@@ -6,8 +6,10 @@ and everything after that sort is a sequential pass; on 10M rows and 1M customer
 (``benchmarks/bench_rfm.py``) that is over 20x faster than
 ``lifetimes.utils.summary_data_from_transaction_data`` for integer ids, fixed-width string ids
 ("C0001234") and string ids already in order (``churnml.io``'s layout), which all become codes
-without hashing. String ids of varying width in a raw, time-ordered log are hashed by Arrow
-(about 3 s of the ~5 s on 10M rows: about 5x lifetimes). See ``benchmarks/bench_rfm.py``,
+without hashing. String ids of varying width in a large raw, time-ordered log (at least
+``churnml._strids.MIN_ROWS`` rows) go to a compiled path instead (``churnml._strids``, numba,
+all cores): hashed straight from the Arrow buffers and summarised bucket by bucket; smaller
+logs are hashed by Arrow. See ``benchmarks/bench_rfm.py``,
 ``benchmarks/results/rfm_summary.md`` and the README."""
 
 from __future__ import annotations
@@ -387,7 +389,8 @@ def rfm_summary(
     Equal to ``lifetimes.utils.summary_data_from_transaction_data`` row by row, but vectorised.
     Customer ids that are integers of compact range, fixed-width ASCII strings, strings in
     ascending order or categoricals become codes without hashing; other string ids are hashed
-    (Arrow), which is most of the time on a large raw log.
+    (Arrow), or, from ``churnml._strids.MIN_ROWS`` rows on, summarised by compiled code that
+    hashes them from the Arrow buffers on all cores (same numbers, same order).
 
     Returns a float DataFrame indexed by customer id (sorted), columns
     ``frequency, recency, T[, monetary_value]``.
@@ -440,14 +443,21 @@ def _rfm_from_strings(strings, ids: pd.Series, periods, end_period: int, values,
 
     if not (periods <= end_period).any():
         return pd.DataFrame(columns=columns, dtype=float, index=pd.Index([], name=ids.name))
-    labels, first, last, n_periods, repeat_spend = _strids.summarise(strings, periods, values, end_period)
+    summary = _strids.summarise(strings, periods, values, end_period)
+    return _rfm_frame(summary, ids, end_period, freq_multiplier, columns)
+
+
+def _rfm_frame(summary, ids: pd.Series, end_period: int, freq_multiplier, columns) -> pd.DataFrame:
+    """The ``rfm_summary`` table from ``(labels, first, last, n_periods, repeat_spend)``, the
+    index in the id column's own dtype."""
+    labels, first, last, n_periods, repeat_spend = summary
     frequency = (n_periods - 1).astype(np.float64)
     out = {
         "frequency": frequency,
         "recency": (last - first) / freq_multiplier,
         "T": (end_period - first) / freq_multiplier,
     }
-    if values is not None:
+    if repeat_spend is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
             out["monetary_value"] = np.where(frequency > 0, repeat_spend / np.maximum(frequency, 1), 0.0)
     if isinstance(ids.dtype, pd.StringDtype):
