@@ -176,3 +176,10 @@ def test_random_text_logs_equal_lifetimes(compiled, log, freq, cut):
     log["customer_id"] = log["customer_id"].astype("str")
     end = log["timestamp"].sort_values().iloc[len(log) // 2] if cut else None
     _assert_equals_lifetimes(log, freq=freq, observation_end=end)
+
+
+def test_without_numba_rfm_summary_uses_arrow(compiled, monkeypatch):
+    monkeypatch.setattr(_strids, "_AVAILABLE", False)  # as if numba failed to import
+    log = _log_with_ids(_VARYING_IDS, n_rows=700, seed=10)
+    _assert_equals_lifetimes(log)
+    assert not compiled

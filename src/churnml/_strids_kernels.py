@@ -71,28 +71,28 @@ def _hash_rows(off, data, words, lo, hi, h1, h2, periods, end, shift, counts):
 
 
 @nb.njit(cache=True, nogil=True)
-def _scatter(h1, h2, periods, pmin, values, has_values, end, shift, lo, hi, pos, k1, k2, kp, kv, ki):
-    """Rows ``lo..hi`` to their buckets, from ``pos[bucket]`` on (a stable counting sort);
-    periods relative to ``pmin`` (int32), row numbers as int32."""
+def _scatter(h1, h2, periods, pmin, vbits, has_values, end, shift, lo, hi, pos, kb):
+    """Rows ``lo..hi`` to their buckets, from ``pos[bucket]`` on (a stable counting sort),
+    one 32-byte record per row in ``kb`` (one write stream per bucket): ``h1``, ``h2``,
+    period relative to ``pmin`` << 32 | row, and the value's bits."""
     for i in range(lo, hi):
         p = periods[i]
         if p <= end:
             b = np.int64(h1[i] >> shift)
             k = pos[b]
-            k1[k] = h1[i]
-            k2[k] = h2[i]
-            kp[k] = np.int32(p - pmin)
+            kb[k, 0] = h1[i]
+            kb[k, 1] = h2[i]
+            kb[k, 2] = (U(p - pmin) << U(32)) | U(i)
             if has_values:
-                kv[k] = values[i]
-            ki[k] = np.int32(i)
+                kb[k, 3] = vbits[i]
             pos[b] = k + 1
 
 
 @nb.njit(cache=True, nogil=True)
-def _summarise_buckets(starts, k1, k2, kp, kv, ki, has_values, b_lo, b_hi):
+def _summarise_buckets(starts, kb, kv, has_values, b_lo, b_hi):
     """Per customer of buckets ``b_lo..b_hi`` (numbered in bucket order, then by first
     row): first and last period, distinct periods, spend in the periods after the first,
-    and the first row."""
+    and the first row; from the records of ``_scatter`` (``kv``: ``kb`` viewed as float64)."""
     rows = starts[b_hi] - starts[b_lo]
     first = np.empty(rows, np.int32)
     last = np.empty(rows, np.int32)
@@ -121,9 +121,9 @@ def _summarise_buckets(starts, k1, k2, kp, kv, ki, has_values, b_lo, b_hi):
         m = 0
         in_order = True
         for k in range(a, e):
-            x = k1[k]
-            y = k2[k]
-            p = kp[k]
+            x = kb[k, 0]
+            y = kb[k, 1]
+            p = np.int32(kb[k, 2] >> U(32))
             slot = np.int64(x & U(mask))
             while True:
                 c = tc[slot]
@@ -137,7 +137,7 @@ def _summarise_buckets(starts, k1, k2, kp, kv, ki, has_values, b_lo, b_hi):
                     last[c] = p
                     n_periods[c] = 1
                     lastp[c] = p
-                    rep[c] = ki[k]
+                    rep[c] = np.int32(kb[k, 2] & U(0xFFFFFFFF))
                     if 2 * m > size:  # grow the table and re-insert this bucket's customers
                         size *= 2
                         mask = size - 1
@@ -150,7 +150,7 @@ def _summarise_buckets(starts, k1, k2, kp, kv, ki, has_values, b_lo, b_hi):
                     break
                 if ck1[c] == x and ck2[c] == y:
                     if has_values and p != first[c]:  # exact while the rows are in time order
-                        repeat_spend[c] += kv[k]
+                        repeat_spend[c] += kv[k, 3]
                     if p > lastp[c]:
                         n_periods[c] += 1
                         lastp[c] = p
@@ -175,7 +175,7 @@ def _summarise_buckets(starts, k1, k2, kp, kv, ki, has_values, b_lo, b_hi):
             sp[:ssize] = -1
             for k in range(a, e):
                 c = lc[k - a]
-                p = kp[k]
+                p = np.int32(kb[k, 2] >> U(32))
                 h = (U(c) * _P1) ^ (U(p) * _P2)
                 slot = np.int64((h >> U(24)) & U(smask))
                 while True:
@@ -184,7 +184,7 @@ def _summarise_buckets(starts, k1, k2, kp, kv, ki, has_values, b_lo, b_hi):
                         sp[slot] = k - a
                         n_periods[c] += 1
                         break
-                    if lc[j] == c and kp[a + j] == p:
+                    if lc[j] == c and np.int32(kb[a + j, 2] >> U(32)) == p:
                         break
                     slot = (slot + 1) & smask
         if has_values and not in_order:  # first periods changed on the way: sum again
@@ -192,8 +192,8 @@ def _summarise_buckets(starts, k1, k2, kp, kv, ki, has_values, b_lo, b_hi):
                 repeat_spend[c] = 0.0
             for k in range(a, e):
                 c = lc[k - a]
-                if kp[k] != first[c]:
-                    repeat_spend[c] += kv[k]
+                if np.int32(kb[k, 2] >> U(32)) != first[c]:
+                    repeat_spend[c] += kv[k, 3]
         o += m
     return first[:o], last[:o], n_periods[:o], repeat_spend[:o] if has_values else repeat_spend, rep[:o]
 
