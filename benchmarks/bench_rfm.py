@@ -444,7 +444,7 @@ def profile_worker(args) -> None:
                 "scatter": "scatter: rows to their hash bucket (stable counting sort, all cores)",
                 "summarise_buckets": "summarise_buckets: first/last/distinct periods, repeat spend per customer (all cores)",
                 "copy_labels": "copy_labels: each customer's first id copied out",
-                "sort_labels": "sort_labels: ids sorted (8-byte radix + ties; all cores)",
+                "sort_labels": "sort_labels: ids sorted (first 16 bytes by radix, then ties; all cores)",
                 "labels_out": "labels_out: ids written in sorted order, stats reordered",
             }
             for k, v in compiled_stages.pop().items():
