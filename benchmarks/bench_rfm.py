@@ -411,7 +411,8 @@ def profile_worker(args) -> None:
             tm.pop("_t", None)
             compiled_stages.append(tm)
             c = mark("_strids.summarise (hash, bucket, summarise, sort labels; all cores)", c)
-            res = F._rfm_frame(summary, df["customer_id"], end_period, 1, ["frequency", "recency", "T", "monetary_value"])
+            res = F._rfm_frame(F._labels_index(summary[0], df["customer_id"]), *summary[1:], end_period, 1,
+                               ["frequency", "recency", "T", "monetary_value"])
             c = mark("_rfm_frame (frequency/recency/T/monetary_value, DataFrame)", c)
             return t, mem, cpu, res
         stats = F._period_stats(codes, periods, len(labels), values)

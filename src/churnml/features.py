@@ -424,17 +424,8 @@ def rfm_summary(
         if len(codes) == 0:
             return pd.DataFrame(columns=columns, dtype=float, index=pd.Index([], name=customer_id))
     stats = _period_stats(codes, periods, len(labels), values)
-    frequency = (stats.n_periods - 1).astype(np.float64)
-    out = {
-        "frequency": frequency,
-        "recency": (stats.last - stats.first) / freq_multiplier,
-        "T": (end_period - stats.first) / freq_multiplier,
-    }
-    if values is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["monetary_value"] = np.where(frequency > 0, stats.repeat_spend / np.maximum(frequency, 1), 0.0)
     index = pd.Index(labels[stats.code], name=customer_id)
-    return pd.DataFrame(out, index=index)[columns].astype(float)
+    return _rfm_frame(index, stats.first, stats.last, stats.n_periods, stats.repeat_spend, end_period, freq_multiplier, columns)
 
 
 def _rfm_from_strings(strings, ids: pd.Series, periods, end_period: int, values, freq_multiplier, columns) -> pd.DataFrame:
@@ -443,14 +434,24 @@ def _rfm_from_strings(strings, ids: pd.Series, periods, end_period: int, values,
 
     if not (periods <= end_period).any():
         return pd.DataFrame(columns=columns, dtype=float, index=pd.Index([], name=ids.name))
-    summary = _strids.summarise(strings, periods, values, end_period)
-    return _rfm_frame(summary, ids, end_period, freq_multiplier, columns)
+    labels, *stats = _strids.summarise(strings, periods, values, end_period)
+    return _rfm_frame(_labels_index(labels, ids), *stats, end_period, freq_multiplier, columns)
 
 
-def _rfm_frame(summary, ids: pd.Series, end_period: int, freq_multiplier, columns) -> pd.DataFrame:
-    """The ``rfm_summary`` table from ``(labels, first, last, n_periods, repeat_spend)``, the
-    index in the id column's own dtype."""
-    labels, first, last, n_periods, repeat_spend = summary
+def _labels_index(labels, ids: pd.Series) -> pd.Index:
+    """A pyarrow string array of customer ids as an Index in the id column's own dtype."""
+    if isinstance(ids.dtype, pd.StringDtype):
+        values = pd.array(labels, dtype=ids.dtype)
+    elif isinstance(ids.dtype, pd.ArrowDtype):  # e.g. string[pyarrow] with int32 offsets
+        values = pd.array(labels.cast(ids.dtype.pyarrow_dtype), dtype=ids.dtype)
+    else:  # object column of Python strings: object labels, as pd.factorize gives
+        values = labels.to_numpy(zero_copy_only=False)
+    return pd.Index(values, name=ids.name)
+
+
+def _rfm_frame(index, first, last, n_periods, repeat_spend, end_period: int, freq_multiplier, columns) -> pd.DataFrame:
+    """The ``rfm_summary`` table from per-customer first/last period, distinct periods and
+    spend after the first period (None: no amount column), in ``index``'s order."""
     frequency = (n_periods - 1).astype(np.float64)
     out = {
         "frequency": frequency,
@@ -460,13 +461,7 @@ def _rfm_frame(summary, ids: pd.Series, end_period: int, freq_multiplier, column
     if repeat_spend is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
             out["monetary_value"] = np.where(frequency > 0, repeat_spend / np.maximum(frequency, 1), 0.0)
-    if isinstance(ids.dtype, pd.StringDtype):
-        index_values = pd.array(labels, dtype=ids.dtype)
-    elif isinstance(ids.dtype, pd.ArrowDtype):  # e.g. string[pyarrow] with int32 offsets
-        index_values = pd.array(labels.cast(ids.dtype.pyarrow_dtype), dtype=ids.dtype)
-    else:  # object column of Python strings: object labels, as pd.factorize gives
-        index_values = labels.to_numpy(zero_copy_only=False)
-    return pd.DataFrame(out, index=pd.Index(index_values, name=ids.name))[columns].astype(float)
+    return pd.DataFrame(out, index=index)[columns].astype(float)
 
 
 def calibration_holdout(
