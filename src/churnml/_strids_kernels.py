@@ -101,7 +101,6 @@ def _summarise_buckets(starts, kb, kv, has_values, b_lo, b_hi):
     rep = np.empty(rows, np.int32)
     ck1 = np.empty(rows, np.uint64)
     ck2 = np.empty(rows, np.uint64)
-    lastp = np.empty(rows, np.int32)
     big = 16
     for b in range(b_lo, b_hi):
         big = max(big, starts[b + 1] - starts[b])
@@ -136,7 +135,6 @@ def _summarise_buckets(starts, kb, kv, has_values, b_lo, b_hi):
                     first[c] = p
                     last[c] = p
                     n_periods[c] = 1
-                    lastp[c] = p
                     rep[c] = np.int32(kb[k, 2] & U(0xFFFFFFFF))
                     if 2 * m > size:  # grow the table and re-insert this bucket's customers
                         size *= 2
@@ -151,12 +149,10 @@ def _summarise_buckets(starts, kb, kv, has_values, b_lo, b_hi):
                 if ck1[c] == x and ck2[c] == y:
                     if has_values and p != first[c]:  # exact while the rows are in time order
                         repeat_spend[c] += kv[k, 3]
-                    if p > lastp[c]:
+                    if p > last[c]:  # a later period (rows in time order so far)
                         n_periods[c] += 1
-                        lastp[c] = p
-                        if p > last[c]:
-                            last[c] = p
-                    elif p < lastp[c]:
+                        last[c] = p
+                    elif p < last[c]:
                         in_order = False
                         if p < first[c]:
                             first[c] = p
@@ -219,6 +215,15 @@ def _place_strings(off, data, lo, hi, dest, out_data):
         p = dest[i]
         for j in range(a, b):
             out_data[p + j - a] = data[j]
+
+
+@nb.njit(inline="always")
+def _run_end(keys, a, hi):
+    """End of the run of keys equal to ``keys[a]`` that starts at ``a`` (at most ``hi``)."""
+    e = a + 1
+    while e < hi and keys[e] == keys[a]:
+        e += 1
+    return e
 
 
 @nb.njit(inline="always")
@@ -313,9 +318,7 @@ def _resolve_ties(off, data, idx, keys, lo, hi, byte, tk, ti):
         lo, hi, byte = stack.pop()
         a = lo
         while a < hi:
-            e = a + 1
-            while e < hi and keys[e] == keys[a]:
-                e += 1
+            e = _run_end(keys, a, hi)
             if e - a > 1:
                 nxt = byte + 8
                 longer = False
@@ -357,9 +360,7 @@ def _argsort_strings(off, data, idx):
     _radix_sort(k0, idx, k1, True, 0, m, tk, ti, ta)
     a = 0
     while a < m:
-        e = a + 1
-        while e < m and k0[e] == k0[a]:
-            e += 1
+        e = _run_end(k0, a, m)
         if e - a > 1:  # equal first 8 bytes: by the next 8 (already in k1), then the rest
             if e - a <= 24:
                 for k in range(a + 1, e):
@@ -376,9 +377,7 @@ def _argsort_strings(off, data, idx):
                 _radix_sort(k1, idx, k1, False, a, e, tk, ti, ta)
             b = a
             while b < e:
-                f = b + 1
-                while f < e and k1[f] == k1[b]:
-                    f += 1
+                f = _run_end(k1, b, e)
                 if f - b > 1:
                     _resolve_ties(off, data, idx, k1, b, f, 8, tk, ti)
                 b = f
