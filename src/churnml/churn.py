@@ -646,20 +646,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
 
     def _leaf_values(self) -> list[np.ndarray]:
         """Per tree, the output of each leaf (by leaf index)."""
-        if getattr(self, "leaf_values_", None) is None:
-            dump = self.booster_.booster_.dump_model(num_iteration=self.best_iteration_)
-            values = []
-            for tree in dump["tree_info"]:
-                found: dict[int, float] = {}
-                stack = [tree["tree_structure"]]
-                while stack:
-                    node = stack.pop()
-                    if "split_feature" in node:
-                        stack.extend((node["left_child"], node["right_child"]))
-                    else:
-                        found[node.get("leaf_index", 0)] = float(node["leaf_value"])
-                values.append(np.array([found[i] for i in range(len(found))]))
-            self.leaf_values_ = values
+        self._walk_trees()
         return self.leaf_values_
 
     def _raw_from_leaves(self, leaves: np.ndarray) -> np.ndarray:
@@ -677,22 +664,31 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
 
     def _path_tables(self) -> list[tuple[np.ndarray, np.ndarray, float]]:
         """Per tree: (feature columns used, leaf x used-feature contribution table, bias)."""
-        if getattr(self, "path_tables_", None) is not None:
-            return self.path_tables_
+        self._walk_trees()
+        return self.path_tables_
+
+    def _walk_trees(self) -> None:
+        """One walk of the dumped trees for both per-leaf tables: ``leaf_values_`` (each leaf's
+        output, exact) and ``path_tables_`` (the path attribution of each leaf)."""
+        if getattr(self, "path_tables_", None) is not None and getattr(self, "leaf_values_", None) is not None:
+            return
         dump = self.booster_.booster_.dump_model(num_iteration=self.best_iteration_)
         n_feat = len(self.feature_names_)
-        tables = []
+        tables, values = [], []
         for tree in dump["tree_info"]:
             root = tree["tree_structure"]
             if "leaf_index" in root or "split_feature" not in root:
                 tables.append((np.array([], dtype=int), np.zeros((1, 0)), float(root.get("leaf_value", 0.0))))
+                values.append(np.array([float(root["leaf_value"])]))
                 continue
             rows: dict[int, np.ndarray] = {}
+            leaf_value: dict[int, float] = {}
 
             def walk(node, acc):
                 value = node.get("internal_value", node.get("leaf_value"))
                 if "leaf_index" in node:
                     rows[node["leaf_index"]] = acc
+                    leaf_value[node["leaf_index"]] = float(node["leaf_value"])
                     return
                 for child in (node["left_child"], node["right_child"]):
                     step = acc.copy()
@@ -704,8 +700,9 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
             table = np.vstack([rows[i] for i in range(len(rows))])
             used = np.flatnonzero(np.any(table != 0, axis=0))
             tables.append((used, table[:, used], float(root["internal_value"])))
+            values.append(np.array([leaf_value[i] for i in range(len(leaf_value))]))
         self.path_tables_ = tables
-        return tables
+        self.leaf_values_ = values
 
     def _path_contributions(self, leaves: np.ndarray, block: int = 8192) -> np.ndarray:
         """Path attribution from the leaves, in blocks of rows whose accumulator stays in the

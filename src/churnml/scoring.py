@@ -109,8 +109,8 @@ def score_dataset(
                                          above_typical_only=False)
         keep = [c for c in dict.fromkeys(["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained",
                                           "value_at_risk", "reasons", *EXTRA_COLUMNS, *config.campaign.required_columns()]) if c in scored.columns]
-        feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
-        drift_parts.append(feats.sample(n=50_000, random_state=0) if len(feats) > 50_000 else feats)
+        model_feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
+        drift_parts.append(model_feats.sample(n=50_000, random_state=0) if len(model_feats) > 50_000 else model_feats)
         parts.append(scored if keep_features else scored[keep])
         log.info("event=score.chunk chunk=%d/%d customers=%d", n, n_chunks, len(scored))
         if progress:
