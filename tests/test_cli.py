@@ -18,7 +18,7 @@ from conftest import local_sample_config
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "configs" / "cdnow_sample.yaml")
 runner = CliRunner()
-COMMANDS = ["validate", "features", "rfm", "run", "backtest", "train", "promote", "export"]
+COMMANDS = ["validate", "features", "rfm", "run", "backtest", "train", "promote", "export", "audit"]
 
 
 def test_version():
@@ -81,11 +81,25 @@ def test_run_main_job_on_bundled_sample(tmp_path, monkeypatch):
     lst = pd.read_excel(out / "at_risk.xlsx", dtype={"Customer ID": str})
     high = snap.loc[snap["risk_tier"] == "high"]
     # output.at_risk_top, by value at risk, ties broken by customer id as the list does
-    top = high.rename_axis("customer_id").reset_index().astype({"customer_id": str}).sort_values(
+    top = high.astype({"customer_id": str}).sort_values(
         ["value_at_risk", "customer_id"], ascending=[False, True], kind="stable").set_index("customer_id").head(1000)
-    assert len(lst) == min(len(high), 1000) > 0 and set(lst["Customer ID"]) == set(top.index.astype(str))
+    assert len(lst) == min(len(high), 1000) > 0 and lst["Customer ID"].tolist() == top.index.tolist()
     assert lst["Value at risk"].is_monotonic_decreasing
     page = (out / "report.html").read_text()
+    # the report's at-risk table: the workbook's customers in the workbook's order
+    import re
+
+    rows = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', page, re.S).group(1))["rows"]
+    assert [str(r[0]) for r in rows] == lst["Customer ID"].tolist()
+    # `run` writes the table shape of `churnml score`: customer_id a column, the score columns first
+    from churnml.scoring import OUTPUT_COLUMNS
+
+    assert list(snap.columns[: len(OUTPUT_COLUMNS)]) == OUTPUT_COLUMNS
+    assert report["audit"]["status"] and set(report["audit"]["status"]) >= {"reasons", "p_alive", "clv_history"}
+    # the audit alone gives the run's verdict again
+    res_a = runner.invoke(app, ["audit", "--scores", str(out / "customers.parquet"), "--config", local])
+    assert res_a.exit_code == (0 if report["audit"]["ok"] else 3), res_a.output
+    assert "decisions audit:" in res_a.output
     assert "Risk tiers: absolute churn probability" in page and "no purchase in the next 90 days" in page
     assert "at-risk list" in res.output and "report.html" in res.output
     # re-running is safe and gives the same scores (fixed seeds)

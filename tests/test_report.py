@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -46,6 +47,21 @@ def _scores(n: int, seed: int = 0) -> pd.DataFrame:
             "avg_order_value": rng.gamma(2, 20, n),
         }
     )
+
+
+def test_report_table_is_the_at_risk_list_in_its_order():
+    from churnml.campaigns import at_risk_list
+
+    s = _scores(500, seed=3)
+    page = build_report(s, at_risk_tiers=["high"], at_risk_top=40)
+    payload = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    ids = [row[0] for row in payload["rows"]]
+    expected = at_risk_list(s.loc[s["risk_tier"] == "high"], top=40)["Customer ID"].tolist()
+    assert ids == expected and len(ids) == 40
+    # low-risk customers never open the table, however much value they carry
+    low = set(s.loc[s["risk_tier"] != "high", "customer_id"])
+    assert not low & set(ids)
+    assert "The 40 customers of the at-risk list (high risk" in page
 
 
 def test_report_is_self_contained():
@@ -103,7 +119,8 @@ def test_report_in_a_real_browser(tmp_path):
 
     n = 100_000
     scores = _scores(n)
-    report = write_report(scores, tmp_path / "report.html")
+    # every customer in the table (the default is the at-risk list's rule: high risk, top 1,000)
+    report = write_report(scores, tmp_path / "report.html", at_risk_tiers=["high", "medium", "low"], at_risk_top=None)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     opts = webdriver.ChromeOptions()

@@ -41,6 +41,7 @@ import pandas as pd
 from churnml.config import Config
 
 __all__ = [
+    "AUDIT_COLUMNS",
     "AuditResult",
     "CHECKS",
     "Finding",
@@ -54,6 +55,14 @@ __all__ = [
 ]
 
 SEVERITIES = ("fail", "warn", "note")
+AUDIT_COLUMNS = (
+    "recency_days", "ipt_mean_days", "tenure_days", "n_purchases", "frequency", "purchases_per_year", "total_spend",
+    "net_spend", "avg_order_value", "spend_per_year", "n_returns", "return_amount", "purchase_trend", "spend_trend",
+    "n_purchases_30d", "spend_30d", "n_purchases_90d", "spend_90d", "n_purchases_180d", "spend_180d",
+    "n_purchases_365d", "spend_365d", "btyd_p_no_purchase", "btyd_p_alive", "expected_avg_spend",
+)
+"""Feature columns the checks read besides the score columns: ``churnml score`` keeps them until
+the audit has run (``churnml run``'s customers.parquet keeps every feature anyway)."""
 N_EXAMPLES = 5
 
 

@@ -49,7 +49,7 @@ import pandas as pd
 
 from churnml.config import ActionConfig, CampaignConfig, SegmentsConfig
 
-__all__ = ["CampaignPlan", "Eligibility", "apply_effects", "at_risk_list", "control_mask", "eligibility", "plan_campaign", "power", "recommended_actions"]
+__all__ = ["CampaignPlan", "Eligibility", "apply_effects", "at_risk_list", "at_risk_rows", "control_mask", "eligibility", "plan_campaign", "power", "recommended_actions"]
 
 PLAIN_HEADERS = {
     "customer_id": "Customer ID",
@@ -105,7 +105,7 @@ def at_risk_list(
         df = df.loc[mask]
     if min_value is not None:
         df = df.loc[df[_value_column(df)] >= min_value]
-    df = df.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable")
+    df = _by_value_at_risk(df)
     if top is not None:
         df = df.head(top)
     cols = [c for c in PLAIN_HEADERS if c in df.columns]
@@ -118,6 +118,21 @@ def at_risk_list(
     if plain_headers:
         out = out.rename(columns=PLAIN_HEADERS)
     return out
+
+
+def _by_value_at_risk(df: pd.DataFrame) -> pd.DataFrame:
+    """Highest value at risk first, ties by customer id: the order of every at-risk list."""
+    return df.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable")
+
+
+def at_risk_rows(scores: pd.DataFrame, tiers=("high",), top: int | None = 1000) -> pd.DataFrame:
+    """The customers of ``churnml run``'s at-risk list (``output.at_risk_tiers``/``at_risk_top``):
+    scores rows whose ``risk_tier`` is in ``tiers``, by value at risk (currency, highest first,
+    ties by id), the first ``top``. ``at_risk.xlsx`` and the report's table both show these rows,
+    in this order."""
+    df = scores.reset_index() if "customer_id" not in scores.columns else scores
+    df = _by_value_at_risk(df.loc[df["risk_tier"].isin(list(tiers))])
+    return df.head(top) if top is not None else df
 
 
 def _uniform(customer_ids, seed: int) -> np.ndarray:

@@ -316,6 +316,8 @@ def run(
         typer.echo("\nchurn backtest (mean over cutoffs):\n" + res.churn_backtest[cols].to_string(float_format=fmt))
     else:
         typer.echo("\nchurn backtest: none possible on this log; the model was trained without one")
+    if res.audit is not None:
+        typer.echo("\n" + "\n".join(_audit_lines(res.audit)))
     if res.model_uri:
         typer.echo(f"\nMLflow: {res.tracking_uri}\nregistered model: {res.model_uri}")
     typer.echo(f"\nwrote {len(res.files)} files to {res.out_dir}")
@@ -504,6 +506,8 @@ def score(
         log.warning("event=drift %s", warning)
     log.info("event=score.done rows=%d out=%s timings=%s", len(result.scores), paths[0], json_dumps(result.meta["timings"]))
     typer.echo(f"scored {len(result.scores):,} customers as of {result.meta['as_of']} with {pipe.model_version}: {paths[0]} (+ {paths[1].name})")
+    if result.meta.get("audit"):
+        typer.echo("\n".join(_audit_lines(result.meta["audit"])))
 
 
 def _score_spark(model, out, config, transactions, as_of, master, tracking_uri, model_name, trust_unverified=False) -> None:
@@ -609,6 +613,42 @@ def at_risk(
             table["Recommended action"] = table["Recommended action"].map(action_label)
         write_list(table, out)
     typer.echo(f"wrote {len(table):,} customers to {out}")
+
+
+def _audit_lines(audit: dict) -> list[str]:
+    """The audit (:meth:`churnml.audit.AuditResult.to_dict`) in console lines: one with every
+    check's status, then each finding."""
+    lines = ["decisions audit: " + ", ".join(f"{k} {v}" for k, v in audit["status"].items())]
+    lines += [f"  {f['severity'].upper()} [{f['check']}] {f['message']}" for f in audit["findings"]]
+    return lines
+
+
+@app.command()
+def audit(
+    scores: ScoresOpt,
+    report: Annotated[Optional[Path], typer.Option("--report", help="run_report.json of the run (default: beside the scores, "
+                                                   "else the scores' .meta.json).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the findings as JSON here.")] = None,
+    config: ConfigOpt = None,
+    transactions: UnusedTransactionsOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    model_name: ModelNameOpt = None,
+) -> None:
+    """Check what a scores file tells a marketer: true reasons, P(alive) and CLV that agree with the log, actions that pay, shipped models not worse than baselines. Exit 3 when a check fails."""
+    import json
+
+    from churnml._atomic import atomic_path
+    from churnml.jobs import audit_scores
+
+    with _errors():
+        cfg = _config(config, None, tracking_uri, model_name)
+        result = audit_scores(scores, cfg, report)
+        if out is not None:
+            with atomic_path(out) as tmp:
+                tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    typer.echo("\n".join(_audit_lines(result.to_dict())))
+    if not result.ok:
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -923,7 +963,8 @@ def report(
             missing = [c for c in READOUT_COLUMNS if c not in table.columns]
             if missing:
                 raise DataError(f"--readout {readout}: not a churnml read-out, missing column(s) {missing[:5]}")
-        path = write_report(read_scores(scores), out, title=cfg.report.title, context=report_context(scores, cfg), readout=table)
+        path = write_report(read_scores(scores), out, title=cfg.report.title, context=report_context(scores, cfg), readout=table,
+                            at_risk_tiers=list(cfg.output.at_risk_tiers), at_risk_top=cfg.output.at_risk_top)
     typer.echo(f"wrote {path}")
 
 

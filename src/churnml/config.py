@@ -18,6 +18,7 @@ from churnml.errors import ConfigError
 
 __all__ = [
     "ActionConfig",
+    "AuditConfig",
     "CampaignConfig",
     "ScoreConfig",
     "SegmentsConfig",
@@ -576,6 +577,15 @@ class ScoreConfig(_Section):
     reasons_method: Literal["shap", "path"] = "path"
 
 
+class AuditConfig(_Section):
+    """The decisions audit (:mod:`churnml.audit`) at the end of ``run`` and ``score``: ``on_fail``
+    ``error`` (default) refuses scores whose audit fails (exit 3, nothing written: the output would
+    mislead a marketer); ``warn`` writes them and reports the failures in the run report, the
+    scores' ``.meta.json``, MLflow and the console. Warnings and notes never block."""
+
+    on_fail: Literal["error", "warn"] = "error"
+
+
 class MlflowConfig(_Section):
     """Tracking: the given URI, else ``MLFLOW_TRACKING_URI``, else the embedded store
     ``mlflow.db`` (artifacts in ``mlruns/`` beside it) in the config file's folder. A relative
@@ -629,6 +639,7 @@ class Config(_Section):
     segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
     campaign: CampaignConfig = Field(default_factory=CampaignConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     seed: int = 42

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from churnml.clv_diagnostics import CLVDiagnostics
     from churnml.tracking import TrainResult
 
-__all__ = ["RunResult", "backtest", "clv_holdout_diagnostics", "train", "customer_snapshot", "resolve_cutoff", "run", "segment_summary"]
+__all__ = ["RunResult", "audit_scores", "backtest", "clv_holdout_diagnostics", "train", "customer_snapshot", "resolve_cutoff", "run", "segment_summary"]
 
 
 def resolve_cutoff(dataset: Dataset, cutoff=None) -> pd.Timestamp:
@@ -124,19 +124,21 @@ def shipped_clv_summary(pipe, diag: "CLVDiagnostics | None") -> dict:
 def marketing_outputs(scores: pd.DataFrame, meta: dict, config: Config, out: Path, dataset: Dataset | None = None) -> list[Path]:
     """What marketing opens after a run: ``at_risk.xlsx`` (customers in ``output.at_risk_tiers``
     by value at risk, formatted, with customer attributes) and the HTML ``report.html``."""
-    from churnml.campaigns import at_risk_list
+    from churnml.campaigns import at_risk_list, at_risk_rows
     from churnml.excel import action_label, write_list
     from churnml.report import write_report
 
     s = scores.reset_index() if "customer_id" not in scores.columns else scores
-    picked = s.loc[s["risk_tier"].isin(config.output.at_risk_tiers)]
+    picked = at_risk_rows(s, config.output.at_risk_tiers, config.output.at_risk_top)
     customers = dataset.customers if dataset is not None else None
-    table = at_risk_list(picked, top=config.output.at_risk_top, customers=customers)
+    table = at_risk_list(picked, customers=customers)
     if "Recommended action" in table.columns:
         table["Recommended action"] = table["Recommended action"].map(action_label)
     ctx = {k: meta[k] for k in ("horizons", "currency", "tiers") if k in meta}
     cols = [c for c in s.columns if c in _REPORT_COLUMNS]
-    return [write_list(table, out / "at_risk.xlsx"), write_report(s[cols], out / "report.html", title=config.report.title, context=ctx)]
+    report = write_report(s[cols], out / "report.html", title=config.report.title, context=ctx, at_risk=picked[cols],
+                          at_risk_tiers=list(config.output.at_risk_tiers))
+    return [write_list(table, out / "at_risk.xlsx"), report]
 
 
 _REPORT_COLUMNS = {
@@ -163,6 +165,7 @@ class RunResult:
     model_uri: str | None
     tracking_uri: str | None
     churn_training: dict = dataclasses.field(default_factory=dict)
+    audit: dict | None = None
 
 
 def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track: bool = True) -> RunResult:
@@ -201,20 +204,22 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
     except DataError:
         diag = None
     lap("clv_diagnostics")
+    from churnml.scoring import score_dataset
+
+    # scored (and audited) before anything is registered: scores the audit refuses register no model
+    scored = score_dataset(pipe, dataset, config, as_of=as_of, keep_features=True)
+    scores = scored.scores
+    seg = segment_summary(scores)
+    lap("score")
     result = None
     if track:
         from churnml.tracking import log_training
 
-        result = log_training(pipe, bt, dataset, config, clv_diagnostics=diag)
+        result = log_training(pipe, bt, dataset, config, clv_diagnostics=diag, audit=scored.meta.get("audit"))
         lap("mlflow")
-    from churnml.scoring import score_dataset
-
-    scored = score_dataset(pipe, dataset, config, as_of=as_of, keep_features=True)
-    scores = scored.scores.set_index("customer_id")
-    seg = segment_summary(scores)
-    lap("score")
     out = Path(out_dir or config.output.dir)
-    files = [write_table(scores, out / "customers.parquet"), write_table(seg, out / "rfm_segments.csv")]
+    # the same table shape as `churnml score` (customer_id a column), with every feature after it
+    files = [write_table(scores, out / "customers.parquet", index=False), write_table(seg, out / "rfm_segments.csv")]
     meta_path = out / "customers.parquet.meta.json"  # horizons, tiers, currency: what the report states
     with atomic_path(meta_path) as tmp:
         tmp.write_text(json.dumps(scored.meta, indent=2, default=str))
@@ -232,12 +237,8 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
         "load_report": dataset.report.to_dict(),
         "as_of": str(as_of),
         "customers_in_scope": len(scores),
-        "churn_training": pipe.training,
-        "churn_backtest": bt.to_dict()["summary"] if bt is not None else None,
-        "value_model": pipe.value_model.chosen_,
-        "value_backtest": pipe.value_model.backtest_.to_dict() if pipe.value_model.backtest_ is not None else None,
-        "value_notes": pipe.value_model.notes_,
-        "clv_fit": pipe.value_model.clv_model_.summary(),
+        **pipe.model_report(),
+        "audit": scored.meta.get("audit"),
         "clv_holdout_diagnostics": diag.to_dict() if diag is not None else None,
         "mlflow": dataclasses.asdict(result) if result is not None else None,
         "timings": timings,
@@ -251,6 +252,7 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
         out, files, len(scores), str(as_of), timings, seg, metrics, pipe.value_model.chosen_, shipped_clv_summary(pipe, diag),
         bt.summary if bt is not None else None,
         result.registered_uri if result else None, result.tracking_uri if result else None, pipe.training,
+        scored.meta.get("audit"),
     )
 
 
@@ -285,3 +287,28 @@ def train(config: Config, *, as_of=None) -> tuple["TrainResult", "ChurnBacktest"
         diag = None
     result = log_training(pipe, bt, dataset, config, clv_diagnostics=diag)
     return result, bt
+
+
+def audit_scores(scores_path: str | Path, config: Config, report_path: str | Path | None = None):
+    """The decisions audit (:func:`churnml.audit.audit`) of a scores file (``customers.parquet`` of
+    ``churnml run`` or the output of ``churnml score``). What the models said about themselves is
+    read from ``report_path``, else ``run_report.json`` beside the scores, else the scores'
+    ``.meta.json`` (``model_report``); without any, the backtest checks say they cannot tell."""
+    from churnml.audit import audit
+    from churnml.scoring import read_scores
+
+    path = Path(scores_path)
+    scores = read_scores(path)
+    report = None
+    candidates = [Path(report_path)] if report_path is not None else [path.with_name("run_report.json")]
+    for cand in candidates:
+        if cand.is_file():
+            report = json.loads(cand.read_text())
+            break
+    else:
+        if report_path is not None:
+            raise DataError(f"--report {report_path}: file not found")
+        meta = path.with_name(path.name + ".meta.json")
+        if meta.is_file():
+            report = json.loads(meta.read_text()).get("model_report")
+    return audit(scores, config, report)

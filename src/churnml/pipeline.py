@@ -80,6 +80,22 @@ class ChurnPipeline:
         """Population stability index of each feature against the training snapshot."""
         return population_stability(self.reference or {}, features)
 
+    def model_report(self) -> dict[str, Any]:
+        """What the fitted models say about themselves, under the keys of ``run_report.json``:
+        ``churn_training`` (selection, shipped scorer), ``churn_backtest`` (summary by scorer),
+        ``value_model``, ``value_backtest``, ``value_notes`` and ``clv_fit``. The decisions audit
+        (:func:`churnml.audit.audit`) reads it, in ``run`` and in ``score`` alike."""
+        vb = self.value_model.backtest_
+        bs = self.backtest_summary
+        return {
+            "churn_training": self.training,
+            "churn_backtest": bs.to_dict("index") if bs is not None else None,
+            "value_model": self.value_model.chosen_,
+            "value_backtest": vb.to_dict() if vb is not None else None,
+            "value_notes": self.value_model.notes_,
+            "clv_fit": self.value_model.clv_model_.summary(),
+        }
+
     @property
     def feature_names(self) -> list[str]:
         return list(self.churn_model.feature_names_)

@@ -206,15 +206,25 @@ def readout_section(table: pd.DataFrame, currency: str = "") -> str:
 
 
 def build_report(scores: pd.DataFrame, *, title: str = "Customer retention report", context: dict | None = None,
-                 readout: pd.DataFrame | None = None) -> str:
+                 readout: pd.DataFrame | None = None, at_risk: pd.DataFrame | None = None,
+                 at_risk_tiers: list[str] | None = None, at_risk_top: int | None = 1000) -> str:
     """The report as one HTML string (see the module docstring). ``context``: what the scores'
     sidecar says (``horizons`` in days, ``currency``, ``tiers``); amounts are labelled with the
     currency and every rate and value with its horizon when known. ``readout``: a campaign
-    read-out table (:func:`churnml.readout.readout`) shown as a section with its plot."""
+    read-out table (:func:`churnml.readout.readout`) shown as a section with its plot.
+    ``at_risk``: the rows of the at-risk table, in order (``churnml run`` passes the customers of
+    ``at_risk.xlsx``); default :func:`churnml.campaigns.at_risk_rows` of ``scores`` with
+    ``at_risk_tiers`` (default ``["high"]``) and ``at_risk_top``, the same rule as the workbook."""
+    from churnml.campaigns import at_risk_rows
     from churnml.excel import action_label
 
     ctx = context or {}
     s = scores.reset_index() if "customer_id" not in scores.columns else scores
+    tiers_shown = list(at_risk_tiers or ["high"])
+    listed = at_risk if at_risk is not None else at_risk_rows(s, tiers_shown, at_risk_top)
+    listed = listed.reset_index() if "customer_id" not in listed.columns else listed
+    if "recommended_action" in listed.columns:
+        listed = listed.assign(recommended_action=listed["recommended_action"].map(action_label))
     if "recommended_action" in s.columns:
         s = s.assign(recommended_action=s["recommended_action"].map(action_label))
     k = kpis(s)
@@ -277,9 +287,9 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
         f'<div class="chart">{_histogram_svg(s["predicted_clv"], "Predicted value (CLV, log scale)", log_x=True)}</div>'
     )
     money_cols = {"predicted_clv", "value_if_retained", "value_at_risk"}
-    cols = [(c, label + (f" ({cur})" if cur and c in money_cols else "")) for c, label in TABLE_COLUMNS if c in s.columns]
-    col_meta = [{"key": c, "label": label, "type": "num" if pd.api.types.is_numeric_dtype(s[c]) else "text"} for c, label in cols]
-    data_rows = s[[c for c, _ in cols]].copy()
+    cols = [(c, label + (f" ({cur})" if cur and c in money_cols else "")) for c, label in TABLE_COLUMNS if c in listed.columns]
+    col_meta = [{"key": c, "label": label, "type": "num" if pd.api.types.is_numeric_dtype(listed[c]) else "text"} for c, label in cols]
+    data_rows = listed[[c for c, _ in cols]].copy()
     for c in data_rows.columns:
         if pd.api.types.is_numeric_dtype(data_rows[c]):
             data_rows[c] = data_rows[c].astype(float).round(4)
@@ -287,7 +297,10 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
             data_rows[c] = data_rows[c].astype(str)
     payload = json.dumps({"columns": col_meta, "rows": data_rows.to_numpy().tolist()}, separators=(",", ":"), allow_nan=False)
     payload = payload.replace("</", "<\\/")
-    segments = sorted(set(s["segment"].astype(str))) + sorted(set(s["rfm_segment"].astype(str))) if "rfm_segment" in s else sorted(set(s["segment"].astype(str)))
+    segments = (sorted(set(listed["segment"].astype(str))) + sorted(set(listed["rfm_segment"].astype(str))) if "rfm_segment" in listed
+                else sorted(set(listed["segment"].astype(str))))
+    list_text = (f"The {len(listed):,} customers of the at-risk list ({', '.join(tiers_shown)} risk"
+                 + (", by value at risk" if at_risk is None or len(listed) else "") + "), in the order of at_risk.xlsx.")
     options = '<option value="">all segments</option>' + "".join(f'<option value="{html.escape(x)}">{html.escape(x)}</option>' for x in dict.fromkeys(segments))
     head = "".join(f'<th data-key="{m["key"]}" data-type="{m["type"]}">{html.escape(m["label"])}</th>' for m in col_meta)
     return f"""<!DOCTYPE html>
@@ -304,6 +317,7 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
 <h2>KPIs by segment</h2>{kpi_table}
 {readout_section(readout, cur) if readout is not None else ""}
 <h2>At-risk customers</h2>
+<p class="sub" id="at-risk-scope">{html.escape(list_text)}</p>
 <div class="controls">
 <label>Segment <select id="f-segment">{options}</select></label>
 <label>Min. value <input id="f-min" type="number" step="any" placeholder="0"></label>

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from churnml._atomic import atomic_path, write_table
+from churnml.audit import AUDIT_COLUMNS, audit
 from churnml.config import Config
 from churnml.errors import DataError, ModelError
 from churnml.io import CUSTOMER_ID, TIMESTAMP, Dataset
@@ -108,7 +109,8 @@ def score_dataset(
                                          low_risk=low_risk_cut(config.segments), trend_days=config.features.trend_window_days,
                                          above_typical_only=False)
         keep = [c for c in dict.fromkeys(["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained",
-                                          "value_at_risk", "reasons", *EXTRA_COLUMNS, *config.campaign.required_columns()]) if c in scored.columns]
+                                          "value_at_risk", "reasons", *EXTRA_COLUMNS, *config.campaign.required_columns(),
+                                          *AUDIT_COLUMNS]) if c in scored.columns]
         model_feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
         drift_parts.append(model_feats.sample(n=50_000, random_state=0) if len(model_feats) > 50_000 else model_feats)
         parts.append(scored if keep_features else scored[keep])
@@ -126,12 +128,20 @@ def score_dataset(
     scores = scores.reset_index()
     kept = scores.columns if keep_features else [*EXTRA_COLUMNS, *config.campaign.required_columns()]  # + what action rules read
     extra = [c for c in dict.fromkeys(kept) if c in scores.columns and c not in OUTPUT_COLUMNS]
+    model_report = pipe.model_report()
+    audited = audit(scores, config, model_report)
     scores = scores[OUTPUT_COLUMNS + extra]
     blocking, notes = sanity_problems(scores, config)
     if blocking:
         raise ModelError(
             f"model {pipe.model_version}: its scores fail the sanity checks, nothing was written:\n  - "
             + "\n  - ".join(blocking)
+        )
+    if not audited.ok and config.audit.on_fail == "error":
+        raise ModelError(
+            f"model {pipe.model_version}: its scores fail the decisions audit (they would mislead a marketer), nothing was "
+            "written (audit.on_fail: warn writes them with the failures reported):\n  - "
+            + "\n  - ".join(str(f) for f in audited.of("fail"))
         )
     psi = pipe.drift(pd.concat(drift_parts)) if pipe.reference else pd.Series(dtype=float)
     drifted = psi[psi > config.score.psi_threshold]
@@ -152,6 +162,8 @@ def score_dataset(
         "currency": config.report.currency,
         "tiers": {"risk": config.segments.risk.model_dump(), "value": config.segments.value.model_dump()},
         "sanity_notes": notes,
+        "audit": audited.to_dict(),
+        "model_report": model_report,
         "drift": {"psi_threshold": config.score.psi_threshold, "psi": psi.round(4).to_dict(), "drifted": drifted.round(4).to_dict()},
         "timings": {"score_s": round(t_score - t0, 3), "segments_s": round(time.perf_counter() - t_score, 3)},
     }

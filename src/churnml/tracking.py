@@ -225,10 +225,12 @@ def _flat(prefix: str, d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=None) -> TrainResult:
+def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=None, audit: dict | None = None) -> TrainResult:
     """Log one training run: params, metrics per backtest cutoff and averaged, data range and
-    counts, plots, the backtest table, CLV diagnostics, and ONE pyfunc model (signature, input
-    example) registered under ``mlflow.model_name`` with alias ``challenger``."""
+    counts, plots, the backtest table, CLV diagnostics, the decisions audit of the run's scores
+    (``audit``: :meth:`churnml.audit.AuditResult.to_dict`; tag ``audit_status``, metrics
+    ``audit_fail_count``/``audit_warn_count``, ``audit/audit.json``), and ONE pyfunc model
+    (signature, input example) registered under ``mlflow.model_name`` with alias ``challenger``."""
     import joblib
     import mlflow
     from mlflow import MlflowClient
@@ -307,6 +309,12 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
         if clv_diagnostics is not None:
             for p in plot_clv_diagnostics(clv_diagnostics, tmpd / "clv"):
                 mlflow.log_artifact(str(p), "clv")
+        if audit is not None:
+            sev = [f["severity"] for f in audit["findings"]]
+            mlflow.set_tag("audit_status", "pass" if audit["ok"] else "fail")
+            mlflow.log_metrics({"audit_fail_count": float(sev.count("fail")), "audit_warn_count": float(sev.count("warn"))})
+            (tmpd / "audit.json").write_text(json.dumps(audit, indent=2, default=str))
+            mlflow.log_artifact(str(tmpd / "audit.json"), "audit")
         bundle = tmpd / "pipeline.joblib"
         joblib.dump(pipe, bundle)
         example = _input_example(tx, dataset)
