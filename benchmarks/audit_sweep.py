@@ -114,17 +114,45 @@ def _status_row(case: dict) -> str:
     return " | ".join(cells)
 
 
-def run_case(name: str, df, months: int, horizon: int, code_root: Path, timeout: float) -> dict:
+def audit_case(work: Path, info: dict) -> dict:
+    """Audit one case's outputs (``work/out``) with this tree's audit; ``info`` gains ``status``,
+    ``ok`` and ``findings``."""
     import pandas as pd
-    import yaml
 
     from churnml.audit import audit
     from churnml.config import load_config
+
+    if info.get("trained"):
+        scores = pd.read_parquet(work / "out" / "customers.parquet")
+        report = json.loads((work / "out" / "run_report.json").read_text())
+        cfg = load_config(work / "config.yaml")
+        res = audit(scores, cfg, report)
+        info["status"] = res.status
+        info["ok"] = res.ok
+        info["findings"] = [f"[{f.check}] {f.severity}: {f.message}"[:500] for f in res.findings]
+        info["p_alive_one_share"] = float((scores["p_alive"] >= 0.999).mean()) if "p_alive" in scores else None
+    else:
+        # a plain refusal (bad input / too little data: exit 2) says why; a crash or a model error does not pass
+        info["ok"] = info.get("exit_code") == 2
+    return info
+
+
+def run_case(name: str, df, months: int, horizon: int, code_root: Path, timeout: float, keep: Path | None = None) -> dict:
+    """Run the job on one case in a fresh process and audit it; ``keep``: a folder to keep the
+    case's log, config and outputs in (``--reaudit`` audits them again later)."""
+    import contextlib
+
+    import yaml
+
     from churnml.datasets import truncate_months
 
     cut = truncate_months(df, months)
     info = {"log": name, "months": months, "horizon": horizon, "customers": int(cut["customer_id"].nunique()), "rows": int(len(cut))}
-    with tempfile.TemporaryDirectory(prefix=f"sweep-{name}-{months}-{horizon}-") as tmp:
+    if keep is not None:
+        (keep / f"{name}_{months}m_{horizon}d").mkdir(parents=True, exist_ok=True)
+    ctx = contextlib.nullcontext(str(keep / f"{name}_{months}m_{horizon}d")) if keep is not None else \
+        tempfile.TemporaryDirectory(prefix=f"sweep-{name}-{months}-{horizon}-")
+    with ctx as tmp:
         work = Path(tmp)
         cut.to_csv(work / "log.csv", index=False)
         cols = {"customer_id": "customer_id", "timestamp": "timestamp", "amount": "amount"}
@@ -144,19 +172,8 @@ def run_case(name: str, df, months: int, horizon: int, code_root: Path, timeout:
         except subprocess.TimeoutExpired:
             info.update(trained=False, error_type="timeout", error=f"over {timeout:.0f} s")
         info["wall_s"] = round(time.perf_counter() - t0, 1)
-        if info.get("trained"):
-            scores = pd.read_parquet(work / "out" / "customers.parquet")
-            report = json.loads((work / "out" / "run_report.json").read_text())
-            cfg = load_config(work / "config.yaml")
-            res = audit(scores, cfg, report)
-            info["status"] = res.status
-            info["ok"] = res.ok
-            info["findings"] = [f"[{f.check}] {f.severity}: {f.message}"[:500] for f in res.findings]
-            info["p_alive_one_share"] = float((scores["p_alive"] >= 0.999).mean()) if "p_alive" in scores else None
-        else:
-            # a plain refusal (bad input / too little data: exit 2) says why; a crash or a model error does not pass
-            info["ok"] = info.get("exit_code") == 2
-    return info
+        (work / "case.json").write_text(json.dumps(info, default=str))
+        return audit_case(work, info)
 
 
 def _git_commit(root: Path) -> str:
@@ -215,9 +232,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="cases run at once")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--keep", type=Path, default=None, help="keep each case's log, config and outputs in this folder")
+    ap.add_argument("--reaudit", type=Path, default=None, help="audit the cases kept in this folder again (no job runs)")
     a = ap.parse_args(argv)
     if a.worker:
         return _worker(a.worker)
+    meta = {"date": dt.date.today().isoformat(), "args": " ".join(argv if argv is not None else sys.argv[1:]),
+            "job_commit": _git_commit(a.code_root), "audit_commit": _git_commit(REPO), "python": sys.version.split()[0]}
+    if a.reaudit:
+        cases = []
+        for case in sorted(a.reaudit.glob("*/case.json")):
+            info = json.loads(case.read_text())
+            cases.append(audit_case(case.parent, info))
+        order = {n: i for i, n in enumerate(LOGS)}
+        cases.sort(key=lambda c: (order.get(c["log"], 99), c["months"], c["horizon"]))
+        if (a.reaudit / "meta.json").is_file():
+            meta["job_commit"] = json.loads((a.reaudit / "meta.json").read_text())["job_commit"]
+        meta["args"] = meta["args"] + " (jobs of the kept cases re-audited)"
+        write_results(cases, a.out, meta)
+        print(f"wrote {a.out}", file=sys.stderr)
+        return 0 if all(c.get("ok") for c in cases) else 1
+    if a.keep:
+        a.keep.mkdir(parents=True, exist_ok=True)
+        (a.keep / "meta.json").write_text(json.dumps(meta))
     logs = a.only.split(",") if a.only else LOGS
     grid = [tuple(int(x) for x in g.split("x")) for g in a.grid.split(",")] if a.grid else GRID
     cases = []
@@ -233,15 +270,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(t):
         name, df, months, horizon = t
-        c = run_case(name, df, months, horizon, a.code_root.resolve(), a.timeout)
+        c = run_case(name, df, months, horizon, a.code_root.resolve(), a.timeout, a.keep.resolve() if a.keep else None)
         print(f"{name} {months}m/{horizon}d: {'ok' if c.get('ok') else 'NOT OK'} {c.get('status') or c.get('error', '')} ({c.get('wall_s')} s)",
               file=sys.stderr, flush=True)
         return c
 
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
         cases = list(pool.map(one, todo))
-    meta = {"date": dt.date.today().isoformat(), "args": " ".join(argv if argv is not None else sys.argv[1:]),
-            "job_commit": _git_commit(a.code_root), "audit_commit": _git_commit(REPO), "python": sys.version.split()[0]}
     write_results(cases, a.out, meta)
     print(f"wrote {a.out}", file=sys.stderr)
     return 0 if all(c.get("ok") for c in cases) else 1
