@@ -144,7 +144,7 @@ is below this fraction of the visible dropout's lower bound."""
 def _said_no_dropout(scores: pd.DataFrame, report: dict | None) -> bool:
     """Does the output say the purchase model saw no dropout (run report or the table)?"""
     fit = (report or {}).get("clv_fit") or {}
-    if fit.get("no_dropout") or fit.get("degenerate"):
+    if fit.get("no_dropout") or "no dropout" in str(fit.get("note") or ""):
         return True
     return "p_alive_source" in scores.columns and bool((scores["p_alive_source"].astype(str) == "churn_model").any())
 
