@@ -687,7 +687,7 @@ class CLVModel(BaseEstimator):
             f"The purchase model ({self.purchase_model}) saw no dropout on this log: it estimates that only "
             f"{self.dropout_share_:.2%} of repeat customers have left, so its P(alive) is about 1 for everyone and is "
             "not shown; p_alive is the churn model's probability of a purchase within the churn horizon, and "
-            "predicted_clv is value_if_retained times that probability."
+            "its CLV (predicted_clv when the value model is btyd) is value_if_retained times that probability."
         )
 
     def summary(self) -> dict[str, Any]:
