@@ -147,10 +147,15 @@ def test_value_model_predict_contract():
             rate = f["net_spend"] / f["tenure_days"].clip(lower=1) * clv.horizon_days
             np.testing.assert_allclose(pred["predicted_clv"], rate * 0.3 * discount_factor(clv.horizon_days, clv.discount_rate))
         elif choice == "ml":
+            from churnml.features import snapshot_features
+
+            paid = (snapshot_features(ds.transactions, as_of).reindex(pred.index)["net_spend"] > 0).to_numpy()
+            assert 0 < (~paid).sum() < 20  # CDNOW has a few $0 customers: they have brought nothing, value 0
             np.testing.assert_allclose(
-                pred["predicted_clv"],
-                pred["ml_value"] * clv.horizon_days / vm.horizon_fit_days_ * 0.3 * discount_factor(clv.horizon_days, clv.discount_rate)
+                pred["predicted_clv"][paid],
+                (pred["ml_value"] * clv.horizon_days / vm.horizon_fit_days_ * 0.3 * discount_factor(clv.horizon_days, clv.discount_rate))[paid]
             )
+            assert (pred["predicted_clv"][~paid] == 0).all()
         params = dict(vm.clv_model_.params_)
         vm.predict(ds.transactions, "1998-05-01")  # scoring another date never refits
         assert vm.clv_model_.params_ == params

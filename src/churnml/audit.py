@@ -129,14 +129,166 @@ def check_reasons(scores: pd.DataFrame, config: Config, report: dict | None = No
     return []
 
 
+P_ALIVE_ONE = 0.999
+"""P(alive) at or above this is "1" for :func:`check_p_alive`."""
+P_ALIVE_UNINFORMATIVE_SHARE = 0.95
+"""P(alive) is uninformative when at least this share of the customers have P(alive) >=
+:data:`P_ALIVE_ONE` (or every customer has the same value): it ranks nobody."""
+GAP_ALPHA = 0.05
+"""A repeat customer's silence is *unusual* when a customer still buying at their own pace would
+stay silent that long with probability below this: ``(1 + R / (n g)) ** -n`` for ``n`` gaps of
+mean ``g`` days and ``R`` days since the last purchase (the chance that an exponential gap exceeds
+``R`` when its rate is only known from ``n`` exponential gaps: exact for a Poisson buyer). Under
+"nobody drops out" about this share of repeaters is unusual by chance."""
+MIN_REPEATERS_FOR_DROPOUT = 50
+"""Fewer repeat customers with a known gap than this: the dropout test cannot be judged (note)."""
+MIN_VISIBLE_DROPOUT = 0.05
+"""The log *shows dropout* when the 95% lower bound of the share of unusually silent repeaters
+exceeds :data:`GAP_ALPHA` by at least this much (a lower bound on the share that has left)."""
+DROPOUT_AGREEMENT = 0.5
+"""P(alive) contradicts the log when the share of repeaters it says have left, mean(1 - P(alive)),
+is below this fraction of the visible dropout's lower bound."""
+
+
+def _said_no_dropout(scores: pd.DataFrame, report: dict | None) -> bool:
+    """Does the output say the purchase model saw no dropout (run report or the table)?"""
+    fit = (report or {}).get("clv_fit") or {}
+    if fit.get("no_dropout") or "no dropout" in str(fit.get("note") or ""):
+        return True
+    return "p_alive_source" in scores.columns and bool((scores["p_alive_source"].astype(str) == "churn_model").any())
+
+
+def _visible_dropout(scores: pd.DataFrame) -> tuple[np.ndarray, float, int] | None:
+    """(mask of repeaters tested, lower bound of the share that has left, repeaters tested), or
+    None without ``frequency``, ``recency_days`` and ``ipt_mean_days`` columns."""
+    if not {"frequency", "recency_days", "ipt_mean_days"} <= set(scores.columns):
+        return None
+    n = pd.to_numeric(scores["frequency"], errors="coerce").to_numpy(dtype=float)
+    gap = pd.to_numeric(scores["ipt_mean_days"], errors="coerce").to_numpy(dtype=float)
+    silent = pd.to_numeric(scores["recency_days"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(n) & (n > 0) & np.isfinite(gap) & (gap > 0) & np.isfinite(silent)
+    k = int(ok.sum())
+    if k == 0:
+        return ok, 0.0, 0
+    with np.errstate(all="ignore"):
+        u = (1.0 + silent[ok] / (n[ok] * gap[ok])) ** (-n[ok])
+    share = float(np.mean(u < GAP_ALPHA))
+    lower = share - 1.96 * np.sqrt(share * (1 - share) / k)
+    return ok, max(0.0, lower - GAP_ALPHA), k
+
+
 def check_p_alive(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:
-    """P(alive) agrees with what the log shows; a degenerate purchase model is said plainly."""
-    return []
+    """P(alive) agrees with what the log shows; a degenerate purchase model is said plainly.
+
+    * fail: P(alive) is uninformative (:data:`P_ALIVE_UNINFORMATIVE_SHARE` of customers at
+      >= :data:`P_ALIVE_ONE`, or one value for all) and neither the run report (``clv_fit``
+      ``no_dropout``/``degenerate``) nor the table (``p_alive_source``) says the purchase model
+      saw no dropout; warn when it is said;
+    * fail: the log shows dropout (see :data:`GAP_ALPHA`, :data:`MIN_VISIBLE_DROPOUT`: repeaters
+      silent far longer than their own pace) while P(alive) says that fewer than
+      :data:`DROPOUT_AGREEMENT` of that share has left;
+    * note: no ``p_alive`` column, or too few repeaters to judge the dropout.
+    """
+    if "p_alive" not in scores.columns:
+        return [Finding("p_alive", "note", "no p_alive column: P(alive) cannot be checked")]
+    ids = customer_ids(scores)
+    p = pd.to_numeric(scores["p_alive"], errors="coerce").to_numpy(dtype=float)
+    fin = np.isfinite(p)
+    out: list[Finding] = []
+    if not fin.any():
+        return [Finding("p_alive", "note", "p_alive is missing for every customer: it is not shown, nothing to check")]
+    one = fin & (p >= P_ALIVE_ONE)
+    flat = float(np.ptp(p[fin])) == 0.0
+    if one.sum() >= P_ALIVE_UNINFORMATIVE_SHARE * fin.sum() or (flat and fin.sum() > 1):
+        what = (f"P(alive) >= {P_ALIVE_ONE} for {int(one.sum())} of {int(fin.sum())} customers" if one.any()
+                else f"P(alive) = {p[fin][0]:.4g} for all {int(fin.sum())} customers")
+        if _said_no_dropout(scores, report):
+            out.append(Finding("p_alive", "warn", f"{what}: the purchase model saw no dropout, and the run says so"))
+        else:
+            churn = (f" (mean churn probability {np.nanmean(pd.to_numeric(scores['churn_probability'], errors='coerce')):.0%})"
+                     if "churn_probability" in scores.columns else "")
+            out.append(Finding(
+                "p_alive", "fail",
+                f"{what}{churn}: P(alive) ranks nobody and nothing says the purchase model saw no dropout, {examples(ids, one)}",
+            ))
+    seen = _visible_dropout(scores)
+    if seen is None:
+        out.append(Finding("p_alive", "note", "no frequency/recency_days/ipt_mean_days columns: P(alive) cannot be compared "
+                                              "with the dropout the log shows"))
+        return out
+    mask, gone, k = seen
+    if k < MIN_REPEATERS_FOR_DROPOUT:
+        out.append(Finding("p_alive", "note", f"only {k} repeat customers (< {MIN_REPEATERS_FOR_DROPOUT}): whether P(alive) "
+                                              "agrees with the dropout the log shows cannot be judged"))
+        return out
+    said_gone = float(np.nanmean(1.0 - p[mask])) if np.isfinite(p[mask]).any() else float("nan")
+    if gone >= MIN_VISIBLE_DROPOUT and np.isfinite(said_gone) and said_gone < DROPOUT_AGREEMENT * gone:
+        high = mask & fin & (p >= P_ALIVE_ONE)
+        out.append(Finding(
+            "p_alive", "fail",
+            f"the log shows dropout (at least {gone:.0%} of {k} repeat customers silent far longer than their own pace, "
+            f"95% lower bound) but P(alive) says only {said_gone:.1%} have left, {examples(ids, high if high.any() else mask)}",
+        ))
+    return out
+
+
+CLV_FLOOR_SHARE = 0.5
+"""A shared floor: more than this share of the customers with net past spend > 0 have a CLV
+within :data:`CLV_FLOOR_TOLERANCE` of the lowest such CLV while others differ (or everyone has
+the same CLV): the CLV does not rank most customers."""
+CLV_FLOOR_TOLERANCE = 0.01
+"""Relative distance (1%) to the minimum CLV that counts as "at the floor"."""
 
 
 def check_clv_history(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:
-    """Customers with net past spend <= 0 never rank above the median CLV; no shared floor."""
-    return []
+    """Customers with net past spend <= 0 never rank above the median CLV; no shared floor.
+
+    * fail: any customer with ``net_spend <= 0`` (returned as much as they bought, or every
+      order) has ``predicted_clv`` above the median (count and the highest examples);
+    * fail: a floor shared by most customers (:data:`CLV_FLOOR_SHARE`, :data:`CLV_FLOOR_TOLERANCE`),
+      judged among customers with net past spend > 0;
+    * note: no ``predicted_clv`` (or ``net_spend``) column.
+    """
+    if "predicted_clv" not in scores.columns:
+        return [Finding("clv_history", "note", "no predicted_clv column: CLV cannot be checked against history")]
+    ids = customer_ids(scores)
+    clv = pd.to_numeric(scores["predicted_clv"], errors="coerce").to_numpy(dtype=float)
+    fin = np.isfinite(clv)
+    if not fin.any():
+        return [Finding("clv_history", "note", "predicted_clv is missing for every customer")]
+    out: list[Finding] = []
+    median = float(np.median(clv[fin]))
+    paying = np.ones(len(clv), dtype=bool)
+    if "net_spend" in scores.columns:
+        net = pd.to_numeric(scores["net_spend"], errors="coerce").to_numpy(dtype=float)
+        nothing = np.isfinite(net) & (net <= 0)
+        paying = ~nothing
+        above = nothing & fin & (clv > median)
+        if above.any():
+            i = np.flatnonzero(above)[np.argmax(clv[above])]
+            out.append(Finding(
+                "clv_history", "fail",
+                f"{int(above.sum())} customers with net past spend <= 0 rank above the median CLV ({median:,.2f}); "
+                f"highest {ids[i]}: net spend {net[i]:,.2f}, CLV {clv[i]:,.2f}, {examples(ids, above, clv)}",
+            ))
+    else:
+        out.append(Finding("clv_history", "note", "no net_spend column: CLV cannot be checked against net past spend"))
+    pool = fin & paying
+    if pool.sum() >= 2:
+        v = clv[pool]
+        low = float(v.min())
+        at_floor = v <= low + CLV_FLOOR_TOLERANCE * max(abs(low), 1e-9)
+        share = float(at_floor.mean())
+        if share > CLV_FLOOR_SHARE:
+            floor_mask = np.zeros(len(clv), dtype=bool)
+            floor_mask[np.flatnonzero(pool)[at_floor]] = True
+            what = "the same CLV for everyone" if np.ptp(v) == 0 else f"a floor: {share:.0%} of them within {CLV_FLOOR_TOLERANCE:.0%} of the lowest CLV"
+            out.append(Finding(
+                "clv_history", "fail",
+                f"{int(pool.sum())} customers with net past spend > 0 share {what} ({low:,.2f}): the CLV does not rank them, "
+                f"{examples(ids, floor_mask)}",
+            ))
+    return out
 
 
 def check_actions(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:

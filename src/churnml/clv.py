@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 from churnml.errors import DataError, ModelError
 
 __all__ = [
-    "CLVModel", "FIT_LADDER", "PURCHASE_MODELS", "expected_purchases_no_purchase_probability", "mean_discount",
+    "CLVModel", "FIT_LADDER", "NO_DROPOUT_SHARE", "PURCHASE_MODELS", "expected_purchases_no_purchase_probability", "mean_discount",
 ]
 
 _UNIT_DAYS = {"D": 1.0, "W": 7.0}
@@ -109,6 +109,44 @@ def _at_boundary(params: pd.Series) -> bool:
     every customer buys at the same rate); predictions can still be finite and useful."""
     v = params.to_numpy(dtype=float)
     return bool(np.any(v < 1e-6) or np.any(v > 1e6))
+
+
+NO_DROPOUT_SHARE = 0.01
+"""A fitted purchase model *sees no dropout* when it estimates that fewer than this share of
+the repeat customers it was fitted on have already dropped out: the (count-weighted) mean of
+``1 - P(alive)`` over customers with ``frequency > 0``, each at their own age ``T``, is below
+1%. One-time buyers are left out because BG/NBD fixes their P(alive) at 1 by construction.
+Such a model is :attr:`CLVModel.degenerate_` whatever its rung: its P(alive) is ~1 for (nearly)
+everyone and says nothing about who has left (on BG/NBD and MBG/NBD this happens when the
+dropout probability per repeat purchase ``a / (a + b)`` is ~0; on Pareto/NBD when the death
+rate ``s / beta`` is ~0, an expected lifetime far beyond the log)."""
+
+
+def _dropout_share(fitter, columns: dict[str, np.ndarray], weights: np.ndarray) -> float:
+    """Estimated share of the repeat customers (``frequency > 0``) of the fit data who have
+    already dropped out by their age ``T``: the weighted mean of ``1 - P(alive)`` (NaN without
+    repeaters)."""
+    rep = columns["frequency"] > 0
+    if not rep.any():
+        return float("nan")
+    with _quiet():
+        alive = np.asarray(
+            fitter.conditional_probability_alive(columns["frequency"][rep], columns["recency"][rep], columns["T"][rep]),
+            dtype=float,
+        )
+    return float(np.average(1.0 - np.clip(alive, 0.0, 1.0), weights=weights[rep]))
+
+
+def _dropout_summary(spec: _Spec, params: pd.Series, unit_days: float) -> dict[str, float]:
+    """The fitted dropout process in plain units: BG/NBD and MBG/NBD ``dropout_per_purchase``
+    (the mean dropout probability after a repeat purchase, ``a / (a + b)``); Pareto/NBD
+    ``mean_lifetime_days`` (the mean of the exponential lifetime, ``beta / (s - 1)`` time units
+    in days; inf when ``s <= 1``)."""
+    if "s" in spec.params:
+        s, beta = float(params["s"]), float(params["beta"])
+        return {"mean_lifetime_days": beta / (s - 1.0) * unit_days if s > 1 else float("inf")}
+    a, b = float(params["a"]), float(params["b"])
+    return {"dropout_per_purchase": a / (a + b) if a + b > 0 else float("nan")}
 
 
 IMPLAUSIBLE_RATE_FACTOR = 20.0
@@ -387,7 +425,11 @@ class CLVModel(BaseEstimator):
     log_likelihood_ : float, total log-likelihood of the purchase model
     spend_log_likelihood_ : float or None
     fit_rung_ : dict, the fit-ladder rung that succeeded for each model
-    degenerate_ : bool, the purchase model's parameters are at a boundary (every rung was)
+    degenerate_ : bool, the purchase model's parameters are at a boundary (every rung was) or it
+        saw no dropout (``no_dropout_``), whatever its rung
+    no_dropout_ : bool, the fit estimates that fewer than :data:`NO_DROPOUT_SHARE` of its repeat
+        customers have dropped out: its P(alive) is ~1 for everyone and uninformative
+    dropout_share_ : float, that estimated share (weighted mean of 1 - P(alive) over repeaters)
     fit_attempts_ : dict of lists, every rung tried and its error
     n_customers_, n_fit_rows_ : customers the purchase model was fitted on (the sample, with
         ``max_customers``) and their (collapsed) rows
@@ -471,7 +513,18 @@ class CLVModel(BaseEstimator):
         self.n_customers_ = int(len(rfm))
         self.n_fit_rows_ = int(len(weights))
         self.params_ = {k: float(v) for k, v in fitter.params_.items()}
-        self.degenerate_ = bool(_at_boundary(fitter.params_))
+        self.dropout_share_ = _dropout_share(fitter, cols, weights)
+        self.no_dropout_ = bool(not self.dropout_share_ >= NO_DROPOUT_SHARE)  # NaN (no repeaters) counts as none seen
+        self.degenerate_ = bool(_at_boundary(fitter.params_) or self.no_dropout_)
+        if self.no_dropout_:
+            warnings.warn(
+                f"the {self.purchase_model} purchase model saw no dropout on this log: it estimates that "
+                f"{self.dropout_share_:.2%} of repeat customers have left ({_rounded(fitter.params_)}), so its P(alive) "
+                "is ~1 for everyone and says nothing about who has left; churnml takes P(alive) and the CLV's "
+                "survival from the churn model instead",
+                UserWarning,
+                stacklevel=2,
+            )
         self.spend_model_ = None
         self.spend_log_likelihood_ = None
         self.freq_monetary_corr_ = float("nan")
@@ -539,17 +592,33 @@ class CLVModel(BaseEstimator):
 
     def expected_avg_spend(self, rfm: pd.DataFrame) -> np.ndarray:
         """Gamma-Gamma expected spend per future purchase (currency): the posterior mean
-        ``(p (v + x m)) / (p x + q - 1)``; customers without repeats (or with spend <= 0)
-        get the population mean ``p v / (q - 1)``."""
+        ``(p (v + x m)) / (p x + q - 1)`` given ``x`` observed order values averaging ``m``.
+
+        * Repeat customers: ``x = frequency``, ``m = max(monetary_value, 0)`` (mean net repeat
+          spend; repeats all returned count as ``m = 0``, shrinking towards 0 as ``x`` grows,
+          instead of the population mean).
+        * One-time buyers: the population mean ``p v / (q - 1)`` (the textbook answer, which
+          every one-time buyer shares) unless ``rfm`` has a ``net_spend`` column (net past spend,
+          currency: purchases less returns, first purchase included); then their one order counts
+          as one observation, ``x = 1, m = net_spend``, so a 15 order and a 900 order differ.
+        * Customers with ``net_spend <= 0`` (everything returned, or more returned than bought in
+          the window): 0, they have brought nothing so far and are ranked last.
+        """
         check_is_fitted(self, "spend_model_")
         if self.spend_model_ is None:
             raise ModelError("the CLV model was fitted without monetary_value: no spend model")
         freq = rfm["frequency"].to_numpy(dtype=np.float64)
         money = rfm["monetary_value"].to_numpy(dtype=np.float64)
-        ok = (freq > 0) & (money > 0)
         p, q, v = (float(self.spend_model_.params_[k]) for k in ("p", "q", "v"))
-        x = np.where(ok, freq, 0.0)
-        m = np.where(ok, money, 0.0)
+        repeat = freq > 0
+        x = np.where(repeat, freq, 0.0)
+        m = np.where(repeat, np.clip(money, 0.0, None), 0.0)
+        if "net_spend" in rfm.columns:
+            net = rfm["net_spend"].to_numpy(dtype=np.float64)
+            one = ~repeat & (net > 0)
+            x = np.where(one, 1.0, x)
+            m = np.where(one, net, m)
+            return np.where(net > 0, (p * (v + x * m)) / (p * x + q - 1), 0.0)
         return (p * (v + x * m)) / (p * x + q - 1)
 
     def predict(self, rfm: pd.DataFrame) -> pd.DataFrame:
@@ -609,8 +678,23 @@ class CLVModel(BaseEstimator):
         with _quiet():
             return np.asarray(self.purchase_model_.expected_number_of_purchases_up_to_time(np.asarray(t_units, dtype=float)))
 
+    def no_dropout_note(self) -> str | None:
+        """A sentence for reports when the purchase model saw no dropout (see
+        :data:`NO_DROPOUT_SHARE`), else None."""
+        if not getattr(self, "no_dropout_", False):
+            return None
+        return (
+            f"The purchase model ({self.purchase_model}) saw no dropout on this log: it estimates that only "
+            f"{self.dropout_share_:.2%} of repeat customers have left, so its P(alive) is about 1 for everyone and is "
+            "not shown; p_alive is the churn model's probability of a purchase within the churn horizon, and "
+            "its CLV (predicted_clv when the value model is btyd) is value_if_retained times that probability."
+        )
+
     def summary(self) -> dict[str, Any]:
-        """Fitted parameters, log-likelihoods, fit rungs and data sizes as a plain dict."""
+        """Fitted parameters, log-likelihoods, fit rungs, data sizes, the degenerate and
+        no-dropout flags (``degenerate``, ``no_dropout``, ``dropout_share``: the estimated share
+        of repeat customers already gone, ``dropout_per_purchase`` or ``mean_lifetime_days``, and
+        ``note``: a sentence when no dropout was seen) as a plain dict."""
         check_is_fitted(self, "purchase_model_")
         return {
             "purchase_model": self.purchase_model,
@@ -620,6 +704,10 @@ class CLVModel(BaseEstimator):
             "spend_log_likelihood": self.spend_log_likelihood_,
             "fit_rung": self.fit_rung_,
             "degenerate": getattr(self, "degenerate_", False),
+            "no_dropout": getattr(self, "no_dropout_", False),
+            "dropout_share": getattr(self, "dropout_share_", float("nan")),
+            **_dropout_summary(PURCHASE_MODELS[self.purchase_model], self.purchase_model_.params_, self._unit_days),
+            "note": self.no_dropout_note(),
             "n_customers": self.n_customers_,
             "n_fit_rows": self.n_fit_rows_,
             "freq_monetary_corr": self.freq_monetary_corr_,

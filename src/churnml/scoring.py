@@ -38,7 +38,7 @@ OUTPUT_COLUMNS = [
     "risk_tier", "value_tier", "segment", "rfm_segment", "reasons", "recommended_action", "model_version",
 ]
 EXTRA_COLUMNS = [
-    "expected_avg_spend", "recency_days", "tenure_days", "n_purchases", "purchases_per_year", "avg_order_value",
+    "p_alive_source", "expected_avg_spend", "recency_days", "tenure_days", "n_purchases", "purchases_per_year", "avg_order_value",
     "total_spend", "net_spend", "r_score", "f_score", "m_score",
 ]
 
@@ -108,9 +108,9 @@ def score_dataset(
         scored["reasons"] = reason_codes(contrib, scored, typical=getattr(pipe.churn_model, "typical_", None),
                                          low_risk=low_risk_cut(config.segments), trend_days=config.features.trend_window_days,
                                          above_typical_only=False)
-        keep = [c for c in dict.fromkeys(["as_of", "churn_probability", "p_alive", "expected_purchases", "predicted_clv", "value_if_retained",
-                                          "value_at_risk", "reasons", *EXTRA_COLUMNS, *config.campaign.required_columns(),
-                                          *AUDIT_COLUMNS]) if c in scored.columns]
+        keep = [c for c in dict.fromkeys(["as_of", "churn_probability", "p_alive", "p_alive_source", "expected_purchases", "predicted_clv",
+                                          "value_if_retained", "value_at_risk", "reasons", *EXTRA_COLUMNS,
+                                          *config.campaign.required_columns(), *AUDIT_COLUMNS]) if c in scored.columns]
         model_feats = scored[[c for c in pipe.feature_names if c in scored.columns]]
         drift_parts.append(model_feats.sample(n=50_000, random_state=0) if len(model_feats) > 50_000 else model_feats)
         parts.append(scored if keep_features else scored[keep])

@@ -283,8 +283,13 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
                 "data.last": str(tx["timestamp"].max()),
                 "data.source": dataset.report.source,
                 "backtest": "none possible" if backtest is None else "ran",
+                "clv.degenerate": str(bool(getattr(pipe.value_model.clv_model_, "degenerate_", False))),
+                "clv.no_dropout": str(bool(getattr(pipe.value_model.clv_model_, "no_dropout_", False))),
             }
         )
+        no_dropout = pipe.value_model.clv_model_.no_dropout_note() if hasattr(pipe.value_model.clv_model_, "no_dropout_note") else None
+        if no_dropout:
+            mlflow.set_tag("clv.note", no_dropout[:4900])
         if backtest is not None:
             cutoffs = list(dict.fromkeys(backtest.per_cutoff.index.get_level_values("cutoff")))
             mlflow.log_param("backtest_cutoffs", ",".join(map(str, cutoffs)))  # step i of per-cutoff metrics = cutoff i

@@ -149,17 +149,20 @@ def discount_factor(horizon_days: float, annual_rate: float) -> float:
 
 
 def rfm_from_features(feats: pd.DataFrame, time_unit: str) -> pd.DataFrame:
-    """The lifetimes-style RFM a CLV model wants, from snapshot features (days -> model unit)."""
+    """The lifetimes-style RFM a CLV model wants, from snapshot features (days -> model unit),
+    plus ``net_spend`` (currency, whole history) when the features have it: the spend model
+    then ranks customers with net past spend <= 0 last and uses a one-time buyer's own order
+    (:meth:`churnml.clv.CLVModel.expected_avg_spend`)."""
     mult = _UNIT_MULT[time_unit]
-    return pd.DataFrame(
-        {
-            "frequency": feats["frequency"].to_numpy(dtype=float),
-            "recency": feats["recency"].to_numpy(dtype=float) / mult,
-            "T": feats["T"].to_numpy(dtype=float) / mult,
-            "monetary_value": feats["monetary_value"].to_numpy(dtype=float),
-        },
-        index=feats.index,
-    )
+    cols = {
+        "frequency": feats["frequency"].to_numpy(dtype=float),
+        "recency": feats["recency"].to_numpy(dtype=float) / mult,
+        "T": feats["T"].to_numpy(dtype=float) / mult,
+        "monetary_value": feats["monetary_value"].to_numpy(dtype=float),
+    }
+    if "net_spend" in feats.columns:
+        cols["net_spend"] = feats["net_spend"].to_numpy(dtype=float)
+    return pd.DataFrame(cols, index=feats.index)
 
 
 def btyd_columns(feats: pd.DataFrame, model: CLVModel, config) -> pd.DataFrame:
@@ -462,12 +465,28 @@ class ValueModel(BaseEstimator):
             self.ml_model_ = MLValueModel(seed=self.seed, n_jobs=self.n_jobs, max_train_rows=clv.ml_max_train_rows).fit(X, y)
         return self
 
-    def predict_features(self, feats: pd.DataFrame) -> pd.DataFrame:
-        """:meth:`predict` from snapshot features that already hold the ``btyd_*`` columns."""
+    def predict_features(self, feats: pd.DataFrame, churn_probability=None) -> pd.DataFrame:
+        """:meth:`predict` from snapshot features that already hold the ``btyd_*`` columns.
+
+        ``churn_probability``: the churn model's P(no purchase in the next ``churn.horizon_days``)
+        of ``feats`` (aligned). When the purchase model saw no dropout
+        (:attr:`churnml.clv.CLVModel.no_dropout_`) its P(alive) is ~1 for everyone and its CLV
+        ignores churn risk; with ``churn_probability`` given, ``p_alive`` becomes ``1 -
+        churn_probability`` (the churn model's probability of a purchase within the churn
+        horizon) and the BTYD CLV ``value_if_retained x (1 - churn_probability)``;
+        ``p_alive_source`` says which (``"btyd"`` or ``"churn_model"``). Whatever the model, a
+        customer whose net past spend is <= 0 gets ``predicted_clv`` and ``value_if_retained``
+        0 (they have brought nothing so far and rank last)."""
         check_is_fitted(self, "clv_model_")
         clv = self.clv or CLVConfig()
         btyd = self.clv_model_.predict(rfm_from_features(feats, clv.time_unit))
         out = btyd.rename(columns={"predicted_clv": "btyd_clv"})
+        out["p_alive_source"] = "btyd"
+        if getattr(self.clv_model_, "no_dropout_", False) and churn_probability is not None and "value_if_retained" in out:
+            stay = 1.0 - np.clip(np.asarray(churn_probability, dtype=float), 0.0, 1.0)
+            out["p_alive"] = stay
+            out["btyd_clv"] = out["value_if_retained"].to_numpy() * stay
+            out["p_alive_source"] = "churn_model"
         value = out["btyd_clv"].to_numpy()
         if self.ml_model_ is not None:
             ml = self.ml_model_.predict(feats)
@@ -477,6 +496,11 @@ class ValueModel(BaseEstimator):
             value = ml_clv if self.chosen_ == "ml" else 0.5 * (ml_clv + value)
         elif self.chosen_ == "naive":  # the backtest found the spreadsheet answer best: ship it, discounted
             value = naive_value(feats, clv.horizon_days) * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
+        if "net_spend" in feats.columns:
+            nothing = feats["net_spend"].to_numpy(dtype=float) <= 0
+            value = np.where(nothing, 0.0, value)
+            if "value_if_retained" in out:
+                out["value_if_retained"] = np.where(nothing, 0.0, out["value_if_retained"].to_numpy())
         out["predicted_clv"] = value
         out["value_model"] = self.chosen_
         return out
