@@ -245,14 +245,16 @@ def recent_window(feats: pd.DataFrame, horizon_days: float) -> int:
 
 
 def spreadsheet_raw(feats: pd.DataFrame, name: str, horizon_days: float, *, window_days: int | None = None,
-                    span_days: float | None = None) -> np.ndarray:
+                    span_days: float | None = None, fit_horizon_days: float | None = None) -> np.ndarray:
     """A spreadsheet answer before its population factor, per customer, currency over ``horizon_days``:
-    ``naive`` (:func:`naive_value`), ``past_spend`` (net past spend / days since the log's first
-    purchase x horizon: a constant times past spend) or ``recent_spend`` (``spend_{w}d`` / w x
-    horizon, ``w`` = ``window_days`` or :func:`recent_window`)."""
+    ``naive`` (:func:`naive_value`, its exposure rule on ``fit_horizon_days``, the backtest's
+    horizon, when given), ``past_spend`` (net past spend / days since the log's first purchase x
+    horizon: a constant times past spend) or ``recent_spend`` (``spend_{w}d`` / w x horizon,
+    ``w`` = ``window_days`` or :func:`recent_window`)."""
     h = float(horizon_days)
     if name == "naive":
-        return naive_value(feats, h, span_days)
+        fh = float(fit_horizon_days or h)
+        return feats["net_spend"].to_numpy(dtype=float) / exposure_days(feats, fh, span_days) * h
     if name == "past_spend":
         return feats["net_spend"].to_numpy(dtype=float) / max(_span_days(feats, span_days), 1.0) * h
     if name == "recent_spend":
@@ -262,10 +264,12 @@ def spreadsheet_raw(feats: pd.DataFrame, name: str, horizon_days: float, *, wind
 
 
 def spreadsheet_value(feats: pd.DataFrame, name: str, horizon_days: float, *, scale: float = 1.0,
-                      window_days: int | None = None, span_days: float | None = None) -> np.ndarray:
+                      window_days: int | None = None, span_days: float | None = None,
+                      fit_horizon_days: float | None = None) -> np.ndarray:
     """A spreadsheet answer as shipped: :func:`spreadsheet_raw` x its population ``scale``
     (fitted by the value backtest), currency over ``horizon_days``."""
-    return spreadsheet_raw(feats, name, horizon_days, window_days=window_days, span_days=span_days) * float(scale)
+    return spreadsheet_raw(feats, name, horizon_days, window_days=window_days, span_days=span_days,
+                           fit_horizon_days=fit_horizon_days) * float(scale)
 
 
 def value_metrics(predicted, actual) -> dict[str, float]:
@@ -731,7 +735,7 @@ class ValueModel(BaseEstimator):
         if bt is None or self.chosen_ not in SPREADSHEET or not bt.spreadsheet:
             return {}
         return {"scale": float(bt.spreadsheet["scale"].get(self.chosen_, 1.0)),
-                "window_days": bt.spreadsheet.get("recent_window_days")}
+                "window_days": bt.spreadsheet.get("recent_window_days"), "fit_horizon_days": float(bt.horizon_days)}
 
     def predict_features(self, feats: pd.DataFrame) -> pd.DataFrame:
         """:meth:`predict` from snapshot features that already hold the ``btyd_*`` columns."""
