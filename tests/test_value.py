@@ -38,8 +38,8 @@ def test_targets_and_naive_are_point_in_time():
     # a: 20 bought on the cutoff day, 5 returned on day 44 (netted); b's 2024-04-15 is day 45: outside
     assert t.to_dict() == {"a": 15.0}
     feats = pd.DataFrame({"net_spend": [100.0, 5.0], "tenure_days": [200.0, 0.2]})
-    # a customer seen for 0.2 days is credited their spend per horizon (5), not 5 / 0.2 x 100 = 2500
-    np.testing.assert_allclose(naive_value(feats, 100), [50.0, 5.0])
+    # a customer seen for 0.2 days spreads their spend over 28 days, not 0.2: 5 / 28 x 100, not 2500
+    np.testing.assert_allclose(naive_value(feats, 100), [50.0, 5 / 28 * 100])
 
 
 def test_cdnow_backtest_beats_naive_and_reports_all_candidates():
@@ -152,8 +152,8 @@ def test_value_model_predict_contract():
             f = snapshot_features(ds.transactions, as_of).reindex(pred.index)
             H, span = clv.horizon_days, f["tenure_days"].max()
             if choice == "naive":  # exposure: tenure, at least one horizon, the whole log if first seen in its first h days
-                h = vm.horizon_fit_days_  # the rule's horizon is the backtest's, as evaluated
-                exposure = np.maximum(np.where(f["tenure_days"] >= span - h, span, f["tenure_days"]), min(h, span))
+                # exposure: the whole log if first seen in its first 28 days, else tenure; at least 28 days
+                exposure = np.maximum(np.where(f["tenure_days"] >= span - 28, span, f["tenure_days"]), 28)
                 sheet = f["net_spend"] / exposure * H
             elif choice == "past_spend":
                 sheet = f["net_spend"] / span * H * vm.backtest_.spreadsheet["scale"]["past_spend"]
@@ -195,11 +195,11 @@ def test_bootstrap_scores_match_value_metrics_and_weights_mean_copies():
 
 
 def _hand_log():
-    """Log from 2024-01-01, cutoff 2024-06-29 (day 180): ``loyal`` buys 100 every 30 days from day 0;
+    """Log from 2024-01-01, cutoff 2024-06-29 (day 180): ``loyal`` buys 150 every 30 days from day 0;
     ``late`` bought 100 once, 10 days before the cutoff; ``first_day`` bought 150 once on day 0;
     ``censored`` bought 150 once on day 15 (an existing customer whose earlier orders predate the log)."""
     d0 = pd.Timestamp("2024-01-01")
-    rows = [("loyal", d0 + pd.Timedelta(days=k), 100.0) for k in range(0, 180, 30)]
+    rows = [("loyal", d0 + pd.Timedelta(days=k), 150.0) for k in range(0, 180, 30)]
     rows += [("late", d0 + pd.Timedelta(days=170), 100.0), ("first_day", d0, 150.0),
              ("censored", d0 + pd.Timedelta(days=15), 150.0)]
     return pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]), d0 + pd.Timedelta(days=180)
@@ -213,8 +213,8 @@ def test_rate_does_not_reward_a_short_observed_tenure():
     rate = pd.Series(naive_value(f, 60), index=f.index)
     old = f["net_spend"] / f["tenure_days"].clip(lower=1) * 60  # the former rate
     assert old["late"] > old["loyal"] and old["censored"] > old["first_day"]  # what the construction exposes
-    # one order of 100 ten days ago is not worth more than 100 every 30 days
-    assert rate["late"] == pytest.approx(100.0) and rate["loyal"] == pytest.approx(600 / 180 * 60)
+    # one order of 100 ten days ago is spread over four weeks, and is not worth more than 150 every 30 days
+    assert rate["late"] == pytest.approx(100 / 28 * 60) and rate["loyal"] == pytest.approx(900 / 180 * 60)
     assert rate["late"] < rate["loyal"]
     # first seen in the log's first horizon: the time since the log began is the exposure, like the first day's
     assert rate["censored"] == pytest.approx(rate["first_day"]) == pytest.approx(150 / 180 * 60)
