@@ -240,11 +240,11 @@ def test_value_verdict_can_say_does_not_beat_and_no_significant_difference():
     tie = t.assign(score_diff_ci_high=[0.08, 0.0, 0.01, 0.03, 0.01, 0.04])
     v = value_verdict(tie, "btyd")
     assert v.beats is False and "does not beat every spreadsheet answer" in v.sentence
-    assert "no significant difference from total past net spend" in v.sentence and "it beats the naive spend rate" in v.sentence
+    assert "no significant difference from total past net spend" in v.sentence and "(it beats the naive spend rate and the" not in v.sentence and "(it beats the naive spend rate)" in v.sentence
     # a spreadsheet answer shipped: no model beats it, and the sentence says which one ships
     sheet = value_verdict(t, "past_spend")
-    assert sheet.beats is False and sheet.sentence.startswith("No value model beats the spreadsheet answers")
-    assert "total past net spend ships" in sheet.sentence
+    assert sheet.beats is False and sheet.sentence.startswith("A spreadsheet answer ships: total past net spend scored best")
+    assert "the best model, ml, scores 0.460 (total past net spend minus ml: -0.010, 95% interval [-0.030, +0.010]: no significant difference)" in sheet.sentence
 
 
 def test_check_run_outputs(tmp_path, clean, tx):

@@ -387,7 +387,9 @@ def value_verdict(metrics, chosen: str | None) -> Verdict:
     when no backtest ran.
 
     "beats" only when every spreadsheet answer's interval lies above 0; "does NOT beat" when
-    one lies below 0; otherwise "no significant difference" (``beats`` False). Without interval
+    one lies below 0; otherwise "no significant difference" (``beats`` False). A shipped spreadsheet
+    answer is not a model beating anything (``beats`` False); the sentence gives the best model's
+    interval. The choice was made on the selection half and is not revisited. Without interval
     columns (an older report) a point-estimate lead is not called a win (``beats`` None)."""
     t = _as_frame(metrics)
     nan = float("nan")
@@ -439,9 +441,12 @@ def _interval_value_verdict(t: pd.DataFrame, chosen: str) -> Verdict:
         vs = ""
         if best is not None:
             d, lo, hi = (float(t.loc[best, k]) for k in ("score_diff", "score_diff_ci_low", "score_diff_ci_high"))
-            vs = f"; the best model, {best}, scores {float(score[best]):.3f} (difference {d:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}])"
-        text = (f"No value model beats the spreadsheet answers in the backtest, so {_SHEET_NAMES[chosen]} ships: "
-                f"score {m:.3f} {where}{vs}.")
+            lab = {"better": f"{_SHEET_NAMES[chosen]} is significantly better", "worse": f"{best} is significantly better",
+                   "tie": "no significant difference", "unknown": "no interval"}[_label(t, best)]
+            vs = (f"; the best model, {best}, scores {float(score[best]):.3f} ({_SHEET_NAMES[chosen]} minus {best}: {d:+.3f}, "
+                  f"95% interval [{lo:+.3f}, {hi:+.3f}]: {lab})")
+        text = (f"A spreadsheet answer ships: {_SHEET_NAMES[chosen]} scored best on the selection half of the customers; "
+                f"on the judging half it scores {m:.3f}{vs}.")
         return Verdict(False, chosen, m, base, b, text)
     labels = {c: _label(t, c) for c in sheets}
     worse = [c for c in sheets if labels[c] == "worse"]
@@ -455,7 +460,7 @@ def _interval_value_verdict(t: pd.DataFrame, chosen: str) -> Verdict:
     if unclear:
         text = (f"The shipped value model ({chosen}, score {m:.3f}) does not beat every spreadsheet answer {where}: "
                 f"no significant difference from " + "; ".join(_diff_text(t, c) for c in unclear)
-                + (f" (it beats {', '.join(_SHEET_NAMES[c] for c in sheets if c not in unclear)})" if len(unclear) < len(sheets) else "") + ".")
+                + (f" (it beats {' and '.join(_SHEET_NAMES[c] for c in sheets if c not in unclear)})" if len(unclear) < len(sheets) else "") + ".")
         return Verdict(False, chosen, m, base, b, text)
     text = (f"The shipped value model ({chosen}, score {m:.3f}) beats every spreadsheet answer {where}: "
             + "; ".join(_diff_text(t, c) for c in sheets) + ".")

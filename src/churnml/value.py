@@ -245,11 +245,14 @@ def naive_value(feats: pd.DataFrame, horizon_days: float, span_days: float | Non
 
 
 def recent_window(feats: pd.DataFrame, horizon_days: float) -> int:
-    """The trailing ``spend_{w}d`` window (days) of ``feats`` closest to ``horizon_days`` (ratio)."""
-    wins = [int(c[6:-1]) for c in feats.columns if c.startswith("spend_") and c.endswith("d") and c[6:-1].isdigit()]
+    """The trailing ``spend_{w}d`` window (days) of ``feats`` for the recent-window answer: the
+    longest not longer than ``horizon_days`` (the closest to "the last horizon" that stays recent),
+    else the shortest."""
+    wins = sorted(int(c[6:-1]) for c in feats.columns if c.startswith("spend_") and c.endswith("d") and c[6:-1].isdigit())
     if not wins:
         raise DataError("no spend_{w}d window among the features: recent_spend needs one")
-    return min(wins, key=lambda w: (abs(np.log(w / float(horizon_days))), -w))
+    fit = [w for w in wins if w <= float(horizon_days) + 1]
+    return fit[-1] if fit else wins[0]
 
 
 def spreadsheet_raw(feats: pd.DataFrame, name: str, horizon_days: float, *, window_days: int | None = None,
