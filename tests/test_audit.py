@@ -36,3 +36,17 @@ def test_unknown_check_is_refused():
 def test_examples_names_the_worst_first():
     text = audit_mod.examples(["a", "b", "c"], [True, False, True], order=[1.0, 5.0, 3.0])
     assert text == "e.g. c, a"
+
+
+def test_a_shared_floor_fails_but_a_shared_zero_is_only_said():
+    from churnml.audit import check_clv_history
+
+    n = 100
+    net = [50.0] * n
+    floor = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "net_spend": net,
+                          "predicted_clv": [425.0] * 60 + [500.0 + i for i in range(40)]})
+    found = check_clv_history(floor, Config(), None)
+    assert [f.severity for f in found] == ["fail"] and "floor" in found[0].message
+    zero = floor.assign(predicted_clv=[0.0] * 60 + [10.0 + i for i in range(40)])
+    found = check_clv_history(zero, Config(), {"value_model": "recent_spend"})
+    assert [f.severity for f in found] == ["warn"] and "recent_spend" in found[0].message

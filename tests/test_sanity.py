@@ -176,22 +176,27 @@ CHURN = pd.DataFrame(
 )
 VALUE = pd.DataFrame(
     {"spearman": [0.40, 0.43, 0.44, 0.44], "top_decile_capture": [0.55, 0.57, 0.56, 0.57], "total_ratio": [2.4, 0.96, 1.1, 1.03],
-     "score": [0.475, 0.50, 0.50, 0.505]},
+     "score": [0.475, 0.50, 0.50, 0.505],
+     # judging half, shipped (blend) minus the row, paired 95% interval
+     "score_diff": [0.03, 0.005, 0.005, 0.0], "score_diff_ci_low": [0.01, -0.01, -0.01, 0.0],
+     "score_diff_ci_high": [0.05, 0.02, 0.02, 0.0]},
     index=["naive", "btyd", "ml", "blend"],
 )
+POINT_ONLY = VALUE.drop(columns=["score_diff", "score_diff_ci_low", "score_diff_ci_high"])
 
 
 def test_backtest_verdict_when_models_win():
     v = check_backtest(CHURN, VALUE, "blend")
     assert v.beats_baselines is True and v.churn.beats and v.value.beats
     assert "beats recency alone" in v.churn.sentence and "0.820 vs 0.810" in v.churn.sentence
-    assert "(blend) beats the naive" in v.value.sentence and "0.505 vs 0.475" in v.value.sentence
+    assert "(blend, score 0.505) beats every spreadsheet answer" in v.value.sentence
+    assert "the naive spend rate 0.475 (difference +0.030, 95% interval [+0.010, +0.050])" in v.value.sentence
     assert v.sentence == f"{v.churn.sentence} {v.value.sentence}"
 
 
 def test_backtest_verdict_when_models_lose():
     churn = CHURN.assign(roc_auc=[0.70, 0.75, 0.7, 0.7])
-    value = VALUE.assign(score=[0.6, 0.5, 0.5, 0.5])
+    value = POINT_ONLY.assign(score=[0.6, 0.5, 0.5, 0.5])  # an older report: no intervals
     v = check_backtest(churn, value, "btyd")
     assert v.beats_baselines is False
     assert "does NOT beat recency alone" in v.churn.sentence and "0.700 vs 0.750" in v.churn.sentence
@@ -212,8 +217,34 @@ def test_backtest_verdict_without_backtests():
     # dicts as in run_report.json work too; a NaN AUC cannot be told
     assert churn_verdict(CHURN.to_dict("index")).beats is True
     assert churn_verdict(CHURN.assign(roc_auc=np.nan)).beats is None
-    assert value_verdict(VALUE.to_dict("index"), "ml").beats is True
+    assert value_verdict(VALUE.to_dict("index"), "blend").beats is True
     assert value_verdict(VALUE, "something").beats is None
+    # without an interval a point-estimate lead (0.505 vs 0.475) is not called a win
+    lead = value_verdict(POINT_ONLY, "blend")
+    assert lead.beats is None and "not shown to beat it" in lead.sentence
+
+
+def test_value_verdict_can_say_does_not_beat_and_no_significant_difference():
+    """Hand-built judging-half tables (shipped btyd minus each row, 95% interval)."""
+    t = pd.DataFrame(
+        {"score": [0.40, 0.45, 0.47, 0.44, 0.46, 0.43],
+         "score_diff": [0.05, 0.0, -0.02, 0.01, -0.01, 0.02],
+         "score_diff_ci_low": [0.02, 0.0, -0.035, -0.01, -0.03, 0.005],
+         "score_diff_ci_high": [0.08, 0.0, -0.005, 0.03, 0.01, 0.04]},
+        index=["naive", "btyd", "past_spend", "recent_spend", "ml", "blend"],
+    )
+    worse = value_verdict(t, "btyd")
+    assert worse.beats is False and worse.baseline == "past_spend"
+    assert "does NOT beat the spreadsheet answers" in worse.sentence
+    assert "significantly worse than total past net spend 0.470 (difference -0.020, 95% interval [-0.035, -0.005])" in worse.sentence
+    tie = t.assign(score_diff_ci_high=[0.08, 0.0, 0.01, 0.03, 0.01, 0.04])
+    v = value_verdict(tie, "btyd")
+    assert v.beats is False and "does not beat every spreadsheet answer" in v.sentence
+    assert "no significant difference from total past net spend" in v.sentence and "(it beats the naive spend rate and the" not in v.sentence and "(it beats the naive spend rate)" in v.sentence
+    # a spreadsheet answer shipped: no model beats it, and the sentence says which one ships
+    sheet = value_verdict(t, "past_spend")
+    assert sheet.beats is False and sheet.sentence.startswith("A spreadsheet answer ships: total past net spend scored best")
+    assert "the best model, ml, scores 0.460 (total past net spend minus ml: -0.010, 95% interval [-0.030, +0.010]: no significant difference)" in sheet.sentence
 
 
 def test_check_run_outputs(tmp_path, clean, tx):

@@ -246,7 +246,8 @@ def check_clv_history(scores: pd.DataFrame, config: Config, report: dict | None 
     * fail: any customer with ``net_spend <= 0`` (returned as much as they bought, or every
       order) has ``predicted_clv`` above the median (count and the highest examples);
     * fail: a floor shared by most customers (:data:`CLV_FLOOR_SHARE`, :data:`CLV_FLOOR_TOLERANCE`),
-      judged among customers with net past spend > 0;
+      judged among customers with net past spend > 0 (a warning when that floor is 0: a forecast
+      that they bring nothing, not a value everyone shares);
     * note: no ``predicted_clv`` (or ``net_spend``) column.
     """
     if "predicted_clv" not in scores.columns:
@@ -283,9 +284,14 @@ def check_clv_history(scores: pd.DataFrame, config: Config, report: dict | None 
             floor_mask = np.zeros(len(clv), dtype=bool)
             floor_mask[np.flatnonzero(pool)[at_floor]] = True
             what = "the same CLV for everyone" if np.ptp(v) == 0 else f"a floor: {share:.0%} of them within {CLV_FLOOR_TOLERANCE:.0%} of the lowest CLV"
+            # a floor at 0 is no value shared by everyone: it says these customers are expected to
+            # bring nothing (e.g. recent spend shipped and they spent nothing in its window); said, not refused
+            zero = low == 0.0
+            shipped = (report or {}).get("value_model")
+            why = f" (the shipped value model, {shipped}, expects nothing from them)" if zero and shipped else ""
             out.append(Finding(
-                "clv_history", "fail",
-                f"{int(pool.sum())} customers with net past spend > 0 share {what} ({low:,.2f}): the CLV does not rank them, "
+                "clv_history", "warn" if zero else "fail",
+                f"{int(pool.sum())} customers with net past spend > 0 share {what} ({low:,.2f}){why}: the CLV does not rank them, "
                 f"{examples(ids, floor_mask)}",
             ))
     return out
@@ -301,9 +307,51 @@ def check_churn_winner(scores: pd.DataFrame, config: Config, report: dict | None
     return []
 
 
+_VALUE_SHEETS = {"naive": "the spend rate", "past_spend": "total past net spend", "recent_spend": "recent-window spend"}
+
+
 def check_value_winner(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:
-    """The shipped value score is not worse than total / recent / rate spreadsheet answers."""
-    return []
+    """The shipped value score is not worse than total / recent / rate spreadsheet answers.
+
+    Reads ``report["value_backtest"]``: its ``metrics`` (judging half) hold, per candidate, the
+    score difference *shipped minus candidate* with a paired bootstrap 95% interval. ``fail``
+    when a spreadsheet answer's interval lies entirely below 0 (the shipped value ranks
+    significantly worse than a spreadsheet); ``warn`` when a spreadsheet answer scores higher but
+    the interval contains 0, or there is no interval (cannot be told), or the scores table ships
+    another value model than the backtest chose; ``note`` when no value backtest ran."""
+    name = "value_winner"
+    vb = (report or {}).get("value_backtest") if report is not None else None
+    if not vb or not vb.get("metrics"):
+        why = "no run report was given" if report is None else "the log was too short for a value backtest"
+        return [Finding(name, "note", f"no value backtest ran ({why}), so nobody knows whether the shipped value beats "
+                                      "total past spend, recent-window spend or the spend rate")]
+    t = pd.DataFrame.from_dict(vb["metrics"], orient="index")
+    chosen = vb.get("chosen") or report.get("value_model")
+    out: list[Finding] = []
+    if "value_model" in scores.columns:
+        shipped = sorted(set(scores["value_model"].astype(str)))
+        if chosen and shipped and shipped != [chosen]:
+            out.append(Finding(name, "warn", f"the scores table ships value model(s) {shipped}, the backtest chose {chosen!r}"))
+    if chosen not in t.index:
+        return out + [Finding(name, "warn", f"the shipped value model {chosen!r} is not in the value backtest, so it cannot be told "
+                                            "whether it beats the spreadsheet answers")]
+    cols = ("score_diff", "score_diff_ci_low", "score_diff_ci_high")
+    sheets = [c for c in _VALUE_SHEETS if c in t.index and c != chosen]
+    if not set(cols) <= set(t.columns):
+        return out + [Finding(name, "warn", "the value backtest has no paired intervals (an older run report), so it cannot be told "
+                                            "whether the shipped value ranks worse than " + ", ".join(_VALUE_SHEETS[c] for c in sheets))]
+    score = pd.to_numeric(t["score"], errors="coerce")
+    for c in sheets:
+        d, lo, hi = (float(pd.to_numeric(pd.Series([t.loc[c, k]]), errors="coerce").iloc[0]) for k in cols)
+        what = (f"{chosen!r} (score {score[chosen]:.3f}) vs {_VALUE_SHEETS[c]} (score {score[c]:.3f}) on the judging half: "
+                f"difference {d:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}]")
+        if np.isfinite(hi) and hi < 0:
+            out.append(Finding(name, "fail", f"the shipped value ranks significantly worse than a spreadsheet answer: {what}"))
+        elif not (np.isfinite(lo) and np.isfinite(hi)):
+            out.append(Finding(name, "warn", f"cannot be told (no finite interval): {what}"))
+        elif d < 0:
+            out.append(Finding(name, "warn", f"a spreadsheet answer scores higher, not significantly (cannot be told): {what}"))
+    return out
 
 
 CHECKS: dict[str, Callable[[pd.DataFrame, Config, dict | None], list[Finding]]] = {

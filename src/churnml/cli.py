@@ -305,7 +305,13 @@ def run(
     else:
         typer.echo("  holdout check: the log is too short for one")
     if res.value_metrics is not None:
-        typer.echo("\nvalue backtest (naive = historical spend rate x horizon):\n" + res.value_metrics.to_string(float_format=fmt))
+        shown = [c for c in ("spearman", "top_decile_capture", "total_ratio", "score", "score_diff", "score_diff_ci_low",
+                             "score_diff_ci_high", "selection_score") if c in res.value_metrics.columns]
+        typer.echo(
+            "\nvalue backtest, judging half (naive = spend rate x horizon; past_spend / recent_spend = total / recent-window "
+            "net spend, one population factor; score_diff = shipped minus row, paired 95% interval; selection_score = "
+            "the other half, which chose):\n" + res.value_metrics[shown].to_string(float_format=fmt)
+        )
     typer.echo(f"value model shipped: {res.value_model}")
     attrs = _attributes_line(res.churn_training)
     if attrs:

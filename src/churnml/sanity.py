@@ -361,11 +361,36 @@ def churn_verdict(summary) -> Verdict:
     return Verdict(m > b, "model", m, CHURN_BASELINE, b, text)
 
 
+VALUE_SPREADSHEET = ("naive", "past_spend", "recent_spend")
+"""The value backtest's spreadsheet answers (spend rate, total past net spend, recent-window spend)."""
+_SHEET_NAMES = {"naive": "the naive spend rate", "past_spend": "total past net spend", "recent_spend": "recent-window spend"}
+
+
+def _diff_text(t: pd.DataFrame, c: str) -> str:
+    d, lo, hi = (float(t.loc[c, k]) for k in ("score_diff", "score_diff_ci_low", "score_diff_ci_high"))
+    return f"{_SHEET_NAMES.get(c, c)} {float(t.loc[c, 'score']):.3f} (difference {d:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}])"
+
+
+def _label(t: pd.DataFrame, c: str) -> str:
+    lo, hi = float(t.loc[c, "score_diff_ci_low"]), float(t.loc[c, "score_diff_ci_high"])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "unknown"
+    return "better" if lo > 0 else "worse" if hi < 0 else "tie"
+
+
 def value_verdict(metrics, chosen: str | None) -> Verdict:
-    """Does the shipped value model beat the naive spend-rate forecast? ``metrics``: the value
-    backtest table (index ``naive``/``btyd``/``ml``/``blend``, columns ``spearman``,
-    ``top_decile_capture``, ``total_ratio``, ``score``; or its dict), ``chosen``: the candidate
-    that ships; ``None`` when no backtest ran."""
+    """Does the shipped value model beat the spreadsheet answers? ``metrics``: the value backtest
+    table (index ``naive``/``btyd``/``ml``/``blend``/``past_spend``/``recent_spend``, columns
+    ``spearman``, ``top_decile_capture``, ``total_ratio``, ``score`` and, from the judging half,
+    ``score_diff``/``score_diff_ci_low``/``score_diff_ci_high``: shipped minus that row with its
+    paired bootstrap 95% interval; or its dict), ``chosen``: the candidate that ships; ``None``
+    when no backtest ran.
+
+    "beats" only when every spreadsheet answer's interval lies above 0; "does NOT beat" when
+    one lies below 0; otherwise "no significant difference" (``beats`` False). A shipped spreadsheet
+    answer is not a model beating anything (``beats`` False); the sentence gives the best model's
+    interval. The choice was made on the selection half and is not revisited. Without interval
+    columns (an older report) a point-estimate lead is not called a win (``beats`` None)."""
     t = _as_frame(metrics)
     nan = float("nan")
     if t is None or "score" not in t.columns or VALUE_BASELINE not in t.index or chosen not in t.index:
@@ -376,6 +401,8 @@ def value_verdict(metrics, chosen: str | None) -> Verdict:
     if not (math.isfinite(m) and math.isfinite(b)):
         return Verdict(None, chosen, m, VALUE_BASELINE, b,
                        f"The value backtest could not score the models (score {chosen} {m:.3f}, naive {b:.3f}).")
+    if {"score_diff_ci_low", "score_diff_ci_high", "score_diff"} <= set(t.columns):
+        return _interval_value_verdict(t, chosen)
 
     def part(col: str, label: str) -> str:
         if col not in t.columns:
@@ -392,15 +419,57 @@ def value_verdict(metrics, chosen: str | None) -> Verdict:
                 f"(score {b:.3f}{vs}).")
         return Verdict(False, chosen, m, VALUE_BASELINE, b, text)
     if m > b:
-        text = f"The shipped value model ({chosen}) beats the naive spend-rate forecast in the backtest: score {m:.3f} vs {b:.3f} ({details}{ratio})."
-    else:
-        text = (f"The shipped value model ({chosen}) does NOT beat the naive spend-rate forecast in the backtest: score {m:.3f} vs "
-                f"{b:.3f} ({details}{ratio}); past spend rate x horizon ranks customers as well on this log.")
-    return Verdict(m > b, chosen, m, VALUE_BASELINE, b, text)
+        text = (f"The shipped value model ({chosen}) scores above the naive spend-rate forecast in the backtest: score {m:.3f} vs {b:.3f} "
+                f"({details}{ratio}), but the backtest gave no interval, so it is not shown to beat it.")
+        return Verdict(None, chosen, m, VALUE_BASELINE, b, text)
+    text = (f"The shipped value model ({chosen}) does NOT beat the naive spend-rate forecast in the backtest: score {m:.3f} vs "
+            f"{b:.3f} ({details}{ratio}); past spend rate x horizon ranks customers as well on this log.")
+    return Verdict(False, chosen, m, VALUE_BASELINE, b, text)
+
+
+def _interval_value_verdict(t: pd.DataFrame, chosen: str) -> Verdict:
+    """:func:`value_verdict` from the judging half's paired intervals."""
+    score = pd.to_numeric(t["score"], errors="coerce")
+    m = float(score[chosen])
+    sheets = [c for c in VALUE_SPREADSHEET if c in t.index and c != chosen]
+    base = max(sheets, key=lambda c: np.nan_to_num(score[c], nan=-np.inf)) if sheets else VALUE_BASELINE
+    b = float(score[base]) if base in score.index else float("nan")
+    where = "on the judging half of the customers (the other half chose the model)"
+    if chosen in VALUE_SPREADSHEET:
+        models = [c for c in t.index if c not in VALUE_SPREADSHEET and math.isfinite(float(score[c]))]
+        best = max(models, key=lambda c: float(score[c])) if models else None
+        vs = ""
+        if best is not None:
+            d, lo, hi = (float(t.loc[best, k]) for k in ("score_diff", "score_diff_ci_low", "score_diff_ci_high"))
+            lab = {"better": f"{_SHEET_NAMES[chosen]} is significantly better", "worse": f"{best} is significantly better",
+                   "tie": "no significant difference", "unknown": "no interval"}[_label(t, best)]
+            vs = (f"; the best model, {best}, scores {float(score[best]):.3f} ({_SHEET_NAMES[chosen]} minus {best}: {d:+.3f}, "
+                  f"95% interval [{lo:+.3f}, {hi:+.3f}]: {lab})")
+        text = (f"A spreadsheet answer ships: {_SHEET_NAMES[chosen]} scored best on the selection half of the customers; "
+                f"on the judging half it scores {m:.3f}{vs}.")
+        return Verdict(False, chosen, m, base, b, text)
+    labels = {c: _label(t, c) for c in sheets}
+    worse = [c for c in sheets if labels[c] == "worse"]
+    unclear = [c for c in sheets if labels[c] in ("tie", "unknown")]
+    if not sheets:
+        return Verdict(None, chosen, m, base, b, f"The value backtest has no spreadsheet answer to compare the shipped model ({chosen}) with.")
+    if worse:
+        text = (f"The shipped value model ({chosen}, score {m:.3f}) does NOT beat the spreadsheet answers {where}: it is significantly worse than "
+                + "; ".join(_diff_text(t, c) for c in worse) + ".")
+        return Verdict(False, chosen, m, base, b, text)
+    if unclear:
+        text = (f"The shipped value model ({chosen}, score {m:.3f}) does not beat every spreadsheet answer {where}: "
+                f"no significant difference from " + "; ".join(_diff_text(t, c) for c in unclear)
+                + (f" (it beats {' and '.join(_SHEET_NAMES[c] for c in sheets if c not in unclear)})" if len(unclear) < len(sheets) else "") + ".")
+        return Verdict(False, chosen, m, base, b, text)
+    text = (f"The shipped value model ({chosen}, score {m:.3f}) beats every spreadsheet answer {where}: "
+            + "; ".join(_diff_text(t, c) for c in sheets) + ".")
+    return Verdict(True, chosen, m, base, b, text)
 
 
 def check_backtest(churn_summary, value_metrics, value_chosen: str | None) -> BacktestVerdict:
-    """Both verdicts: churn model vs recency (ROC AUC), shipped value model vs naive (score)."""
+    """Both verdicts: churn model vs recency (ROC AUC), shipped value model vs the spreadsheet
+    answers (score, judging half, paired intervals)."""
     return BacktestVerdict(churn_verdict(churn_summary), value_verdict(value_metrics, value_chosen))
 
 
