@@ -23,17 +23,18 @@ def test_tiers_quantile_and_absolute():
 
 
 def test_segments_follow_the_matrix_and_recommend_the_best_eligible_action():
-    scores = pd.DataFrame({"churn_probability": [0.9, 0.9, 0.1, 0.5, 0.9], "predicted_clv": [100.0, 1.0, 100.0, 50.0, 300.0]},
+    scores = pd.DataFrame({"churn_probability": [0.9, 0.9, 0.1, 0.5, 0.9], "predicted_clv": [200.0, 1.0, 100.0, 50.0, 3000.0]},
                           index=["a", "b", "c", "d", "e"])
     cfg = SegmentsConfig(risk=TierConfig(method="absolute", thresholds=[0.3, 0.7]),
                          value=TierConfig(method="absolute", thresholds=[10, 60]))
     s = assign_segments(scores, cfg)
     assert s["segment"].tolist() == ["Save now", "Let go", "VIP", "Nurture", "Save now"]
-    # at stake = p x value: a 90, c 10, d 25, e 270; net = at stake x reduction - cost, by hand:
-    # a: contact 2, checkin 7.5, offer 10, reward 6.2 -> offer; b: Let go is left alone (playbook none);
-    # c: every net <= 0 -> none; d: checkin -2.25, offer -3, reward -5.5 -> none (contact not allowed in Nurture);
-    # e: contact 56, checkin 34.5, offer 46, reward 38.6 -> contact. No complaint column: complaint follow-up for nobody.
-    assert s["recommended_action"].tolist() == ["personalised_offer", "none", "none", "none", "personal_contact"]
+    # at stake = p x value: a 180, c 10, d 25, e 2700; default effects contact 0.080 / 25, checkin 0.067 / 6,
+    # offer 0.064 / 8, reward 0.056 / 10; net = at stake x reduction - cost, by hand:
+    # a: contact -10.6, checkin 6.06, offer 3.52, reward 0.08 -> checkin; b: Let go is left alone (playbook none);
+    # c: every net <= 0 -> none; d: checkin -4.325, offer -6.4, reward -8.6 -> none (contact not allowed in Nurture);
+    # e: contact 191, checkin 174.9, offer 164.8, reward 141.2 -> contact. No complaint column: complaint follow-up for nobody.
+    assert s["recommended_action"].tolist() == ["proactive_checkin", "none", "none", "none", "personal_contact"]
     camp = CampaignConfig(actions=[ActionConfig(name="mail", cost=1, churn_reduction=0.05)])
     assert assign_segments(scores, cfg, camp)["recommended_action"].tolist() == ["mail", "none", "none", "mail", "mail"]
 

@@ -134,7 +134,7 @@ def marketing_outputs(scores: pd.DataFrame, meta: dict, config: Config, out: Pat
     table = at_risk_list(picked, top=config.output.at_risk_top, customers=customers)
     if "Recommended action" in table.columns:
         table["Recommended action"] = table["Recommended action"].map(action_label)
-    ctx = {k: meta[k] for k in ("horizons", "currency", "tiers") if k in meta}
+    ctx = {k: meta[k] for k in ("horizons", "currency", "tiers", "economics") if k in meta}
     cols = [c for c in s.columns if c in _REPORT_COLUMNS]
     return [write_list(table, out / "at_risk.xlsx"), write_report(s[cols], out / "report.html", title=config.report.title, context=ctx)]
 
@@ -242,6 +242,7 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
         "mlflow": dataclasses.asdict(result) if result is not None else None,
         "timings": timings,
         "seed": config.seed,
+        "economics": scored.meta.get("economics"),
     }
     report_path = out / "run_report.json"
     with atomic_path(report_path) as tmp:

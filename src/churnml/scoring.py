@@ -133,6 +133,8 @@ def score_dataset(
             f"model {pipe.model_version}: its scores fail the sanity checks, nothing was written:\n  - "
             + "\n  - ".join(blocking)
         )
+    from churnml.campaigns import assumptions
+
     psi = pipe.drift(pd.concat(drift_parts)) if pipe.reference else pd.Series(dtype=float)
     drifted = psi[psi > config.score.psi_threshold]
     meta = {
@@ -151,6 +153,8 @@ def score_dataset(
         "horizons": {"churn_days": pipe.config.churn.horizon_days, "clv_days": pipe.config.clv.horizon_days},
         "currency": config.report.currency,
         "tiers": {"risk": config.segments.risk.model_dump(), "value": config.segments.value.model_dump()},
+        # what recommended_action rests on: the margin inside value_if_retained, the effects and their sources
+        "economics": assumptions(config.campaign, pipe.config.clv.margin),
         "sanity_notes": notes,
         "drift": {"psi_threshold": config.score.psi_threshold, "psi": psi.round(4).to_dict(), "drifted": drifted.round(4).to_dict()},
         "timings": {"score_s": round(t_score - t0, 3), "segments_s": round(time.perf_counter() - t_score, 3)},
