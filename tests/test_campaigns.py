@@ -480,3 +480,23 @@ def test_low_risk_high_value_gets_personal_contact_only_when_it_pays():
     # vs check-in 195 -> contact; v3 nothing
     assert plan.plan.set_index("customer_id")["action"].to_dict() == {"v2": "personal_contact"}
     assert plan.plan.loc[0, "expected_saved_value"] == pytest.approx(0.1 * 0.08 * 30000.0)
+
+
+def test_report_and_workbook_state_the_assumptions(tmp_path):
+    """The report and at_risk.xlsx say what recommended actions rest on: the margin basis and each effect's source."""
+    from openpyxl import load_workbook
+
+    from churnml.campaigns import REVENUE_WARNING, assumptions
+    from churnml.excel import economics_notes, write_list
+    from churnml.report import actions_section
+
+    econ = assumptions(CampaignConfig(), 1.0)
+    page = actions_section(econ)
+    assert REVENUE_WARNING in page and "judged on revenue, not profit" in page
+    assert page.count("assumed: default catalogue") == len(CampaignConfig().actions) and "8.0%" in page
+    assert "on profit at margin 0.3" in actions_section(assumptions(CampaignConfig(), 0.3))
+    path = write_list(pd.DataFrame({"Customer ID": ["a"], "Recommended action": ["Personal contact"]}), tmp_path / "l.xlsx",
+                      notes=economics_notes(econ))
+    lines = [r[0] for r in load_workbook(path)["Assumptions"].iter_rows(values_only=True)]
+    assert lines[0] == f"Warning: {REVENUE_WARNING}"
+    assert "Personal contact: cost 25.00 per customer, churn reduction 8.0% (assumed: default catalogue)." in lines

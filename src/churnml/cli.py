@@ -606,9 +606,14 @@ def at_risk(
         )
         if out.suffix.lower() not in {".csv", ".xlsx"}:
             raise DataError(f"--out {out}: use a .csv or .xlsx file name")
+        notes: list[str] = []
         if "Recommended action" in table.columns:
+            from churnml.excel import economics_notes
+            from churnml.report import report_context
+
             table["Recommended action"] = table["Recommended action"].map(action_label)
-        write_list(table, out)
+            notes = economics_notes(report_context(scores, cfg).get("economics"))
+        write_list(table, out, notes=notes)
     typer.echo(f"wrote {len(table):,} customers to {out}")
 
 

@@ -125,7 +125,7 @@ def marketing_outputs(scores: pd.DataFrame, meta: dict, config: Config, out: Pat
     """What marketing opens after a run: ``at_risk.xlsx`` (customers in ``output.at_risk_tiers``
     by value at risk, formatted, with customer attributes) and the HTML ``report.html``."""
     from churnml.campaigns import at_risk_list
-    from churnml.excel import action_label, write_list
+    from churnml.excel import action_label, economics_notes, write_list
     from churnml.report import write_report
 
     s = scores.reset_index() if "customer_id" not in scores.columns else scores
@@ -136,7 +136,7 @@ def marketing_outputs(scores: pd.DataFrame, meta: dict, config: Config, out: Pat
         table["Recommended action"] = table["Recommended action"].map(action_label)
     ctx = {k: meta[k] for k in ("horizons", "currency", "tiers", "economics") if k in meta}
     cols = [c for c in s.columns if c in _REPORT_COLUMNS]
-    return [write_list(table, out / "at_risk.xlsx"), write_report(s[cols], out / "report.html", title=config.report.title, context=ctx)]
+    return [write_list(table, out / "at_risk.xlsx", notes=economics_notes(meta.get("economics"))), write_report(s[cols], out / "report.html", title=config.report.title, context=ctx)]
 
 
 _REPORT_COLUMNS = {
