@@ -710,11 +710,14 @@ def campaign(
     typer.echo("effects: " + "; ".join(f"{a['name']} {a['churn_reduction']:.3f} ({a['effect_source']})"
                                        for a in plan.assumptions["actions"]))
     typer.echo(plan.summary.to_string(float_format=lambda v: f"{v:,.3f}" if abs(v) < 1 else f"{v:,.2f}"))
+    n_measured = sum(a["effect_source"].startswith("measured") for a in plan.assumptions["actions"])
+    effects_basis = ("assumed (unmeasured) effects" if not n_measured else
+                     f"{n_measured} measured and {len(plan.assumptions['actions']) - n_measured} assumed effects")
     basis = (f"on profit at margin {t['margin']:g}" if t["roi_basis"] == "profit"
              else "on REVENUE (no margin configured: clv.margin is 1.0)")
     typer.echo(
         f"\nbudget {t['budget']:,.2f}: cost {t['cost']:,.2f}, expected saved value {t['expected_saved_value']:,.2f}, "
-        f"ROI {t['roi']:.2f} {basis}, on assumed effects unless measured; "
+        f"ROI {t['roi']:.2f} {basis}, on {effects_basis}; "
         f"treatment {t['treatment_customers']:,.0f}, control {t['control_customers']:,.0f} "
         f"(customers the plan would also have selected, held out by hash(seed, id) < {cfg.campaign.control_share:g})"
     )
