@@ -500,3 +500,12 @@ def test_report_and_workbook_state_the_assumptions(tmp_path):
     lines = [r[0] for r in load_workbook(path)["Assumptions"].iter_rows(values_only=True)]
     assert lines[0] == f"Warning: {REVENUE_WARNING}"
     assert "Personal contact: cost 25.00 per customer, churn reduction 8.0% (assumed: default catalogue)." in lines
+
+
+def test_empty_plan_says_nothing_pays():
+    """Stake 0.5 x 10 = 5: the best default action (check-in) nets 5 x 0.067 - 6 = -5.665; the plan says so."""
+    s = pd.DataFrame({"customer_id": ["a"], "churn_probability": [0.5], "value_if_retained": [10.0], "predicted_clv": [10.0],
+                      "value_at_risk": [5.0], "segment": ["Protect"]})
+    plan = plan_campaign(s, 100)
+    assert plan.plan.empty
+    assert any(n.startswith("no action pays for any customer") and "(best expected net value -5.67)" in n for n in plan.notes)

@@ -464,6 +464,11 @@ def plan_campaign(
             notes.append(f"recommended_action in the scores differs from this config's for {int(differ.sum()):,} customers "
                          f"(scored with another action catalog or playbook?), e.g. {ex}; the plan uses this config's")
     cand = np.flatnonzero(ok.any(axis=1))
+    if len(ids) and not len(cand):
+        best = np.where(el.mask, net, -np.inf).max(initial=-np.inf)
+        notes.append("no action pays for any customer on these assumptions: expected saved value is at most the cost for "
+                     f"everyone (best expected net value {best:,.2f})" if np.isfinite(best) else
+                     "no action is eligible for any customer")
     u = np.full(len(ids), np.nan)
     u[cand] = _uniform(ids[cand], cfg.seed)
     held = np.zeros(len(ids), dtype=bool)
