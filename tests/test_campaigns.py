@@ -23,17 +23,18 @@ def test_tiers_quantile_and_absolute():
 
 
 def test_segments_follow_the_matrix_and_recommend_the_best_eligible_action():
-    scores = pd.DataFrame({"churn_probability": [0.9, 0.9, 0.1, 0.5, 0.9], "predicted_clv": [100.0, 1.0, 100.0, 50.0, 300.0]},
+    scores = pd.DataFrame({"churn_probability": [0.9, 0.9, 0.1, 0.5, 0.9], "predicted_clv": [200.0, 1.0, 100.0, 50.0, 3000.0]},
                           index=["a", "b", "c", "d", "e"])
     cfg = SegmentsConfig(risk=TierConfig(method="absolute", thresholds=[0.3, 0.7]),
                          value=TierConfig(method="absolute", thresholds=[10, 60]))
     s = assign_segments(scores, cfg)
     assert s["segment"].tolist() == ["Save now", "Let go", "VIP", "Nurture", "Save now"]
-    # at stake = p x value: a 90, c 10, d 25, e 270; net = at stake x reduction - cost, by hand:
-    # a: contact 2, checkin 7.5, offer 10, reward 6.2 -> offer; b: Let go is left alone (playbook none);
-    # c: every net <= 0 -> none; d: checkin -2.25, offer -3, reward -5.5 -> none (contact not allowed in Nurture);
-    # e: contact 56, checkin 34.5, offer 46, reward 38.6 -> contact. No complaint column: complaint follow-up for nobody.
-    assert s["recommended_action"].tolist() == ["personalised_offer", "none", "none", "none", "personal_contact"]
+    # at stake = p x value: a 180, c 10, d 25, e 2700; default effects contact 0.080 / 25, checkin 0.067 / 6,
+    # offer 0.064 / 8, reward 0.056 / 10; net = at stake x reduction - cost, by hand:
+    # a: contact -10.6, checkin 6.06, offer 3.52, reward 0.08 -> checkin; b: Let go is left alone (playbook none);
+    # c: every net <= 0 -> none; d: checkin -4.325, offer -6.4, reward -8.6 -> none (contact not allowed in Nurture);
+    # e: contact 191, checkin 174.9, offer 164.8, reward 141.2 -> contact. No complaint column: complaint follow-up for nobody.
+    assert s["recommended_action"].tolist() == ["proactive_checkin", "none", "none", "none", "personal_contact"]
     camp = CampaignConfig(actions=[ActionConfig(name="mail", cost=1, churn_reduction=0.05)])
     assert assign_segments(scores, cfg, camp)["recommended_action"].tolist() == ["mail", "none", "none", "mail", "mail"]
 
@@ -359,3 +360,152 @@ def test_config_action_rules_are_typed():
     assert a.conditions == [("last_nps", "<=", 6.0), ("n_complaint_90d", ">", 0.0)]
     assert cfg.segments.playbook == {"Let go": "none", "Save now": ["x"], "VIP": "all"}
     assert cfg.segments.allowed("Grow") == "all"
+
+
+# --------------------------------------------------------------------------- honest economics (#22)
+
+def _tiny(values):
+    """Three customers, one segment; values are value_if_retained (currency)."""
+    return pd.DataFrame({"customer_id": ["A", "B", "C"], "churn_probability": [0.5, 0.8, 0.2], "value_if_retained": values,
+                         "predicted_clv": values, "value_at_risk": np.multiply([0.5, 0.8, 0.2], values), "segment": "Save now"})
+
+
+CALL = CampaignConfig(actions=[ActionConfig(name="call", cost=10, churn_reduction=0.1)], control_share=0.0)
+
+
+@pytest.mark.parametrize("values, value_margin", [([300.0, 600.0, 300.0], None), ([1000.0, 2000.0, 1000.0], 1.0)])
+def test_plan_is_on_profit_at_the_stated_margin_hand_computed(values, value_margin):
+    """Margin 0.3, applied once: already inside value_if_retained (value_margin None) or on revenue
+    scores (value_margin 1.0, rescaled x 0.3). Profit values 300, 600, 300, by hand:
+    A 0.5 x 0.1 x 300 = 15, net 5; B 0.8 x 0.1 x 600 = 48, net 38; C 0.2 x 0.1 x 300 = 6, net -4 (not selected;
+    on revenue C would save 20 and be selected). Cost 20, saved 63, net 43, ROI 43 / 20 = 2.15."""
+    plan = plan_campaign(_tiny(values), 100, CALL, margin=0.3, value_margin=value_margin)
+    t = plan.totals()
+    assert sorted(plan.plan["customer_id"]) == ["A", "B"]
+    assert plan.plan.set_index("customer_id")["expected_saved_value"].to_dict() == pytest.approx({"A": 15.0, "B": 48.0})
+    assert (t["cost"], t["expected_saved_value"], t["net_value"]) == pytest.approx((20.0, 63.0, 43.0))
+    assert t["roi"] == pytest.approx(2.15)
+    assert (t["margin"], t["roi_basis"]) == (0.3, "profit")
+    assert plan.summary.loc["total", "roi"] == pytest.approx(2.15)
+    assert (plan.plan["margin"] == 0.3).all()
+    assert not any("revenue" in w for w in plan.warnings)
+    # the one configured action is an assumption, and the plan says so on every row and in the summary
+    assert (plan.plan["effect_source"] == "assumed: configured, not measured").all()
+    assert plan.summary.loc["call", "effect_source"] == "assumed: configured, not measured"
+    assert any("assumption" in w for w in plan.warnings)
+
+
+def test_margin_one_is_said_to_be_revenue():
+    """Margin 1.0 (the default): values unchanged, ROI on revenue, warned. Revenue values 1000, 2000, 1000:
+    A 50 - 10, B 160 - 10, C 20 - 10: cost 30, saved 230, ROI 200 / 30 (vs 2.15 on profit at margin 0.3)."""
+    plan = plan_campaign(_tiny([1000.0, 2000.0, 1000.0]), 100, CALL)
+    t = plan.totals()
+    assert t["roi"] == pytest.approx(200 / 30) and (t["margin"], t["roi_basis"]) == (1.0, "revenue")
+    assert any(w.startswith("No margin is configured") and "revenue" in w for w in plan.warnings)
+
+
+def test_campaign_cli_writes_margin_basis_and_warnings(tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from churnml.campaigns import ASSUMED_WARNING, REVENUE_WARNING
+    from churnml.cli import app
+
+    _tiny([300.0, 600.0, 300.0]).to_csv(tmp_path / "scores.csv", index=False)
+    acts = [{"name": "call", "cost": 10, "churn_reduction": 0.1}]
+    runner = CliRunner()
+    for margin in (1.0, 0.3):
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump({"clv": {"margin": margin}, "campaign": {"control_share": 0.0, "actions": acts}}))
+        res = runner.invoke(app, ["campaign", "--scores", str(tmp_path / "scores.csv"), "--budget", "100", "--config",
+                                  str(tmp_path / "c.yaml"), "--out", str(tmp_path / "plan.csv")])
+        assert res.exit_code == 0, res.output
+        summary = json.loads((tmp_path / "plan.csv.summary.json").read_text())
+        assert summary["margin"] == margin and summary["assumptions"]["actions"][0]["effect_source"].startswith("assumed")
+        assert ASSUMED_WARNING in summary["warnings"]
+        if margin == 1.0:
+            assert REVENUE_WARNING in summary["warnings"] and summary["roi_basis"] == "revenue"
+            assert f"WARNING: {REVENUE_WARNING}" in res.output and "on REVENUE" in res.output
+            assert summary["roi"] == pytest.approx(2.15)
+        else:  # no sidecar: the scores are taken to be on this config's margin (applied once, not again)
+            assert REVENUE_WARNING not in summary["warnings"] and summary["roi_basis"] == "profit"
+            assert summary["roi"] == pytest.approx(2.15) and "on profit at margin 0.3" in res.output
+    # a sidecar saying the scores' values are on revenue: rescaled to margin 0.3 -> the hand-computed 2.15
+    (tmp_path / "scores.csv.meta.json").write_text(json.dumps({"economics": {"margin": 1.0}}))
+    _tiny([1000.0, 2000.0, 1000.0]).to_csv(tmp_path / "scores.csv", index=False)
+    res = runner.invoke(app, ["campaign", "--scores", str(tmp_path / "scores.csv"), "--budget", "100", "--config",
+                              str(tmp_path / "c.yaml"), "--out", str(tmp_path / "plan.csv")])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "plan.csv.summary.json").read_text())
+    assert summary["roi"] == pytest.approx(2.15) and summary["treatment_customers"] == 2
+
+
+def test_measured_effects_are_labelled_measured_after_apply_effects():
+    from churnml.campaigns import ASSUMED_DEFAULT, ASSUMED_WARNING, apply_effects, assumptions, effect_source
+
+    cfg = CampaignConfig(control_share=0.0)  # the default catalogue
+    assert {effect_source(a) for a in cfg.actions} == {ASSUMED_DEFAULT}
+    ro = pd.DataFrame({"level": ["action", "action"], "name": ["personal_contact", "proactive_checkin"],
+                       "n_treatment": [300, 10], "n_control": [120, 5], "churn_reduction": [0.2, 0.5],
+                       "churn_reduction_low": [0.12, 0.1], "churn_reduction_high": [0.28, 0.8]})
+    new, _ = apply_effects(cfg, ro, source="readout.csv (2026-03-01)")
+    src = {a.name: effect_source(a) for a in new.actions}
+    assert src["personal_contact"] == ("measured: read-out readout.csv (2026-03-01), n=300 treated/120 control, measured 0.200, "
+                                       "95% interval [0.120, 0.280], lower bound used")
+    assert src["proactive_checkin"] == ASSUMED_DEFAULT  # too few customers: kept, still an assumption
+    assert src["personalised_offer"] == ASSUMED_DEFAULT  # not in the read-out
+    assert ASSUMED_WARNING in assumptions(cfg)["warnings"] and ASSUMED_WARNING not in assumptions(new)["warnings"]
+    scores = pd.DataFrame({"customer_id": ["x"], "churn_probability": [0.9], "value_if_retained": [5000.0], "predicted_clv": [5000.0],
+                           "value_at_risk": [4500.0], "segment": ["Save now"]})
+    plan = plan_campaign(scores, 100, new, margin=0.3)
+    # 0.9 x 0.12 x 5000 - 25 = 515 beats every assumed default: the plan row and summary say it is measured
+    assert plan.plan.loc[0, "action"] == "personal_contact" and plan.plan.loc[0, "effect_source"].startswith("measured: read-out")
+    assert plan.summary.loc["personal_contact", "effect_source"] == src["personal_contact"]
+
+
+def test_low_risk_high_value_gets_personal_contact_only_when_it_pays():
+    """Default catalogue (VIP may get contact 0.080/25, check-in 0.067/6, offer 0.064/8, reward 0.056/10).
+    p 0.1, value 2000 (stake 200): contact 16 - 25 = -9 < 0, check-in 13.4 - 6 = 7.4, offer 4.8, reward 1.2
+    -> check-in (under the old 0.30 default contact would have 'saved' 60 - 25 = 35 and won).
+    p 0.1, value 100000 (stake 10000): contact 775 > check-in 664 > offer 632 > reward 550 -> contact.
+    p 0.02, value 1000 (stake 20): every net < 0 -> none."""
+    scores = pd.DataFrame({"customer_id": ["v1", "v2", "v3"], "churn_probability": [0.1, 0.1, 0.02],
+                           "value_if_retained": [2000.0, 100000.0, 1000.0], "predicted_clv": [2000.0, 100000.0, 1000.0],
+                           "value_at_risk": [200.0, 10000.0, 20.0], "segment": "VIP"})
+    rec = recommended_actions(scores)
+    assert rec.tolist() == ["proactive_checkin", "personal_contact", "none"]
+    plan = plan_campaign(scores, 1000, CampaignConfig(control_share=0.0), margin=0.3, value_margin=1.0)
+    # on profit at margin 0.3: v1 stake 60 -> check-in 4.02 - 6 < 0, nothing pays; v2 stake 3000 -> contact 215
+    # vs check-in 195 -> contact; v3 nothing
+    assert plan.plan.set_index("customer_id")["action"].to_dict() == {"v2": "personal_contact"}
+    assert plan.plan.loc[0, "expected_saved_value"] == pytest.approx(0.1 * 0.08 * 30000.0)
+
+
+def test_report_and_workbook_state_the_assumptions(tmp_path):
+    """The report and at_risk.xlsx say what recommended actions rest on: the margin basis and each effect's source."""
+    from openpyxl import load_workbook
+
+    from churnml.campaigns import REVENUE_WARNING, assumptions
+    from churnml.excel import economics_notes, write_list
+    from churnml.report import actions_section
+
+    econ = assumptions(CampaignConfig(), 1.0)
+    page = actions_section(econ)
+    assert REVENUE_WARNING in page and "judged on revenue, not profit" in page
+    assert page.count("assumed: default catalogue") == len(CampaignConfig().actions) and "8.0%" in page
+    assert "on profit at margin 0.3" in actions_section(assumptions(CampaignConfig(), 0.3))
+    path = write_list(pd.DataFrame({"Customer ID": ["a"], "Recommended action": ["Personal contact"]}), tmp_path / "l.xlsx",
+                      notes=economics_notes(econ))
+    lines = [r[0] for r in load_workbook(path)["Assumptions"].iter_rows(values_only=True)]
+    assert lines[0] == f"Warning: {REVENUE_WARNING}"
+    assert "Personal contact: cost 25.00 per customer, churn reduction 8.0% (assumed: default catalogue)." in lines
+
+
+def test_empty_plan_says_nothing_pays():
+    """Stake 0.5 x 10 = 5: the best default action (check-in) nets 5 x 0.067 - 6 = -5.665; the plan says so."""
+    s = pd.DataFrame({"customer_id": ["a"], "churn_probability": [0.5], "value_if_retained": [10.0], "predicted_clv": [10.0],
+                      "value_at_risk": [5.0], "segment": ["Protect"]})
+    plan = plan_campaign(s, 100)
+    assert plan.plan.empty
+    assert any(n.startswith("no action pays for any customer") and "(best expected net value -5.67)" in n for n in plan.notes)

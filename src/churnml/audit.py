@@ -297,9 +297,61 @@ def check_clv_history(scores: pd.DataFrame, config: Config, report: dict | None 
     return out
 
 
+def _value_margin(config: Config, report: dict | None) -> float:
+    """The margin inside the scores' value_if_retained: the run report's ``economics.margin``
+    (the margin of the model that scored) when it says, else ``config.clv.margin``."""
+    econ = (report or {}).get("economics") if isinstance(report, dict) else None
+    m = econ.get("margin") if isinstance(econ, dict) else None
+    return float(m) if isinstance(m, (int, float)) and m > 0 else float(config.clv.margin)
+
+
 def check_actions(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:
-    """Each recommended action has positive expected net value (profit) on stated assumptions."""
-    return []
+    """Each recommended action has positive expected net value (profit) on stated assumptions.
+
+    For every customer whose ``recommended_action`` is not ``none``: churn_probability x the
+    action's churn_reduction x value_if_retained (negative = 0; it already includes the margin of
+    the run, rescaled to ``clv.margin`` when the run report states another) - the action's cost
+    (currency) must be > 0: fail otherwise, and for actions the catalogue does not know. Warns when
+    the margin is the 1.0 default (ROI on revenue) and when every effect used is an assumption."""
+    from churnml.campaigns import effect_source
+
+    name = "actions"
+    if "recommended_action" not in scores.columns:
+        return [Finding(name, "note", "The scores have no recommended_action column, so no action can be checked.")]
+    value_col = "value_if_retained" if "value_if_retained" in scores.columns else "predicted_clv"
+    if value_col not in scores.columns or "churn_probability" not in scores.columns:
+        return [Finding(name, "note", f"The scores lack churn_probability or {value_col}, so action values cannot be recomputed.")]
+    ids = customer_ids(scores)
+    action = scores["recommended_action"].astype(str).to_numpy()
+    acted = action != "none"
+    catalogue = {a.name: a for a in config.campaign.actions}
+    margin = float(config.clv.margin)
+    scale = margin / _value_margin(config, report)
+    p = pd.to_numeric(scores["churn_probability"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    v = np.clip(pd.to_numeric(scores[value_col], errors="coerce").to_numpy(dtype=float, na_value=np.nan), 0, None) * scale
+    red = np.array([catalogue[a].churn_reduction if a in catalogue else np.nan for a in action])
+    cost = np.array([catalogue[a].cost if a in catalogue else np.nan for a in action])
+    net = p * red * v - cost
+    findings: list[Finding] = []
+    unknown = acted & ~np.isin(action, list(catalogue))
+    if unknown.any():
+        names = sorted(set(action[unknown]))
+        findings.append(Finding(name, "fail", f"{int(unknown.sum()):,} customers are recommended actions the catalogue does not "
+                                              f"have ({', '.join(names[:5])}), {examples(ids, unknown)}."))
+    losing = acted & ~unknown & ~(net > 0)
+    if losing.any():
+        basis = "profit" if margin != 1.0 else "revenue"
+        findings.append(Finding(
+            name, "fail",
+            f"{int(losing.sum()):,} of {int(acted.sum()):,} recommended actions do not pay: expected saved value "
+            f"(churn probability x churn reduction x value if retained, on {basis} at margin {margin:g}) is at most the "
+            f"action's cost, {examples(ids, losing, order=-net)}."))
+    if margin == 1.0:
+        findings.append(Finding(name, "warn", "ROI is on revenue, not profit: no margin is configured (clv.margin is 1.0)."))
+    used = [catalogue[a] for a in sorted(set(action[acted & ~unknown]))] or list(catalogue.values())
+    if used and not any(effect_source(a).startswith("measured") for a in used):
+        findings.append(Finding(name, "warn", "Every action effect is an assumption: no read-out has measured one."))
+    return findings
 
 
 def check_churn_winner(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:

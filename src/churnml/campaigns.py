@@ -9,7 +9,12 @@ for nobody and the plan says so in a note).
 Value: action ``a`` for customer ``i`` costs ``c_a`` and is expected to save
 ``churn_probability_i x churn_reduction_a x value_if_retained_i`` (currency: the value the
 customer brings over the CLV horizon if they stay, so a save is worth what is kept); its net
-value is that minus the cost. ``recommended_action`` (:func:`recommended_actions`) is the
+value is that minus the cost. ``value_if_retained`` already includes ``clv.margin`` (the CLV
+model multiplies spend by it), so saved value, net value and ROI are on profit at that margin and
+the margin is never applied twice; with the 1.0 default they are on *revenue*, and plans,
+summaries and reports say so (:func:`assumptions`). ``churn_reduction`` is an assumption until a
+read-out measures it (:func:`apply_effects`): each action's ``effect_source`` says which.
+``recommended_action`` (:func:`recommended_actions`) is the
 eligible action with the best net value, ``none`` when none is positive: what the plan gives
 the customer when the budget is not binding.
 
@@ -49,7 +54,53 @@ import pandas as pd
 
 from churnml.config import ActionConfig, CampaignConfig, SegmentsConfig
 
-__all__ = ["CampaignPlan", "Eligibility", "apply_effects", "at_risk_list", "at_risk_rows", "control_mask", "eligibility", "plan_campaign", "power", "recommended_actions"]
+__all__ = ["CampaignPlan", "Eligibility", "apply_effects", "assumptions", "at_risk_list", "at_risk_rows", "control_mask", "effect_source", "eligibility",
+           "plan_campaign", "power", "recommended_actions"]
+
+ASSUMED_DEFAULT = "assumed: default catalogue"
+ASSUMED_CONFIGURED = "assumed: configured, not measured"
+REVENUE_WARNING = ("No margin is configured (clv.margin is 1.0): saved value and ROI are on revenue, not profit. "
+                   "Set clv.margin for ROI on profit.")
+ASSUMED_WARNING = "No action's effect has been measured: every churn reduction is an assumption."
+
+
+def effect_source(action: ActionConfig) -> str:
+    """Where an action's ``churn_reduction`` comes from: its ``effect_source`` when set (e.g.
+    "measured: read-out ..."), else "assumed: default catalogue" for an unedited default action,
+    else "assumed: configured, not measured"."""
+    if action.effect_source:
+        return action.effect_source
+    from churnml.config import _default_actions
+
+    same = any(d.name == action.name and d.cost == action.cost and d.churn_reduction == action.churn_reduction
+               for d in _default_actions())
+    return ASSUMED_DEFAULT if same else ASSUMED_CONFIGURED
+
+
+def is_measured(action: ActionConfig) -> bool:
+    """The action's effect was measured by a read-out (``effect_source`` starts with "measured")."""
+    return effect_source(action).startswith("measured")
+
+
+def assumptions(config: CampaignConfig | None = None, margin: float = 1.0) -> dict:
+    """What every saved value, net value and ROI rests on: ``margin`` (the profit margin on spend
+    included in value_if_retained, ``clv.margin``), ``roi_basis`` ("profit" or "revenue" when the
+    margin is 1.0), each action's ``cost`` (currency), ``churn_reduction`` and ``effect_source``,
+    and ``warnings``: short sentences for a margin of 1.0 and for effects that are all assumed."""
+    cfg = config or CampaignConfig()
+    m = float(margin)
+    warnings = []
+    if m == 1.0:
+        warnings.append(REVENUE_WARNING)
+    if cfg.actions and not any(is_measured(a) for a in cfg.actions):
+        warnings.append(ASSUMED_WARNING)
+    return {
+        "margin": m,
+        "roi_basis": "revenue" if m == 1.0 else "profit",
+        "actions": [{"name": a.name, "label": a.display_label, "cost": a.cost, "churn_reduction": a.churn_reduction,
+                     "effect_source": effect_source(a)} for a in cfg.actions],
+        "warnings": warnings,
+    }
 
 PLAIN_HEADERS = {
     "customer_id": "Customer ID",
@@ -224,20 +275,23 @@ def _value_at_stake(df: pd.DataFrame) -> np.ndarray:
     return p * np.clip(v, 0, None)
 
 
-def _economics(df: pd.DataFrame, actions: list[ActionConfig], uplift=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _economics(df: pd.DataFrame, actions: list[ActionConfig], uplift=None,
+               value_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cost per action, expected saved value n x k, net value n x k), currency.
 
-    Without ``uplift``: churn_probability x churn_reduction x value_if_retained. With ``uplift``
+    Without ``uplift``: churn_probability x churn_reduction x value_if_retained x
+    ``value_scale`` (1 when value_if_retained is already on the plan's margin; the plan's margin /
+    the scores' margin otherwise, so the margin is applied exactly once). With ``uplift``
     (estimated increase of each customer's probability of staying when contacted, from an uplift
     model: an array for every action, or a mapping action name -> array; actions it does not name
     keep the catalog's rule): uplift x value_if_retained, the expected incremental value. A
     negative uplift (contact drives the customer away) makes every action a loss for them."""
     cost = np.array([a.cost for a in actions], dtype=float)
     red = np.array([a.churn_reduction for a in actions], dtype=float)
-    stake = _value_at_stake(df)
+    stake = _value_at_stake(df) * value_scale
     saved = stake[:, None] * red[None, :]
     if uplift is not None:
-        value = np.clip(df[_value_column(df)].to_numpy(dtype=float), 0, None)
+        value = np.clip(df[_value_column(df)].to_numpy(dtype=float), 0, None) * value_scale
         for j, a in enumerate(actions):
             u = uplift.get(a.name) if isinstance(uplift, Mapping) else uplift
             if u is None:
@@ -286,7 +340,9 @@ class CampaignPlan:
     ``marginal_ratio`` is the net value per unit of cost (currency/currency) of the upgrade the
     budget could not fund, 0 when everything worth doing fitted: the control group is the
     held-out customers whose first upgrade beats it. ``notes`` explain actions eligible for
-    nobody and other things a planner should know, one line each."""
+    nobody and other things a planner should know, one line each. ``assumptions`` is what the
+    values rest on (:func:`assumptions`: the margin, ROI basis, each action's effect and its
+    source, and the warnings); ``warnings`` are its warnings, short sentences to show loudly."""
 
     plan: pd.DataFrame
     summary: pd.DataFrame
@@ -296,13 +352,23 @@ class CampaignPlan:
     method: str
     marginal_ratio: float = 0.0
     notes: list[str] = dataclasses.field(default_factory=list)
+    assumptions: dict = dataclasses.field(default_factory=lambda: assumptions())
+
+    @property
+    def margin(self) -> float:
+        return float(self.assumptions["margin"])
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.assumptions["warnings"])
 
     @property
     def gap(self) -> float:
         return float(self.lp_bound - self.objective)
 
     def totals(self) -> dict[str, float]:
-        """Treatment totals (currency), group sizes and the certificate; control costs nothing."""
+        """Treatment totals (currency, on the stated margin: ``roi_basis`` "profit", or "revenue"
+        when the margin is 1.0), group sizes and the certificate; control costs nothing."""
         t = self.plan[self.plan["group"] == "treatment"]
         n_control = float((self.plan["group"] == "control").sum())
         cost = float(t["cost"].sum())
@@ -319,6 +385,8 @@ class CampaignPlan:
             "marginal_ratio": self.marginal_ratio,
             "lp_bound": self.lp_bound,
             "gap_to_bound": self.gap,
+            "margin": self.margin,
+            "roi_basis": self.assumptions["roi_basis"],
         }
 
 
@@ -360,6 +428,8 @@ def plan_campaign(
     *,
     playbook: Mapping | SegmentsConfig | None = None,
     uplift=None,
+    margin: float = 1.0,
+    value_margin: float | None = None,
 ) -> CampaignPlan:
     """Choose at most one eligible action per customer to maximise expected saved value minus
     cost within ``budget`` (currency), and hold out the control group within the customers that
@@ -375,16 +445,29 @@ def plan_campaign(
     ``predicted_clv`` and ``u`` (the hold-out hash, in [0, 1)).
 
     ``uplift``: per-customer estimated uplift (see ``_economics``): customers are then chosen by
-    expected incremental value (uplift x value if retained) minus cost instead of risk x value."""
+    expected incremental value (uplift x value if retained) minus cost instead of risk x value.
+
+    ``margin``: the profit margin on spend the plan's values are on (``clv.margin``; 1.0 = revenue,
+    which the plan's ``assumptions`` and ``warnings`` say). ``value_margin``: the margin already
+    inside the scores' value_if_retained (``None`` = ``margin``, as when the same config scored
+    them); when it differs, values are rescaled by ``margin / value_margin``, so the margin is
+    applied exactly once. The plan's ``margin`` and ``effect_source`` columns state both
+    assumptions on every row."""
     cfg = config or CampaignConfig()
     if budget < 0:
         raise ValueError("budget must not be negative")
+    if not margin > 0 or (value_margin is not None and not value_margin > 0):
+        raise ValueError("margin and value_margin must be positive")
+    scale = 1.0 if value_margin is None else float(margin) / float(value_margin)
     df = scores.reset_index() if "customer_id" not in scores.columns else scores.reset_index(drop=True)
     ids = df["customer_id"].astype(str).to_numpy()
     el = eligibility(df, cfg, playbook)
     actions = el.actions
     notes = list(el.notes)
-    cost, saved, net = _economics(df, actions, uplift)
+    cost, saved, net = _economics(df, actions, uplift, value_scale=scale)
+    if scale != 1.0:
+        notes.append(f"value_if_retained in the scores is on margin {value_margin:g}; the plan uses margin {margin:g} "
+                     f"(values x {scale:.4g})")
     ok = el.mask & (net > 0)
     names = np.array([a.name for a in actions] + ["none"], dtype=object)
     labels = {a.name: a.display_label for a in actions}
@@ -396,6 +479,11 @@ def plan_campaign(
             notes.append(f"recommended_action in the scores differs from this config's for {int(differ.sum()):,} customers "
                          f"(scored with another action catalog or playbook?), e.g. {ex}; the plan uses this config's")
     cand = np.flatnonzero(ok.any(axis=1))
+    if len(ids) and not len(cand):
+        best = np.where(el.mask, net, -np.inf).max(initial=-np.inf)
+        notes.append("no action pays for any customer on these assumptions: expected saved value is at most the cost for "
+                     f"everyone (best expected net value {best:,.2f})" if np.isfinite(best) else
+                     "no action is eligible for any customer")
     u = np.full(len(ids), np.nan)
     u[cand] = _uniform(ids[cand], cfg.seed)
     held = np.zeros(len(ids), dtype=bool)
@@ -449,15 +537,23 @@ def plan_campaign(
     first = ["customer_id", "group", "action", "cost", "expected_saved_value", "segment", "churn_probability", "value_if_retained",
              "value_at_risk"]
     plan = plan[[c for c in first if c in plan.columns] + [c for c in plan.columns if c not in first]]
+    sources = {a.name: effect_source(a) for a in actions}
+    plan["margin"] = float(margin)
+    plan["effect_source"] = plan["planned_action"].map(sources).astype(object)
     plan = plan.sort_values(["group", "expected_saved_value", "planned_expected_saved_value", "customer_id"],
                             ascending=[False, False, False, True], kind="stable").reset_index(drop=True)
-    return CampaignPlan(plan, _summary(plan, labels), float(budget), float(objective), float(lp_bound),
-                        "LP-hull greedy (multiple-choice knapsack)", float(marginal), notes)
+    basis = assumptions(cfg, margin)
+    summary = _summary(plan, labels)
+    summary["churn_reduction"] = summary.index.map({a.name: a.churn_reduction for a in actions})
+    summary["effect_source"] = summary.index.map(lambda a: sources.get(a, ""))
+    return CampaignPlan(plan, summary, float(budget), float(objective), float(lp_bound),
+                        "LP-hull greedy (multiple-choice knapsack)", float(marginal), notes, basis)
 
 
 def _summary(plan: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
-    """Per action: treated customers, cost, expected saved value, net value, ROI (currency) and
-    the control customers the same rule would have given it; then a total row."""
+    """Per action: treated customers, cost, expected saved value, net value, ROI (currency, on the
+    plan's margin) and the control customers the same rule would have given it; then a total row.
+    :func:`plan_campaign` adds each action's ``churn_reduction`` and ``effect_source``."""
     t = plan[plan["group"] == "treatment"]
     c = plan[plan["group"] == "control"]
     summary = t.groupby("action").agg(
@@ -482,14 +578,17 @@ def _summary(plan: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- measured effects and power
 
 
-def apply_effects(config: CampaignConfig, readout: pd.DataFrame, *, min_n: int = 30) -> tuple[CampaignConfig, list[str]]:
+def apply_effects(config: CampaignConfig, readout: pd.DataFrame, *, min_n: int = 30,
+                  source: str | None = None) -> tuple[CampaignConfig, list[str]]:
     """The catalog with measured effects: for every action with a read-out row (``level ==
     "action"``, see :func:`churnml.readout.readout`) and at least ``min_n`` customers per arm,
     ``churn_reduction`` becomes the lower 95% bound of the measured relative churn reduction,
     clipped to [0, 1] (conservative: a not-significant effect's bound is at or below 0, so the
     action gets 0 and drops out of the next plan until the catalog is edited). Actions measured
-    on fewer customers keep their guess. Returns the new config and one line per action saying
-    what was replaced or kept."""
+    on fewer customers keep their guess. A replaced action's ``effect_source`` becomes
+    ``"measured: read-out <source>, n=<treated>/<control>, measured <r>, 95% interval [<low>,
+    <high>]"`` (``source``: the read-out's file name or date); kept ones stay assumed. Returns the
+    new config and one line per action saying what was replaced or kept."""
     from churnml.errors import DataError
 
     missing = [c for c in ("level", "name", "n_treatment", "n_control", "churn_reduction", "churn_reduction_low") if c not in readout.columns]
@@ -510,7 +609,11 @@ def apply_effects(config: CampaignConfig, readout: pd.DataFrame, *, min_n: int =
             lines.append(f"{a.name}: kept {a.churn_reduction:.3f} (measured on too few customers: {n} in the smaller arm, < {min_n})")
             continue
         new = float(np.clip(low, 0.0, 1.0))
-        actions.append(a.model_copy(update={"churn_reduction": new}))
+        high = float(r["churn_reduction_high"]) if "churn_reduction_high" in r.index else float("nan")
+        where = f"read-out {source}" if source else "read-out"
+        label = (f"measured: {where}, n={int(r['n_treatment'])} treated/{int(r['n_control'])} control, measured "
+                 f"{float(r['churn_reduction']):.3f}, 95% interval [{low:.3f}, {high:.3f}], lower bound used")
+        actions.append(a.model_copy(update={"churn_reduction": new, "effect_source": label}))
         lines.append(f"{a.name}: churn_reduction {a.churn_reduction:.3f} -> {new:.3f} (lower 95% bound of the measured "
                      f"{float(r['churn_reduction']):.3f}, {int(r['n_treatment'])} treated / {int(r['n_control'])} control)")
     return config.model_copy(update={"actions": actions}), lines

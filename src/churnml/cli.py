@@ -11,6 +11,7 @@ Heavy imports happen inside the commands so ``--help`` is fast.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import sys
 from pathlib import Path
@@ -615,9 +616,14 @@ def at_risk(
         )
         if out.suffix.lower() not in {".csv", ".xlsx"}:
             raise DataError(f"--out {out}: use a .csv or .xlsx file name")
+        notes: list[str] = []
         if "Recommended action" in table.columns:
+            from churnml.excel import economics_notes
+            from churnml.report import report_context
+
             table["Recommended action"] = table["Recommended action"].map(action_label)
-        write_list(table, out)
+            notes = economics_notes(report_context(scores, cfg).get("economics"))
+        write_list(table, out, notes=notes)
     typer.echo(f"wrote {len(table):,} customers to {out}")
 
 
@@ -655,6 +661,19 @@ def audit(
     typer.echo("\n".join(_audit_lines(result.to_dict())))
     if not result.ok:
         raise typer.Exit(3)
+
+
+def _scores_margin(scores: Path) -> float | None:
+    """The margin inside a scores file's value_if_retained, from its sidecar ``<file>.meta.json``
+    (``economics.margin``, written by ``churnml run``/``score``); None when it does not say."""
+    import json
+
+    meta = scores.with_name(scores.name + ".meta.json")
+    try:
+        m = json.loads(meta.read_text()).get("economics", {}).get("margin") if meta.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(m) if isinstance(m, (int, float)) and m > 0 else None
 
 
 @app.command()
@@ -702,7 +721,8 @@ def campaign(
             except (ValueError, OSError) as err:
                 raise DataError(f"--effects {effects}: cannot read it as CSV ({err})") from None
             try:
-                camp, effect_lines = apply_effects(camp, measured)
+                stamp = datetime.date.fromtimestamp(effects.stat().st_mtime).isoformat()
+                camp, effect_lines = apply_effects(camp, measured, source=f"{effects.name} ({stamp})")
             except DataError as err:
                 raise DataError(f"{effects}: {err}") from None
         sc = read_scores(scores)
@@ -714,13 +734,15 @@ def campaign(
             uplift = um.predict(_uplift_features(sc, um, cfg, scores))
             effect_lines.append(f"targeting by {type(um).__name__} uplift from {uplift_model}: mean estimated uplift "
                                 f"{uplift.mean() * 100:+.1f} pp, {(uplift < 0).mean() * 100:.0f}% of customers estimated to react badly")
-        plan = plan_campaign(sc, budget, camp, playbook=cfg.segments.playbook, uplift=uplift)
+        plan = plan_campaign(sc, budget, camp, playbook=cfg.segments.playbook, uplift=uplift, margin=cfg.clv.margin,
+                             value_margin=_scores_margin(scores))
         pw = plan_power(plan.plan, camp)
         start = str(pd.Timestamp(sc["as_of"].iloc[0]).date()) if "as_of" in sc.columns and len(sc) else None
         write_table(plan.plan, out, index=False)
         summary_path = out.with_name(out.name + ".summary.json")
         with atomic_path(summary_path) as tmp:
-            tmp.write_text(json.dumps({"method": plan.method, **plan.totals(), "per_action": plan.summary.to_dict("index"),
+            tmp.write_text(json.dumps({"method": plan.method, **plan.totals(), "warnings": plan.warnings,
+                                       "assumptions": plan.assumptions, "per_action": plan.summary.to_dict("index"),
                                        "notes": plan.notes, "campaign_start": start, "power": pw,
                                        "effects": {"file": str(effects), "changes": effect_lines} if effects else None},
                                       indent=2, default=str))
@@ -729,10 +751,20 @@ def campaign(
         typer.echo(f"effect: {line}")
     for note in plan.notes:
         typer.echo(f"note: {note}")
-    typer.echo(plan.summary.to_string(float_format=lambda v: f"{v:,.2f}"))
+    for w in plan.warnings:
+        typer.echo(f"WARNING: {w}")
+    typer.echo("effects: " + "; ".join(f"{a['name']} {a['churn_reduction']:.3f} ({a['effect_source']})"
+                                       for a in plan.assumptions["actions"]))
+    typer.echo(plan.summary.to_string(float_format=lambda v: f"{v:,.3f}" if abs(v) < 1 else f"{v:,.2f}"))
+    n_measured = sum(a["effect_source"].startswith("measured") for a in plan.assumptions["actions"])
+    effects_basis = ("assumed (unmeasured) effects" if not n_measured else
+                     f"{n_measured} measured and {len(plan.assumptions['actions']) - n_measured} assumed effects")
+    basis = (f"on profit at margin {t['margin']:g}" if t["roi_basis"] == "profit"
+             else "on REVENUE (no margin configured: clv.margin is 1.0)")
     typer.echo(
         f"\nbudget {t['budget']:,.2f}: cost {t['cost']:,.2f}, expected saved value {t['expected_saved_value']:,.2f}, "
-        f"ROI {t['roi']:.2f}; treatment {t['treatment_customers']:,.0f}, control {t['control_customers']:,.0f} "
+        f"ROI {t['roi']:.2f} {basis}, on {effects_basis}; "
+        f"treatment {t['treatment_customers']:,.0f}, control {t['control_customers']:,.0f} "
         f"(customers the plan would also have selected, held out by hash(seed, id) < {cfg.campaign.control_share:g})"
     )
     typer.echo(f"method: {plan.method}; objective within {t['gap_to_bound']:,.2f} of the LP upper bound {t['lp_bound']:,.2f}")

@@ -455,6 +455,10 @@ class ActionConfig(_Section):
         plan says so.
     ``label``
         a human name for lists and plans (default: the name with spaces).
+    ``effect_source``
+        where ``churn_reduction`` comes from: null (the default) = an assumption, not measured;
+        :func:`churnml.campaigns.apply_effects` sets ``"measured: read-out <file>, n=..., 95%
+        interval [...]"`` for effects a read-out measured. Plans, summaries and reports show it.
     """
 
     name: str
@@ -464,6 +468,7 @@ class ActionConfig(_Section):
     requires: list[str] = Field(default_factory=list)
     label: str | None = None
     description: str = ""
+    effect_source: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -515,20 +520,27 @@ class ActionConfig(_Section):
         return self.label or self.name.replace("_", " ")
 
 
+DEFAULT_EFFECT_RULE = "stated loyalty increase / 750"
+"""How the default catalogue's churn_reduction figures were set (see :func:`_default_actions`)."""
+
+
 def _default_actions() -> list[ActionConfig]:
-    # Relative ordering of cost and effect follows a Nordic retention guide's table (personal
-    # contact most expensive and most effective, surveys cheapest); the numbers are marketing
-    # claims, not measured uplifts: edit them, and measure with the control group.
+    # Assumptions, not measurements. The relative ordering of cost and effect follows a Nordic
+    # retention guide's table (personal contact most expensive and most effective); its figures
+    # are marketing claims ("loyalty +60%"), not measured uplifts. The effects here are
+    # conservative: the guide's stated loyalty increase / 750 (60% -> 0.080 for a call, 42% ->
+    # 0.056 for a reward), in line with published retention-campaign uplifts of a few percentage
+    # points of retention. A read-out (`churnml campaign --effects`) replaces them with measured ones.
     return [
-        ActionConfig(name="personal_contact", label="Personal contact", cost=25.0, churn_reduction=0.30,
+        ActionConfig(name="personal_contact", label="Personal contact", cost=25.0, churn_reduction=0.080,
                      segments=["Save now", "Win back", "Protect", "VIP"], description="A call or meeting from a named person"),
-        ActionConfig(name="fast_complaint_followup", label="Fast complaint follow-up", cost=12.0, churn_reduction=0.27,
+        ActionConfig(name="fast_complaint_followup", label="Fast complaint follow-up", cost=12.0, churn_reduction=0.073,
                      requires=["n_complaint_90d > 0"], description="Resolve open complaints fast, then follow up"),
-        ActionConfig(name="proactive_checkin", label="Proactive check-in", cost=6.0, churn_reduction=0.15,
+        ActionConfig(name="proactive_checkin", label="Proactive check-in", cost=6.0, churn_reduction=0.067,
                      segments=["Save now", "Win back", "Protect", "Nurture", "VIP", "Grow"], description="A proactive check-in message"),
-        ActionConfig(name="personalised_offer", label="Personalised offer", cost=8.0, churn_reduction=0.20,
+        ActionConfig(name="personalised_offer", label="Personalised offer", cost=8.0, churn_reduction=0.064,
                      description="An offer based on what the customer buys"),
-        ActionConfig(name="loyalty_reward", label="Loyalty reward", cost=10.0, churn_reduction=0.18,
+        ActionConfig(name="loyalty_reward", label="Loyalty reward", cost=10.0, churn_reduction=0.056,
                      segments=["Save now", "Protect", "VIP", "Nurture", "Grow"], description="Points, a gift or early access"),
     ]
 

@@ -49,10 +49,27 @@ def presentable(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_list(table: pd.DataFrame, path: str | Path, *, sheet: str = "At risk") -> Path:
+def economics_notes(economics: dict | None) -> list[str]:
+    """Plain lines stating what a recommended action rests on (``economics``:
+    :func:`churnml.campaigns.assumptions`): warnings first, the margin, then each action's effect
+    and its source."""
+    if not economics:
+        return []
+    m = float(economics.get("margin", 1.0))
+    lines = [f"Warning: {w}" for w in economics.get("warnings", [])]
+    lines.append(f"Recommended action: the action whose expected saved value (churn probability x churn reduction x value "
+                 f"if retained) minus its cost is highest and positive, on {economics.get('roi_basis', 'revenue')} "
+                 f"(margin {m:g}).")
+    lines += [f"{a['label']}: cost {float(a['cost']):,.2f} per customer, churn reduction {float(a['churn_reduction']) * 100:.1f}% "
+              f"({a['effect_source']})." for a in economics.get("actions", [])]
+    return lines
+
+
+def write_list(table: pd.DataFrame, path: str | Path, *, sheet: str = "At risk", notes: list[str] | None = None) -> Path:
     """Write a customer list as ``.csv`` or ``.xlsx`` (by extension), atomically. The workbook has
     number formats (shares as %, money with thousands separators), column widths fitted to the
-    content, an autofilter on the header row and the header frozen."""
+    content, an autofilter on the header row and the header frozen; ``notes`` (e.g.
+    :func:`economics_notes`) go to a second sheet "Assumptions", one line a row."""
     path = Path(path)
     table = presentable(table)
     suffix = path.suffix.lower()
@@ -60,7 +77,7 @@ def write_list(table: pd.DataFrame, path: str | Path, *, sheet: str = "At risk")
         if suffix == ".csv":
             table.to_csv(tmp, index=False)
         elif suffix == ".xlsx":
-            _write_xlsx(table, tmp, sheet)
+            _write_xlsx(table, tmp, sheet, notes)
         else:
             from churnml.errors import DataError
 
@@ -68,7 +85,7 @@ def write_list(table: pd.DataFrame, path: str | Path, *, sheet: str = "At risk")
     return path
 
 
-def _write_xlsx(table: pd.DataFrame, tmp: Path, sheet: str) -> None:
+def _write_xlsx(table: pd.DataFrame, tmp: Path, sheet: str, notes: list[str] | None = None) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
@@ -103,6 +120,11 @@ def _write_xlsx(table: pd.DataFrame, tmp: Path, sheet: str) -> None:
     ws.freeze_panes = "A2"
     if len(table.columns):
         ws.auto_filter.ref = f"A1:{get_column_letter(len(table.columns))}{len(table) + 1}"
+    if notes:
+        ns = wb.create_sheet("Assumptions")
+        for line in notes:
+            ns.append([line])
+        ns.column_dimensions["A"].width = 120
     wb.save(tmp)
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from churnml._atomic import atomic_path
 from churnml.segments import kpis
 
-__all__ = ["build_report", "describe_tiers", "readout_section", "report_context", "write_report"]
+__all__ = ["actions_section", "build_report", "describe_tiers", "readout_section", "report_context", "write_report"]
 
 TABLE_COLUMNS = [
     ("customer_id", "Customer ID"),
@@ -44,6 +44,7 @@ th{background:#eef2f6;cursor:pointer;user-select:none}td.n{text-align:right;font
 .controls input,.controls select,.controls button{padding:5px 8px;font-size:13px}
 .charts{display:flex;flex-wrap:wrap;gap:16px}.chart{background:#fff;border:1px solid #dde3e9;border-radius:8px;padding:8px}
 #pager{margin:8px 0;font-size:13px}
+.warn{background:#fff4e5;border:1px solid #f0b45a;border-radius:6px;padding:6px 10px;color:#7a4a00}
 """
 
 _JS = r"""
@@ -316,6 +317,7 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
 <h2>Distributions</h2><div class="charts">{charts}</div>
 <h2>KPIs by segment</h2>{kpi_table}
 {readout_section(readout, cur) if readout is not None else ""}
+{actions_section(ctx.get("economics"))}
 <h2>At-risk customers</h2>
 <p class="sub" id="at-risk-scope">{html.escape(list_text)}</p>
 <div class="controls">
@@ -343,7 +345,7 @@ def report_context(scores_path: str | Path, config=None) -> dict:
     if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
-            ctx = {k: meta[k] for k in ("horizons", "currency", "tiers") if k in meta}
+            ctx = {k: meta[k] for k in ("horizons", "currency", "tiers", "economics") if k in meta}
         except (OSError, ValueError):
             ctx = {}
     if config is not None:
@@ -351,7 +353,32 @@ def report_context(scores_path: str | Path, config=None) -> dict:
         ctx.setdefault("tiers", {"risk": config.segments.risk.model_dump(), "value": config.segments.value.model_dump()})
         if not ctx.get("currency"):
             ctx["currency"] = config.report.currency
+        if "economics" not in ctx:
+            from churnml.campaigns import assumptions
+
+            ctx["economics"] = assumptions(config.campaign, config.clv.margin)
     return ctx
+
+
+def actions_section(economics: dict | None) -> str:
+    """What every recommended action rests on (``economics``: :func:`churnml.campaigns.assumptions`):
+    the margin its net value is on (loudly "revenue" at 1.0), and each action's cost, assumed or
+    measured churn reduction and its source; empty without it."""
+    if not economics:
+        return ""
+    m = float(economics.get("margin", 1.0))
+    basis = (f"Recommended actions pay on profit at margin {m:g}: expected saved value "
+             "(churn probability x churn reduction x value if retained) exceeds the action's cost."
+             if economics.get("roi_basis") == "profit" else
+             "Recommended actions are judged on revenue, not profit: no margin is configured (clv.margin is 1.0).")
+    rows = "".join(
+        f"<tr><td>{html.escape(str(a['label']))}</td><td>{float(a['cost']):,.2f}</td>"
+        f"<td>{float(a['churn_reduction']) * 100:.1f}%</td><td>{html.escape(str(a['effect_source']))}</td></tr>"
+        for a in economics.get("actions", []))
+    warn = "".join(f'<p class="warn"><b>Warning:</b> {html.escape(w)}</p>' for w in economics.get("warnings", []))
+    return ('<h2>Actions and their assumptions</h2>' + warn + f'<p class="sub" id="actions-basis">{html.escape(basis)}</p>'
+            '<table class="kpis" id="actions"><tr><th>Action</th><th>Cost per customer</th><th>Churn reduction (relative)</th>'
+            f'<th>Source of the effect</th></tr>{rows}</table>')
 
 
 def write_report(scores: pd.DataFrame, out: str | Path, **kwargs) -> Path:

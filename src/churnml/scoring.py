@@ -143,6 +143,8 @@ def score_dataset(
             "written (audit.on_fail: warn writes them with the failures reported):\n  - "
             + "\n  - ".join(str(f) for f in audited.of("fail"))
         )
+    from churnml.campaigns import assumptions
+
     psi = pipe.drift(pd.concat(drift_parts)) if pipe.reference else pd.Series(dtype=float)
     drifted = psi[psi > config.score.psi_threshold]
     meta = {
@@ -161,6 +163,8 @@ def score_dataset(
         "horizons": {"churn_days": pipe.config.churn.horizon_days, "clv_days": pipe.config.clv.horizon_days},
         "currency": config.report.currency,
         "tiers": {"risk": config.segments.risk.model_dump(), "value": config.segments.value.model_dump()},
+        # what recommended_action rests on: the margin inside value_if_retained, the effects and their sources
+        "economics": assumptions(config.campaign, pipe.config.clv.margin),
         "sanity_notes": notes,
         "audit": audited.to_dict(),
         "model_report": model_report,
