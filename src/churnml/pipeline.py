@@ -202,7 +202,8 @@ def ship_decision(summary, n_cutoffs: int) -> tuple[str, dict[str, Any]]:
     ``("auto", ...)`` (the held-out selection of :class:`ChurnModel`, the rule the backtest
     evaluated in every fold) unless a baseline is significantly ahead of it (paired 95%
     interval of the ROC AUC difference, pooled over the cutoffs, entirely below 0); then the
-    baseline with the highest backtest AUC among those ships (``override``). The dict is
+    baseline with the highest backtest AUC among those ships (``override``; a tie goes to the
+    simpler: recency, then logistic RFM, then BG/NBD). The dict is
     ``churn_training["shipped_scorer"]``: ``override``, ``baseline``, ``backtest_cutoffs``,
     ``vs_baselines`` (baseline -> diff, ci_low, ci_high, outcome) and a plain ``sentence``."""
     from churnml.sanity import CHURN_BASELINE_NAMES, WORSE, churn_differences
