@@ -396,6 +396,8 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
     each numeric feature there, in the feature's units).
     """
 
+    select = "auto"  # models pickled before ``select`` existed keep a value for get_params
+
     def __init__(self, *, n_estimators: int = 1000, learning_rate: float = 0.03, num_leaves: int = 15,
                  max_depth: int = 5, min_child_samples: int = 50, early_stopping_rounds: int = 50,
                  calibration: str = "isotonic", prior: str | None = "btyd_p_no_purchase", seed: int = 42,
@@ -999,6 +1001,12 @@ class ChurnBacktest:
 
     ``summary`` (index scorer): the mean over cutoffs of every metric; its interval columns are
     intervals of that mean (each bootstrap resample draws the same customers at every cutoff).
+
+    The ``model`` row is what would ship: :class:`ChurnModel` is trained at each cutoff as of
+    then and picks its scorer (LightGBM stack, prior, recency, logistic RFM) with its own rule, on
+    held-out customers of the validation cutoff one horizon *before* the backtest cutoff; the
+    backtest judges that choice on the later, disjoint outcome window. Selection and judgement
+    use different data (see :func:`churnml.sanity.churn_verdict`).
     """
 
     per_cutoff: pd.DataFrame  # index (cutoff, scorer)
