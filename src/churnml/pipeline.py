@@ -29,6 +29,7 @@ from churnml.value import ValueModel
 
 __all__ = [
     "ChurnPipeline", "LeakageError", "check_point_in_time", "feature_reference", "fit_pipeline", "population_stability",
+    "ship_decision",
 ]
 
 
