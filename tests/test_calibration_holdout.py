@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -47,17 +48,34 @@ def test_weeks_with_multiplier():
     assert "monetary_value_cal" not in out.columns
 
 
-def test_matches_lifetimes_frequency_on_cdnow(cdnow_master):
-    """Where lifetimes' own helper still agrees (counts and durations), so must we."""
-    out = calibration_holdout(
-        cdnow_master, customer_id="customer_id", timestamp="date", calibration_end="1997-09-30",
-        observation_end="1998-06-30", freq_multiplier=7,
+def test_matches_lifetimes_on_cdnow(cdnow_master):
+    """lifetimes' own ``calibration_and_holdout_data`` on the full CDNOW cohort: every customer's
+    calibration frequency, recency, T and holdout frequency and duration agree exactly (in days).
+    On pandas 3, lifetimes 0.11 crashes without ``monetary_value_col`` ("No objects to
+    concatenate"), so it is called with one; its holdout spend is the mean per transaction (ours
+    sums a day's orders), so only the calibration spend is compared."""
+    from lifetimes.utils import calibration_and_holdout_data
+
+    kw = dict(calibration_end="1997-09-30", observation_end="1998-06-30")
+    theirs = calibration_and_holdout_data(
+        cdnow_master, "customer_id", "date", calibration_period_end=kw["calibration_end"],
+        observation_period_end=kw["observation_end"], monetary_value_col="dollar_value",
     )
-    assert len(out) == 23_570
-    assert out["duration_holdout"].iloc[0] == pytest.approx(273 / 7)
+    ours = calibration_holdout(cdnow_master, customer_id="customer_id", timestamp="date", amount="dollar_value", **kw)
+    assert len(ours) == len(theirs) == 23_570
+    theirs.index = theirs.index.astype(str)
+    ours.index = ours.index.astype(str)
+    assert set(ours.index) == set(theirs.index)
+    ours = ours.loc[theirs.index]
+    for col in ("frequency_cal", "recency_cal", "T_cal", "frequency_holdout", "duration_holdout", "monetary_value_cal"):
+        np.testing.assert_allclose(ours[col].to_numpy(float), theirs[col].to_numpy(float), rtol=1e-9, atol=1e-9, err_msg=col)
+    weeks = calibration_holdout(cdnow_master, customer_id="customer_id", timestamp="date", freq_multiplier=7, **kw)
+    weeks.index = weeks.index.astype(str)
+    np.testing.assert_allclose(weeks.loc[theirs.index, "T_cal"], theirs["T_cal"] / 7, rtol=1e-12)
+    assert weeks["duration_holdout"].iloc[0] == pytest.approx(273 / 7)
     # CDNOW published summary: 1,882 repeat purchase-days in weeks 40-78 for the 1/10 sample;
     # the full cohort is ten times larger, so its holdout total must be of that order
-    assert 15_000 < out["frequency_holdout"].sum() < 25_000
+    assert 15_000 < weeks["frequency_holdout"].sum() < 25_000
 
 
 def test_errors():

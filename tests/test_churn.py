@@ -185,20 +185,57 @@ def test_churn_model_learns_beyond_the_prior_and_is_calibrated():
 
 
 def test_churn_model_falls_back_to_the_prior_when_lightgbm_does_not_beat_it():
-    X, y, _ = _simulated_features(seed=0)
-    X = X.assign(complaints=0.0)
-    # labels follow the prior exactly; LightGBM can only add noise
-    rng = np.random.default_rng(0)
-    y = (rng.uniform(size=len(X)) < X["btyd_p_no_purchase"]).astype(int)
-    Xv = _simulated_features(seed=1)[0].assign(complaints=0.0)
-    yv = (rng.uniform(size=len(Xv)) < Xv["btyd_p_no_purchase"]).astype(int)
-    m = ChurnModel(seed=1, num_leaves=63, min_child_samples=5, early_stopping_rounds=200).fit(X, y, X_valid=Xv, y_valid=yv)
-    assert set(m.selection_auc_) == {"lightgbm", "prior", "recency"}
-    if m.chosen_ == "prior":
-        from sklearn.metrics import roc_auc_score
+    """Built so that only the prior ranks the held-out (selection) half of the validation
+    customers: on the training rows and on the early-stopping half churn is exactly "more than 100
+    days since the last purchase", on the selection half it is exactly "prior above 0.5", and the
+    prior is drawn independently of every other column. The prior ranks the selection half
+    perfectly (AUC 1); LightGBM stacked on a recency signal, recency and logistic RFM cannot; so
+    the prior must ship, and the shipped probabilities are a monotone map of it."""
+    from sklearn.metrics import roc_auc_score
 
-        assert roc_auc_score(yv, m.predict_proba(Xv)[:, 1]) == pytest.approx(roc_auc_score(yv, Xv["btyd_p_no_purchase"]))
-    assert m.selection_auc_[m.chosen_] == max(m.selection_auc_.values())
+    from churnml.churn import _half
+
+    rng = np.random.default_rng(7)
+    X, _, _ = _simulated_features(seed=0)
+    X = X.assign(complaints=0.0, btyd_p_no_purchase=rng.uniform(0.05, 0.95, len(X)))
+    y = (X["recency_days"] > 100).astype(int)
+    Xv, _, _ = _simulated_features(seed=1)
+    Xv = Xv.assign(complaints=0.0, btyd_p_no_purchase=rng.uniform(0.05, 0.95, len(Xv)))
+    stop = _half(Xv.index, 1)
+    yv = np.where(stop, Xv["recency_days"] > 100, Xv["btyd_p_no_purchase"] > 0.5).astype(int)
+    m = ChurnModel(seed=1).fit(X, y, X_valid=Xv, y_valid=yv)
+    assert set(m.selection_auc_) == {"lightgbm", "prior", "recency", "logistic_rfm"}
+    assert m.selection_auc_["prior"] == 1.0
+    assert max(m.selection_auc_[k] for k in ("lightgbm", "recency", "logistic_rfm")) < 0.75
+    assert m.chosen_ == "prior"
+    p = Xv["btyd_p_no_purchase"].to_numpy()
+    np.testing.assert_allclose(m.decision_function(Xv), np.log(p / (1 - p)), rtol=1e-12)
+    assert roc_auc_score(yv[~stop], m.predict_proba(Xv)[~stop, 1]) == 1.0
+    # forcing the scorer ships it whatever the held-out AUCs say
+    forced = ChurnModel(seed=1, select="recency").fit(X, y, X_valid=Xv, y_valid=yv)
+    assert forced.chosen_ == "recency" and forced.selection_auc_ == m.selection_auc_
+
+
+def test_churn_model_can_ship_logistic_rfm_with_exact_reasons():
+    """On held-out customers churn is exactly a linear rule of log RFM + tenure that the training
+    rows also follow, while the prior is noise and LightGBM is forced aside: logistic RFM, a
+    candidate of the held-out selection, ships when selected, and its per-feature contributions
+    add up exactly to its log-odds (weight x (log1p value - reference))."""
+    rng = np.random.default_rng(3)
+    X, _, _ = _simulated_features(seed=0)
+    Xv, _, _ = _simulated_features(seed=1)
+    for F in (X, Xv):
+        F["btyd_p_no_purchase"] = rng.uniform(0.05, 0.95, len(F))
+    rule = lambda F: (np.log1p(F["recency_days"]) - 0.8 * np.log1p(F["n_purchases"]) > 3.5).astype(int)
+    m = ChurnModel(seed=1, select="logistic_rfm", n_estimators=20).fit(X, rule(X), X_valid=Xv, y_valid=rule(Xv))
+    assert m.chosen_ == "logistic_rfm"
+    assert m.selection_auc_["logistic_rfm"] > m.selection_auc_["prior"] + 0.3
+    D = m.decision_contributions(Xv)
+    assert {"recency_days", "n_purchases", "total_spend", "tenure_days", "base"} <= set(D.columns)
+    np.testing.assert_allclose(D.sum(axis=1), m.decision_function(Xv), rtol=1e-9, atol=1e-9)
+    # the driver that the rule raises risk with (recency) gets the larger positive share for the most recent-lapsed
+    far = Xv["recency_days"].to_numpy().argmax()
+    assert D["recency_days"].iloc[far] > 0
 
 
 @pytest.mark.slow

@@ -171,9 +171,19 @@ def test_empty_and_incomplete_tables(clean):
 
 # --------------------------------------------------------------------------- backtests
 
-CHURN = pd.DataFrame(
-    {"roc_auc": [0.82, 0.81, 0.80, 0.79], "pr_auc": [0.9, 0.9, 0.9, 0.9]}, index=pd.Index(["model", "recency", "logistic_rfm", "btyd"], name="scorer")
-)
+def _churn_summary(auc, diffs_ci):
+    """A churn backtest summary as the backtest writes it: ROC AUC per scorer; on the model row
+    the AUC difference to each baseline and its paired 95% interval (``diffs_ci``: baseline ->
+    (low, high))."""
+    frame = pd.DataFrame({"roc_auc": auc, "pr_auc": 0.9}, index=pd.Index(["model", "recency", "logistic_rfm", "btyd"], name="scorer"))
+    for b, (lo, hi) in diffs_ci.items():
+        frame.loc["model", f"roc_auc_diff_vs_{b}"] = frame.loc["model", "roc_auc"] - frame.loc[b, "roc_auc"]
+        frame.loc["model", f"roc_auc_diff_vs_{b}_ci_low"] = lo
+        frame.loc["model", f"roc_auc_diff_vs_{b}_ci_high"] = hi
+    return frame
+
+
+CHURN = _churn_summary([0.82, 0.81, 0.80, 0.79], {"recency": (0.004, 0.016), "logistic_rfm": (0.01, 0.03), "btyd": (0.02, 0.04)})
 VALUE = pd.DataFrame(
     {"spearman": [0.40, 0.43, 0.44, 0.44], "top_decile_capture": [0.55, 0.57, 0.56, 0.57], "total_ratio": [2.4, 0.96, 1.1, 1.03],
      "score": [0.475, 0.50, 0.50, 0.505],
@@ -188,21 +198,52 @@ POINT_ONLY = VALUE.drop(columns=["score_diff", "score_diff_ci_low", "score_diff_
 def test_backtest_verdict_when_models_win():
     v = check_backtest(CHURN, VALUE, "blend")
     assert v.beats_baselines is True and v.churn.beats and v.value.beats
-    assert "beats recency alone" in v.churn.sentence and "0.820 vs 0.810" in v.churn.sentence
+    assert v.churn.outcome == "beats" and v.churn.worse_than == ()
+    assert "the shipped churn scorer beats recency alone: ROC AUC 0.820 vs 0.810, difference +0.010 (95% interval +0.004 to +0.016)" in v.churn.sentence
+    assert "it beats logistic RFM: ROC AUC 0.820 vs 0.800, difference +0.020 (95% interval +0.010 to +0.030)" in v.churn.sentence
     assert "(blend, score 0.505) beats every spreadsheet answer" in v.value.sentence
     assert "the naive spend rate 0.475 (difference +0.030, 95% interval [+0.010, +0.050])" in v.value.sentence
     assert v.sentence == f"{v.churn.sentence} {v.value.sentence}"
 
 
+def test_churn_verdict_reads_the_interval_not_the_point_estimate():
+    # a 0.001 point win whose interval includes 0 is no win
+    tie = churn_verdict(_churn_summary([0.801, 0.800, 0.79, 0.79], {"recency": (-0.004, 0.006), "logistic_rfm": (0.001, 0.02), "btyd": (0.001, 0.02)}))
+    assert tie.beats is False and tie.outcome == "no significant difference" and tie.worse_than == ()
+    assert tie.diff == pytest.approx(0.001) and (tie.ci_low, tie.ci_high) == (-0.004, 0.006)
+    assert "shows no significant difference from recency alone: ROC AUC 0.801 vs 0.800, difference +0.001 (95% interval -0.004 to +0.006)" in tie.sentence
+    # a point loss whose interval lies entirely below 0: "is worse than"
+    lose = churn_verdict(_churn_summary([0.712, 0.70, 0.728, 0.69], {"recency": (0.004, 0.02), "logistic_rfm": (-0.030, -0.002), "btyd": (0.01, 0.03)}))
+    assert lose.beats is True and lose.worse_than == ("logistic_rfm",)  # beats recency, loses to logistic RFM
+    assert "it is worse than logistic RFM: ROC AUC 0.712 vs 0.728, difference -0.016 (95% interval -0.030 to -0.002)" in lose.sentence
+    worse = churn_verdict(_churn_summary([0.70, 0.75, 0.7, 0.7], {"recency": (-0.07, -0.03), "logistic_rfm": (-0.01, 0.01), "btyd": (-0.01, 0.01)}))
+    assert worse.beats is False and worse.outcome == "worse" and worse.worse_than == ("recency",)
+    assert "is worse than recency alone: ROC AUC 0.700 vs 0.750, difference -0.050 (95% interval -0.070 to -0.030)" in worse.sentence
+    # an interval touching 0 from above or below is not significant
+    edge = churn_verdict(_churn_summary([0.81, 0.80, 0.8, 0.8], {"recency": (0.0, 0.02)}))
+    assert edge.outcome == "no significant difference" and edge.beats is False
+    # no interval (bootstrap off): a point win cannot be told
+    bare = churn_verdict(pd.DataFrame({"roc_auc": [0.9, 0.6, 0.6, 0.6]}, index=["model", "recency", "logistic_rfm", "btyd"]))
+    assert bare.beats is None and bare.outcome is None and "no interval" in bare.sentence
+
+
+def test_churn_verdict_after_the_run_shipped_a_baseline():
+    summary = _churn_summary([0.70, 0.68, 0.73, 0.69], {"recency": (0.01, 0.03), "logistic_rfm": (-0.05, -0.01), "btyd": (0.0, 0.02)})
+    v = churn_verdict(summary, {"override": True, "baseline": "logistic_rfm"})
+    assert v.model == "logistic_rfm" and v.model_score == 0.73 and v.beats is None
+    assert v.sentence.startswith("The held-out selection was worse than logistic RFM in the churn backtest (ROC AUC 0.700 vs 0.730, difference -0.030")
+    assert "not an independent test" in v.sentence
+
+
 def test_backtest_verdict_when_models_lose():
-    churn = CHURN.assign(roc_auc=[0.70, 0.75, 0.7, 0.7])
+    churn = _churn_summary([0.70, 0.75, 0.7, 0.7], {"recency": (-0.07, -0.03), "logistic_rfm": (-0.01, 0.01), "btyd": (-0.01, 0.01)})
     value = POINT_ONLY.assign(score=[0.6, 0.5, 0.5, 0.5])  # an older report: no intervals
     v = check_backtest(churn, value, "btyd")
     assert v.beats_baselines is False
-    assert "does NOT beat recency alone" in v.churn.sentence and "0.700 vs 0.750" in v.churn.sentence
+    assert "is worse than recency alone" in v.churn.sentence and "0.700 vs 0.750" in v.churn.sentence
     assert "does NOT beat the naive" in v.value.sentence
     # a tie is not a win
-    assert churn_verdict(CHURN.assign(roc_auc=0.8)).beats is False
+    assert churn_verdict(_churn_summary([0.8] * 4, {"recency": (-0.01, 0.01)})).beats is False
     # the naive forecast itself shipped: no model beats it
     naive = value_verdict(value, "naive")
     assert naive.beats is False and naive.sentence.startswith("No value model beats the naive spend-rate forecast")

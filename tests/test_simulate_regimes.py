@@ -211,12 +211,11 @@ def test_mixed_retail_has_every_departure(regime):
     assert (tx["amount"] < 0).mean() > 0.1
 
 
-def test_regimes_are_fast():
-    import time
-
-    t = time.perf_counter()
-    tx, _ = simulate_regime("mixed_retail", 100_000, seed=1)
-    assert time.perf_counter() - t < 10 and tx["customer_id"].nunique() == 100_000
+def test_regimes_simulate_every_customer():
+    """Every simulated customer appears in the log (the speed of simulating 100,000 is measured
+    in benchmarks/, not asserted here)."""
+    tx, truth = simulate_regime("mixed_retail", 20_000, seed=1)
+    assert tx["customer_id"].nunique() == 20_000 == len(truth)
 
 
 # --------------------------------------------------------------------------- corpus

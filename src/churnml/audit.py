@@ -354,9 +354,54 @@ def check_actions(scores: pd.DataFrame, config: Config, report: dict | None = No
     return findings
 
 
+MIN_CHURN_CUTOFFS = 2
+"""Fewer backtest cutoffs than this: a churn verdict rests on one point in time (warned)."""
+
+
 def check_churn_winner(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:
-    """The shipped churn scorer is not significantly worse than a baseline of its own backtest."""
-    return []
+    """The shipped churn scorer is not significantly worse than a baseline of its own backtest.
+
+    From ``report`` (``run_report.json``): ``churn_backtest`` (the summary; on the ``model`` row
+    the paired customer-level bootstrap 95% interval of the ROC AUC difference to each baseline,
+    pooled over the cutoffs) and ``churn_training["shipped_scorer"]`` (what shipped). Fail when a
+    baseline is significantly ahead (interval entirely below 0) and the run did not ship the best
+    such baseline; warn when it cannot be told (no report or backtest, no intervals, fewer than
+    :data:`MIN_CHURN_CUTOFFS` cutoffs); otherwise pass (``scores`` is not needed)."""
+    from churnml.sanity import CHURN_BASELINE_NAMES, WORSE, churn_differences
+
+    name = "churn_winner"
+    if not report or not report.get("churn_backtest"):
+        why = ((report or {}).get("churn_training") or {}).get("backtest_note") or "the run report has no churn backtest"
+        return [Finding(name, "warn", f"cannot tell whether the shipped churn scorer loses to a baseline: {why}")]
+    diffs = churn_differences(report["churn_backtest"])
+    if not diffs:
+        return [Finding(name, "warn", "cannot tell whether the shipped churn scorer loses to a baseline: the churn backtest has no model row")]
+    training = report.get("churn_training") or {}
+    shipped = training.get("shipped_scorer") or {}
+    n_cut = shipped.get("backtest_cutoffs")
+    if n_cut is None:
+        n_cut = len(training.get("backtest") or {}) or None
+    ahead = [b for b, d in diffs.items() if d.outcome == WORSE]
+    if ahead:
+        best = max(ahead, key=lambda b: diffs[b].baseline_auc)
+        d = diffs[best]
+        if shipped.get("override") and shipped.get("baseline") == best:
+            return []
+        label = CHURN_BASELINE_NAMES.get(best, best)
+        got = shipped.get("baseline") if shipped.get("override") else (shipped.get("scorer") or "the held-out selection")
+        return [Finding(name, "fail",
+                        f"the shipped churn scorer ({got}) is significantly worse than {label} in its own backtest "
+                        f"({d.phrase()}, mean over {n_cut or 'the'} cutoff(s)) and the run did not ship {label}")]
+    found = []
+    untold = [b for b, d in diffs.items() if d.outcome is None]
+    if untold:
+        found.append(Finding(name, "warn", "cannot tell whether the shipped churn scorer is worse than "
+                             + ", ".join(CHURN_BASELINE_NAMES.get(b, b) for b in untold)
+                             + ": the backtest has no paired interval (churn.bootstrap_resamples = 0?)"))
+    if n_cut is not None and n_cut < MIN_CHURN_CUTOFFS:
+        found.append(Finding(name, "warn", f"the churn backtest has {n_cut} cutoff(s) (fewer than {MIN_CHURN_CUTOFFS}): "
+                             "its verdict against the baselines rests on one point in time"))
+    return found
 
 
 _VALUE_SHEETS = {"naive": "the spend rate", "past_spend": "total past net spend", "recent_spend": "recent-window spend"}

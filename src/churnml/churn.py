@@ -369,31 +369,39 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
     * On the same half, a logistic stacker weighs LightGBM's log-odds against the log-odds of
       ``prior`` (BG/NBD's P(no purchase in the horizon), refitted per cutoff), so what LightGBM
       learnt that does not carry over to a later time is shrunk towards the structural model.
-    * On the other half, the stacked score is compared with the prior alone and with the naive
-      recency score (ROC AUC): the best is kept (``chosen_``; LightGBM on a tie), so a LightGBM that
-      loses to BG/NBD or to days-since-last-purchase on held-out customers is never shipped
+    * On the other half, the stacked score is compared with the prior alone, the naive recency
+      score and logistic regression on log RFM + tenure (fitted on the training rows: the
+      backtest's ``logistic_rfm`` baseline) by ROC AUC: the best is kept (``chosen_``; LightGBM on
+      a tie), so a LightGBM that loses to any baseline on held-out customers is never shipped
       silently; the kept score is calibrated (smoothed isotonic or Platt) into probabilities.
 
     Parameters mirror ``churn.*`` in the config; ``seed`` fixes bagging and the customer halves;
     ``n_jobs`` is LightGBM's thread count (0 = every core): deterministic mode makes the fitted
-    trees the same for any value.
+    trees the same for any value. ``select``: ``"auto"`` (the held-out choice above) or a scorer
+    to ship whatever the held-out AUCs say (``"lightgbm"``, ``"prior"``, ``"recency"``,
+    ``"logistic_rfm"``; :func:`churnml.pipeline.fit_pipeline` uses it when the backtest shows a
+    baseline significantly ahead of the held-out choice).
 
     Text columns (customer attributes such as Country) enter LightGBM as categoricals
     (``categories_``: levels seen in training); text columns that are identifiers rather than
     categories are left out and listed in ``dropped_features_`` with the reason.
 
     Attributes: ``feature_names_``, ``categories_``, ``dropped_features_``, ``booster_`` (fitted ``LGBMClassifier``),
-    ``best_iteration_``, ``stacker_``, ``chosen_`` ("lightgbm", "prior" or "recency"), ``selection_auc_``
-    (held-out AUC of each), ``calibrator_``, ``classes_``; for reason codes (see
-    :meth:`shipped_contributions`) ``prior_ref_`` and ``recency_ref_`` (mean logit of the prior and
-    mean recency score at the validation cutoff: the reference customer) and ``typical_`` (median of
+    ``best_iteration_``, ``stacker_``, ``chosen_`` ("lightgbm", "prior", "recency" or
+    "logistic_rfm"), ``selection_auc_`` (held-out AUC of each), ``rfm_logit_`` (the logistic RFM
+    pipeline), ``calibrator_``, ``classes_``; for reason codes (see
+    :meth:`shipped_contributions`) ``prior_ref_``, ``recency_ref_`` and ``rfm_ref_`` (mean logit of
+    the prior, mean recency score and mean log1p RFM row at the validation cutoff: the reference
+    customer) and ``typical_`` (median of
     each numeric feature there, in the feature's units).
     """
+
+    select = "auto"  # models pickled before ``select`` existed keep a value for get_params
 
     def __init__(self, *, n_estimators: int = 1000, learning_rate: float = 0.03, num_leaves: int = 15,
                  max_depth: int = 5, min_child_samples: int = 50, early_stopping_rounds: int = 50,
                  calibration: str = "isotonic", prior: str | None = "btyd_p_no_purchase", seed: int = 42,
-                 n_jobs: int = 0):
+                 n_jobs: int = 0, select: str = "auto"):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -404,6 +412,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         self.prior = prior
         self.seed = seed
         self.n_jobs = n_jobs
+        self.select = select
 
     def _matrix(self, X: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.feature_names_ if c not in X.columns]
@@ -467,12 +476,22 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         scores = {"lightgbm": stacked, "prior": prior_v}
         if RECENCY in X_valid.columns:
             scores["recency"] = _recency_score(X_valid)
+        self.rfm_logit_ = None
+        if all(c in X.columns and c in X_valid.columns for c in _LOGIT_COLS):
+            # the logistic RFM baseline of the backtest, on the same training rows: a candidate too
+            self.rfm_logit_ = _rfm_logit(self.seed).fit(_rfm_matrix(X), y)
+            scores["logistic_rfm"] = self.rfm_logit_.decision_function(_rfm_matrix(X_valid))
         self.selection_auc_ = {
             k: float(roc_auc_score(y_valid[hold], v[hold])) if both and (k != "prior" or self.prior) else float("nan")
             for k, v in scores.items()
         }
-        # LightGBM stays unless a simpler scorer beats it on the held-out customers
-        self.chosen_ = max(self.selection_auc_, key=lambda k: (np.nan_to_num(self.selection_auc_[k], nan=-1.0), k == "lightgbm"))
+        if self.select == "auto":
+            # LightGBM stays unless a simpler scorer beats it on the held-out customers
+            self.chosen_ = max(self.selection_auc_, key=lambda k: (np.nan_to_num(self.selection_auc_[k], nan=-1.0), k == "lightgbm"))
+        elif self.select in scores:
+            self.chosen_ = self.select
+        else:
+            raise ValueError(f"select={self.select!r}: use 'auto' or one of {sorted(scores)} (the scorers this data allows)")
         score = scores[self.chosen_]
         self.calibrator_ = _fit_calibrator(self.calibration, score[hold], y_valid[hold])
         self.classes_ = np.array([0, 1])
@@ -480,6 +499,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         # the prior and mean recency score at the validation cutoff, and typical (median) features
         self.prior_ref_ = float(np.mean(prior_v)) if self.prior and len(prior_v) else 0.0
         self.recency_ref_ = float(np.nanmean(scores["recency"])) if "recency" in scores and len(X_valid) else 0.0
+        self.rfm_ref_ = _rfm_matrix(X_valid).mean(axis=0) if self.rfm_logit_ is not None and len(X_valid) else None
         num = [c for c in model_columns(X_valid) if pd.api.types.is_numeric_dtype(X_valid[c].dtype)
                and not pd.api.types.is_bool_dtype(X_valid[c].dtype)]
         self.typical_ = {c: float(v) for c, v in X_valid[num].median().items() if pd.notna(v)}
@@ -500,6 +520,8 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
             return prior
         if self.chosen_ == "recency":
             return _recency_score(X)
+        if self.chosen_ == "logistic_rfm":
+            return self.rfm_logit_.decision_function(_rfm_matrix(X))
         return self._stacked(self._boosted(self._matrix(X), prior), prior)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -541,6 +563,8 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         if chosen == "recency":
             ref = getattr(self, "recency_ref_", None)
             return float(np.mean(_recency_score(X))) if ref is None and len(X) else float(ref or 0.0)
+        if chosen == "logistic_rfm":
+            return float(self.rfm_logit_.decision_function(self.rfm_ref_.reshape(1, -1))[0])
         w_boost, w_prior = (float(w) for w in self.stacker_.coef_[0])
         return w_boost * lgb_bias + w_prior * prior_ref + float(self.stacker_.intercept_[0])
 
@@ -555,6 +579,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
           base = weight x LightGBM's expected log-odds + weight x mean logit(prior) + intercept.
         * ``"prior"``: everything to the prior column (BG/NBD's view of recency and frequency).
         * ``"recency"``: everything to ``recency_days``.
+        * ``"logistic_rfm"``: each RFM column gets its weight x (its log1p value - the reference's).
 
         Columns: ``feature_names_`` (plus the prior or ``recency_days`` if not among them), ``base``.
         """
@@ -563,7 +588,10 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
             raise ValueError("method must be 'shap' or 'path'")
         chosen = self.chosen_
         cols = list(self.feature_names_)
-        for extra in (self.prior if chosen != "recency" else None, RECENCY if chosen == "recency" else None):
+        extras = [self.prior if chosen in ("lightgbm", "prior") else None, RECENCY if chosen == "recency" else None]
+        if chosen == "logistic_rfm":
+            extras += _LOGIT_COLS
+        for extra in extras:
             if extra and extra not in cols:
                 cols.append(extra)
         D = np.zeros((len(X), len(cols) + 1))
@@ -582,6 +610,14 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
             if self.prior:
                 D[:, cols.index(self.prior)] = self._prior(X) - base
             D[:, -1] = base
+        elif chosen == "logistic_rfm":
+            # linear on log1p of the RFM columns: weight / scale x (log1p(x) - reference), exactly
+            scaler, lr = self.rfm_logit_[0], self.rfm_logit_[-1]
+            w = lr.coef_[0] / scaler.scale_
+            M = _rfm_matrix(X)
+            for j, c in enumerate(_LOGIT_COLS):
+                D[:, cols.index(c)] = w[j] * (M[:, j] - self.rfm_ref_[j])
+            D[:, -1] = self._reference_score(X, chosen)
         else:
             base = self._reference_score(X, chosen)
             D[:, cols.index(RECENCY)] = _recency_score(X) - base
@@ -877,14 +913,17 @@ def _rfm_matrix(frame: pd.DataFrame) -> np.ndarray:
     return np.log1p(np.clip(frame[_LOGIT_COLS].to_numpy(dtype=float), 0, None))
 
 
+def _rfm_logit(seed: int = 42):
+    """The logistic RFM baseline: standardised log1p(recency days, purchases, spend, tenure days)."""
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+
+
 def fit_baselines(train: pd.DataFrame, valid: pd.DataFrame, seed: int = 42) -> dict[str, Any]:
     """Baselines fitted on the same rows: recency alone (isotonic map of days since the last
     purchase to a probability, fitted on the validation cutoff), logistic regression on log RFM
     + tenure, and BG/NBD's P(no purchase in the horizon) (no fitting beyond the BTYD per cutoff)."""
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(valid["recency_days"], valid["churned"])
-    logit = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed)).fit(
-        _rfm_matrix(train), train["churned"]
-    )
+    logit = _rfm_logit(seed).fit(_rfm_matrix(train), train["churned"])
     return {"recency": iso, "logistic_rfm": logit}
 
 
@@ -896,10 +935,10 @@ def baseline_scores(baselines: dict[str, Any], frame: pd.DataFrame) -> dict[str,
     }
 
 
-def fit_churn_model(store: FeatureStore, eval_cutoff) -> tuple[ChurnModel, dict[str, Any], dict[str, Any]]:
+def fit_churn_model(store: FeatureStore, eval_cutoff, *, select: str = "auto") -> tuple[ChurnModel, dict[str, Any], dict[str, Any]]:
     """Train the churn model (and baselines) for use at ``eval_cutoff`` following its
     :class:`TimePlan`; return the model, the baselines and a description of the training data
-    (plan, cutoffs, rows, churn rates)."""
+    (plan, cutoffs, rows, churn rates). ``select``: :class:`ChurnModel`'s ``select``."""
     cfg = store.config
     c = cfg.churn
     first = store.transactions[TIMESTAMP].min()
@@ -927,7 +966,7 @@ def fit_churn_model(store: FeatureStore, eval_cutoff) -> tuple[ChurnModel, dict[
     model = ChurnModel(
         n_estimators=c.n_estimators, learning_rate=c.learning_rate, num_leaves=c.num_leaves, max_depth=c.max_depth,
         min_child_samples=c.min_child_samples, early_stopping_rounds=c.early_stopping_rounds,
-        calibration=c.calibration, seed=c.seed, n_jobs=cfg.n_jobs,
+        calibration=c.calibration, seed=c.seed, n_jobs=cfg.n_jobs, select=select,
     ).fit(train, train["churned"], X_valid=valid, y_valid=valid["churned"])
     baselines = fit_baselines(train, valid, seed=c.seed)
     info = {
@@ -962,6 +1001,12 @@ class ChurnBacktest:
 
     ``summary`` (index scorer): the mean over cutoffs of every metric; its interval columns are
     intervals of that mean (each bootstrap resample draws the same customers at every cutoff).
+
+    The ``model`` row is what would ship: :class:`ChurnModel` is trained at each cutoff as of
+    then and picks its scorer (LightGBM stack, prior, recency, logistic RFM) with its own rule, on
+    held-out customers of the validation cutoff one horizon *before* the backtest cutoff; the
+    backtest judges that choice on the later, disjoint outcome window. Selection and judgement
+    use different data (see :func:`churnml.sanity.churn_verdict`).
     """
 
     per_cutoff: pd.DataFrame  # index (cutoff, scorer)

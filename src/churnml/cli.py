@@ -321,6 +321,9 @@ def run(
         cols = ["roc_auc", "pr_auc", "brier", "log_loss", "lift_top10", "ece", "expected_profit_topk"]
         cols = [c for c in cols if c in res.churn_backtest.columns]
         typer.echo("\nchurn backtest (mean over cutoffs):\n" + res.churn_backtest[cols].to_string(float_format=fmt))
+    shipped = (res.churn_training or {}).get("shipped_scorer") or {}
+    if shipped.get("sentence"):
+        typer.echo(f"churn scorer shipped: {shipped.get('scorer')}. {shipped['sentence']}")
     else:
         typer.echo("\nchurn backtest: none possible on this log; the model was trained without one")
     if res.audit is not None:

@@ -29,6 +29,7 @@ from churnml.value import ValueModel
 
 __all__ = [
     "ChurnPipeline", "LeakageError", "check_point_in_time", "feature_reference", "fit_pipeline", "population_stability",
+    "ship_decision",
 ]
 
 
@@ -175,9 +176,14 @@ def fit_pipeline(dataset: Dataset, config: Config, *, as_of=None, backtest: bool
     else:
         warnings.warn(no_backtest, UserWarning, stacklevel=2)
     lap("backtest_s")
-    model, _, info = fit_churn_model(store, as_of)
+    select, shipped = ship_decision(bt.summary if bt is not None else None, len(bt.training) if bt is not None else 0)
+    model, _, info = fit_churn_model(store, as_of, select=select)
     lap("churn_model_s")
     info["backtest_note"] = no_backtest
+    shipped["scorer"] = model.chosen_
+    if not shipped["override"]:
+        shipped["sentence"] = f"The churn scorer is {SCORER_NAMES.get(model.chosen_, model.chosen_)}, chosen on held-out customers. " + shipped["sentence"]
+    info["shipped_scorer"] = shipped
     first_train = pd.Timestamp(info["train_cutoffs"][0])
     check_point_in_time(
         lambda t, c: snapshot_features(t, c, events=dataset.events, customers=dataset.customers, config=config.features),
@@ -199,6 +205,53 @@ def fit_pipeline(dataset: Dataset, config: Config, *, as_of=None, backtest: bool
     pipe.model_version = pipe.model_id
     pipe.timings = timings  # not in the model id: the same data and config give the same id
     return pipe, bt
+
+
+BASELINE_SCORER = {"recency": "recency", "logistic_rfm": "logistic_rfm", "btyd": "prior"}
+"""The :class:`ChurnModel` scorer (``select``) that ships a backtest baseline: the same ranking
+(recency: raw days since the last purchase, at least as fine as the backtest's isotonic steps)."""
+SCORER_NAMES = {"lightgbm": "LightGBM stacked with the BG/NBD prior", "prior": "the BG/NBD prior",
+                "recency": "recency alone", "logistic_rfm": "logistic RFM"}
+
+
+def ship_decision(summary, n_cutoffs: int) -> tuple[str, dict[str, Any]]:
+    """Which churn scorer ships, from the churn backtest ``summary`` over ``n_cutoffs`` cutoffs:
+    ``("auto", ...)`` (the held-out selection of :class:`ChurnModel`, the rule the backtest
+    evaluated in every fold) unless a baseline is significantly ahead of it (paired 95%
+    interval of the ROC AUC difference, pooled over the cutoffs, entirely below 0); then the
+    baseline with the highest backtest AUC among those ships (``override``; a tie goes to the
+    simpler: recency, then logistic RFM, then BG/NBD). The dict is
+    ``churn_training["shipped_scorer"]``: ``override``, ``baseline``, ``backtest_cutoffs``,
+    ``vs_baselines`` (baseline -> diff, ci_low, ci_high, outcome) and a plain ``sentence``."""
+    from churnml.sanity import CHURN_BASELINE_NAMES, WORSE, churn_differences
+
+    diffs = churn_differences(summary) if summary is not None else {}
+    out: dict[str, Any] = {
+        "override": False, "baseline": None, "backtest_cutoffs": int(n_cutoffs),
+        "vs_baselines": {b: {"diff": d.diff, "ci_low": d.ci_low, "ci_high": d.ci_high, "outcome": d.outcome} for b, d in diffs.items()},
+    }
+    if not diffs:
+        out["sentence"] = "No churn backtest ran, so nobody knows whether it beats the baselines (recency, logistic RFM, BG/NBD)."
+        return "auto", out
+    ahead = [b for b, d in diffs.items() if d.outcome == WORSE and b in BASELINE_SCORER]
+    if not ahead:
+        told = [d for d in diffs.values() if d.outcome is not None]
+        out["sentence"] = (
+            f"In its backtest ({n_cutoffs} cutoff{'s' if n_cutoffs != 1 else ''}) the same selection rule is not significantly "
+            "worse than any baseline." if len(told) == len(diffs)
+            else "The backtest has no intervals for some baseline, so it cannot be told whether the churn scorer is worse than it."
+        )
+        return "auto", out
+    best = max(ahead, key=lambda b: diffs[b].baseline_auc)
+    d = diffs[best]
+    name = CHURN_BASELINE_NAMES.get(best, best)
+    out.update(override=True, baseline=best)
+    out["sentence"] = (
+        f"The churn model's held-out selection was significantly worse than {name} in its backtest ({d.phrase()}, "
+        f"mean over {n_cutoffs} cutoff{'s' if n_cutoffs != 1 else ''}), so {name} ships as the churn scorer instead; "
+        "that choice was made on this same backtest, so the backtest is not an independent test of it."
+    )
+    return BASELINE_SCORER[best], out
 
 
 LEAKAGE_CHECK_CUSTOMERS = 50_000

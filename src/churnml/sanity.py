@@ -57,7 +57,9 @@ __all__ = [
     "check_backtest",
     "check_run_outputs",
     "check_scores",
+    "churn_differences",
     "churn_verdict",
+    "PairedDifference",
     "observed_rates",
     "value_verdict",
 ]
@@ -299,7 +301,11 @@ def _check_segments(scores: pd.DataFrame, cfg: Config, ids: pd.Index) -> list[st
 
 @dataclasses.dataclass
 class Verdict:
-    """Whether a model beats its naive baseline in a backtest (``None``: could not be told)."""
+    """Whether a model beats its naive baseline in a backtest (``None``: could not be told).
+
+    Churn verdicts also carry ``outcome`` ("beats", "worse", "no significant difference", or
+    None when it cannot be told), the paired difference (model - baseline) with its 95%
+    interval, and ``worse_than``: every baseline significantly ahead of the shipped scorer."""
 
     beats: bool | None
     model: str | None
@@ -307,6 +313,81 @@ class Verdict:
     baseline: str
     baseline_score: float
     sentence: str
+    outcome: str | None = None
+    diff: float = float("nan")
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    worse_than: tuple[str, ...] = ()
+
+
+CHURN_BASELINES = ("recency", "logistic_rfm", "btyd")
+"""The churn backtest's baselines (scorers of :class:`churnml.churn.ChurnBacktest`)."""
+CHURN_BASELINE_NAMES = {"recency": "recency alone", "logistic_rfm": "logistic RFM", "btyd": "the BG/NBD prior"}
+BEATS, WORSE, NO_DIFFERENCE = "beats", "worse", "no significant difference"
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedDifference:
+    """ROC AUC of the backtest's ``model`` row minus a baseline's, the mean over the backtest
+    cutoffs, with its paired customer-level bootstrap 95% interval (each resample draws the same
+    customers for both scorers and at every cutoff)."""
+
+    baseline: str
+    model_auc: float
+    baseline_auc: float
+    diff: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def outcome(self) -> str | None:
+        """"beats" (interval above 0), "worse" (below 0), "no significant difference" (it
+        contains 0), None (no difference or no interval: it cannot be told)."""
+        if not all(math.isfinite(v) for v in (self.diff, self.ci_low, self.ci_high)):
+            return None
+        if self.ci_low > 0:
+            return BEATS
+        if self.ci_high < 0:
+            return WORSE
+        return NO_DIFFERENCE
+
+    def phrase(self) -> str:
+        """"ROC AUC 0.712 vs 0.728, difference -0.016 (95% interval -0.030 to -0.002)"."""
+        ci = (f" (95% interval {self.ci_low:+.3f} to {self.ci_high:+.3f})"
+              if math.isfinite(self.ci_low) and math.isfinite(self.ci_high) else " (no interval: churn.bootstrap_resamples is 0)")
+        return f"ROC AUC {self.model_auc:.3f} vs {self.baseline_auc:.3f}, difference {self.diff:+.3f}{ci}"
+
+
+def churn_differences(summary) -> dict[str, PairedDifference]:
+    """Model minus each baseline (:data:`CHURN_BASELINES` present in ``summary``): the churn
+    backtest summary (DataFrame indexed by scorer, or its ``to_dict('index')`` as in
+    ``run_report.json``); empty when there is no ``model`` row or no ``roc_auc``."""
+    s = _as_frame(summary)
+    if s is None or "roc_auc" not in s.columns or "model" not in s.index:
+        return {}
+    num = lambda name, col: float(pd.to_numeric(s.loc[name, col], errors="coerce")) if col in s.columns else float("nan")
+    out = {}
+    for b in CHURN_BASELINES:
+        if b not in s.index:
+            continue
+        m, a = num("model", "roc_auc"), num(b, "roc_auc")
+        d = num("model", f"roc_auc_diff_vs_{b}")
+        if not math.isfinite(d):
+            d = m - a
+        out[b] = PairedDifference(b, m, a, d, num("model", f"roc_auc_diff_vs_{b}_ci_low"), num("model", f"roc_auc_diff_vs_{b}_ci_high"))
+    return out
+
+
+def _verdict_words(d: PairedDifference, subject: str) -> str:
+    name = CHURN_BASELINE_NAMES.get(d.baseline, d.baseline)
+    o = d.outcome
+    if o == BEATS:
+        return f"{subject} beats {name}: {d.phrase()}"
+    if o == WORSE:
+        return f"{subject} is worse than {name}: {d.phrase()}"
+    if o == NO_DIFFERENCE:
+        return f"{subject} shows no significant difference from {name}: {d.phrase()}"
+    return f"{subject} cannot be judged against {name}: {d.phrase()}"
 
 
 @dataclasses.dataclass
@@ -337,28 +418,51 @@ def _as_frame(table) -> pd.DataFrame | None:
     return table if len(table) else None
 
 
-def churn_verdict(summary) -> Verdict:
-    """Does the churn model rank churners better than recency alone? ``summary``: the churn
-    backtest summary (DataFrame indexed by scorer with ``roc_auc``; or its ``to_dict('index')``),
-    scorers ``model``, ``recency``, ``logistic_rfm``, ``btyd``; ``None`` when no backtest ran."""
+def churn_verdict(summary, shipped: dict | None = None) -> Verdict:
+    """Is the shipped churn scorer ahead of recency alone (and of the other baselines)?
+
+    ``summary``: the churn backtest summary (DataFrame indexed by scorer with ``roc_auc`` and, on
+    the ``model`` row, ``roc_auc_diff_vs_<baseline>`` and its ``_ci_low`` / ``_ci_high``; or its
+    ``to_dict('index')``), scorers ``model``, ``recency``, ``logistic_rfm``, ``btyd``; ``None``
+    when no backtest ran. "Beats" only when the paired 95% interval of (model - baseline),
+    pooled over the backtest cutoffs, lies above 0; "is worse than" when it lies below 0; "no
+    significant difference" otherwise; without an interval it cannot be told (``beats`` None).
+
+    Selection and judgement use different data: in every backtest fold the model's scorer is
+    chosen (:class:`churnml.churn.ChurnModel`) on held-out customers of the validation cutoff,
+    one churn horizon *before* the backtest cutoff that judges it (a later, disjoint outcome
+    window). ``shipped``: ``churn_training["shipped_scorer"]`` of the run report; when the run
+    shipped a baseline because the backtest showed it significantly ahead (``override``), the
+    verdict is about that baseline and says that it was chosen on this same backtest.
+    """
     s = _as_frame(summary)
     nan = float("nan")
     if s is None or "roc_auc" not in s.columns or "model" not in s.index or CHURN_BASELINE not in s.index:
         return Verdict(None, "model", nan, CHURN_BASELINE, nan,
                        "No churn backtest was possible on this log, so nobody knows whether the churn model beats recency alone.")
-    auc = pd.to_numeric(s["roc_auc"], errors="coerce")
-    m, b = float(auc["model"]), float(auc[CHURN_BASELINE])
-    others = ", ".join(f"{name.replace('_', ' ')} {auc[name]:.3f}" for name in ("logistic_rfm", "btyd") if name in auc.index and np.isfinite(auc[name]))
-    extra = f" (other baselines: {others})" if others else ""
+    diffs = churn_differences(s)
+    rec = diffs[CHURN_BASELINE]
+    m, b = rec.model_auc, rec.baseline_auc
     if not (math.isfinite(m) and math.isfinite(b)):
         return Verdict(None, "model", m, CHURN_BASELINE, b,
                        f"The churn backtest could not rank customers (ROC AUC model {m:.3f}, recency {b:.3f}), so it does not show the model beats recency alone.")
-    if m > b:
-        text = f"The churn model beats recency alone in the backtest: ROC AUC {m:.3f} vs {b:.3f}{extra}."
-    else:
-        text = (f"The churn model does NOT beat recency alone in the backtest: ROC AUC {m:.3f} vs {b:.3f}{extra}; "
-                "a list sorted by days since the last purchase is as good on this log.")
-    return Verdict(m > b, "model", m, CHURN_BASELINE, b, text)
+    worse = tuple(k for k, d in diffs.items() if d.outcome == WORSE)
+    if shipped and shipped.get("override") and shipped.get("baseline") in diffs:
+        base = shipped["baseline"]
+        name = CHURN_BASELINE_NAMES.get(base, base)
+        text = (f"The held-out selection was worse than {name} in the churn backtest ({diffs[base].phrase()}, "
+                f"mean over the backtest cutoffs), so {name} ships as the churn scorer; it was chosen on this same "
+                "backtest, so its figure is not an independent test.")
+        # the backtest has no paired interval of this baseline against the others: not told
+        return Verdict(None, base, diffs[base].baseline_auc, CHURN_BASELINE, b, text, None, nan, nan, nan, worse)
+    parts = [_verdict_words(rec, "the shipped churn scorer")]
+    parts += [_verdict_words(d, "it") for k, d in diffs.items() if k != CHURN_BASELINE]
+    text = ("In the churn backtest (mean over the backtest cutoffs, paired customer-level bootstrap 95% intervals), "
+            + "; ".join(parts) + ".")
+    if rec.outcome == WORSE:
+        text += " A list sorted by days since the last purchase ranks churners better on this log."
+    beats = {BEATS: True, WORSE: False, NO_DIFFERENCE: False}.get(rec.outcome)
+    return Verdict(beats, "model", m, CHURN_BASELINE, b, text, rec.outcome, rec.diff, rec.ci_low, rec.ci_high, worse)
 
 
 VALUE_SPREADSHEET = ("naive", "past_spend", "recent_spend")
@@ -467,10 +571,11 @@ def _interval_value_verdict(t: pd.DataFrame, chosen: str) -> Verdict:
     return Verdict(True, chosen, m, base, b, text)
 
 
-def check_backtest(churn_summary, value_metrics, value_chosen: str | None) -> BacktestVerdict:
-    """Both verdicts: churn model vs recency (ROC AUC), shipped value model vs the spreadsheet
+def check_backtest(churn_summary, value_metrics, value_chosen: str | None, churn_shipped: dict | None = None) -> BacktestVerdict:
+    """Both verdicts: churn model vs recency (ROC AUC, paired intervals; see :func:`churn_verdict`),
+    shipped value model vs the spreadsheet
     answers (score, judging half, paired intervals)."""
-    return BacktestVerdict(churn_verdict(churn_summary), value_verdict(value_metrics, value_chosen))
+    return BacktestVerdict(churn_verdict(churn_summary, churn_shipped), value_verdict(value_metrics, value_chosen))
 
 
 # --------------------------------------------------------------------------- a run's outputs
@@ -498,5 +603,6 @@ def check_run_outputs(out_dir: str | Path, config: Config | None = None, transac
     report = json.loads((out / "run_report.json").read_text())
     problems = check_scores(scores, transactions, config)
     vb = report.get("value_backtest") or {}
-    verdict = check_backtest(report.get("churn_backtest"), vb.get("metrics"), vb.get("chosen") or report.get("value_model"))
+    verdict = check_backtest(report.get("churn_backtest"), vb.get("metrics"), vb.get("chosen") or report.get("value_model"),
+                             churn_shipped=(report.get("churn_training") or {}).get("shipped_scorer"))
     return RunCheck(problems, verdict, scores, report)

@@ -258,6 +258,7 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
             "backtest_note": (pipe.training.get("backtest_note") or "")[:490],
             "best_iteration": pipe.training["best_iteration"],
             "chosen_scorer": pipe.churn_model.chosen_,
+            "shipped_scorer_note": ((pipe.training.get("shipped_scorer") or {}).get("sentence") or "")[:490],
             "value_model": pipe.value_model.chosen_,
             "churnml_version": pipe.version,
             "categorical_features": ",".join(pipe.training.get("categorical_features") or []),
