@@ -216,7 +216,7 @@ _FIELD_RE = {
     "pct": r"under 1%|over 99%|\d+%",
     "int": r"[\d,]+",
     "ago": r"today|yesterday|[\d,]+ days? ago",
-    "noun": r"[A-Za-z][A-Za-z ]*?",
+    "noun": r"(?!purchases?\b)[A-Za-z][A-Za-z ]*?",
     "label": r"[a-z][a-z0-9 ]*?",
     "text": r".+?",
     "any": r".*?",
@@ -262,6 +262,8 @@ REASON_TEMPLATES_NEVER_WRITTEN: dict[str, str] = {
     "old_tenure": "customer for {tenure:span} (typical {typical:span})",
     "old_high": "high {what:text} ({rest:text})",
     "old_large": "large {what:text} ({rest:text})",
+    "old_spend_low:btyd_expected_avg_spend": "expected order value {v:amount}, below the typical {typical:amount}",
+    "old_spend_low:monetary_value": "repeat orders worth {v:amount} on average, below the typical {typical:amount}",
     "old_window_count": "{k:purchases} in the last {w:int} days",
     "old_window_none": "no purchase in the last {w:int} days",
     "old_window_spend": "spent {v:amount} in the last {w:int} days{rest:any}",
@@ -269,6 +271,7 @@ REASON_TEMPLATES_NEVER_WRITTEN: dict[str, str] = {
     "old_trend_up": "{what:text} in the last {w:int} days than in the {w2:int} days before",
     "old_trend_same": "{what:text} in the last {w:int} days as in the {w2:int} days before",
     "old_none": "no {what:text}",
+    "old_plain_typical": "{what:text} (typical {typical:text})",  # tried after the generic forms
 }
 """Forms the phrasing no longer writes (they were false or lowered risk): the audit flags them."""
 
@@ -301,7 +304,8 @@ def _regex(template: str, prefix: str) -> str:
     return "".join(re.escape(lit) + (f"(?P<{prefix}{f}>{_FIELD_RE[t]})" if f else "") for lit, f, t in _template_parts(template))
 
 
-_ALL_TEMPLATES = {**REASON_TEMPLATES, **REASON_TEMPLATES_NEVER_WRITTEN, **GENERIC_TEMPLATES}
+_ALL_TEMPLATES = {**REASON_TEMPLATES, **{k: v for k, v in REASON_TEMPLATES_NEVER_WRITTEN.items() if k != "old_plain_typical"},
+                  **GENERIC_TEMPLATES, "old_plain_typical": REASON_TEMPLATES_NEVER_WRITTEN["old_plain_typical"]}
 _NAMES = list(_ALL_TEMPLATES)
 _PARSER = re.compile("|".join(f"(?P<T{i}>{_regex(t, f'F{i}_')})" for i, t in enumerate(_ALL_TEMPLATES.values())))
 
