@@ -298,12 +298,12 @@ def _event_kind(noun: str, col) -> str | None:
     for kind, forms in _EVENT_NOUNS.items():
         if noun in forms:
             return kind
-    one = noun.replace(" ", "_")
-    for cand in (one, one[:-1] if one.endswith("s") else one, one[:-2] if one.endswith("es") else one,
-                 one[:-3] + "y" if one.endswith("ies") else one):
-        if _plural(cand.replace("_", " ")) == noun or cand.replace("_", " ") == noun:
-            return cand
-    return None
+    words = noun.split(" ")
+    stems = {" ".join(words[:-1] + [w]) for w in (words[-1], words[-1][:-1], words[-1][:-2], words[-1][:-3] + "y")}
+    for cand in sorted(stems, key=len, reverse=True):  # the singular whose plural is the noun first
+        if _plural(cand) == noun:
+            return cand.replace(" ", "_")
+    return noun.replace(" ", "_")
 
 
 def check_reasons(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:

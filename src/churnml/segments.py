@@ -513,7 +513,7 @@ def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -
     if feature in {"purchase_trend", "spend_trend"}:
         W = str(int(trend_days))
         if feature == "purchase_trend":  # counted in orders: stated only where it is 0 purchases after some
-            stopped = x <= -1 + 1e-12
+            stopped = (x <= -1 + 1e-12) & ~(_num(f, f"n_purchases_{W}d") > 0)
             res[stopped] = _write("trend_stopped", int(stopped.sum()), w=W, w2=W)
         else:
             down = x < 0
