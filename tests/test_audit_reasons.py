@@ -70,6 +70,9 @@ def test_true_sentences_pass_and_counts_name_every_customer():
     assert fail.message.startswith("1 of 6 reason sentences state a fact that does not raise") and "e.g. c1" in fail.message
     warn = next(f for f in found if f.severity == "warn")
     assert "the moon is full" in warn.message and "e.g. c2" in warn.message
+    short = _table(["customer for only 58 days (typical 62 days)", "customer for only 58 days (typical 2 months)"], tenure_days=58.0)
+    assert check_reasons(short, Config(), None) == []
+    assert "are false" in check_reasons(_table(["customer for only 2 months (typical 3 months)"], tenure_days=58.0), Config(), None)[0].message
     # the customer id may be a column (churnml score)
     flat = scores.reset_index()
     assert "e.g. c1" in next(f for f in check_reasons(flat, Config(), None) if f.severity == "fail").message

@@ -248,6 +248,9 @@ def test_tenure_only_when_shorter_than_typical():
         "customer for only 6 months (typical 7 months)",
         None,  # shorter, but reads as the same 7 months
     ]
+    # a typical tenure under 90 days: both in days, not "58 days (typical 2 months)"
+    assert _one("tenure_days", {"tenure_days": 62.4}, tenure_days=[58.0, 70.0, 61.9]) == [
+        "customer for only 58 days (typical 62 days)", None, None]
 
 
 def test_spend_low_facts_only():

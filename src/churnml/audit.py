@@ -191,7 +191,8 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop) -> tuple[np.ndarra
         ten = get("tenure_days")
         if ten is None:
             return np.full(n, _UNCHECKED), need
-        mark(false=~same_text(ten, f("tenure"), lambda x: sg._each(x, sg._span, 1)))
+        in_days = sg._counted(np.maximum(np.round(ten), 1), "day")  # both in days when the typical is under 90 days
+        mark(false=~same_text(ten, f("tenure"), lambda x: sg._each(x, sg._span, 1)) & (in_days != f("tenure")))
         mark(lowers=(name == "old_tenure") | ~(f("tenure", sg.parse_span_days) < f("typical", sg.parse_span_days)))
     elif name == "spend_negative" or name.startswith(("spend_low:", "old_spend_low:")):
         feat = "net_spend" if name == "spend_negative" else name.split(":", 1)[1]

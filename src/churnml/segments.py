@@ -411,6 +411,14 @@ def _recency(f: pd.DataFrame, typ) -> np.ndarray:
     return out
 
 
+def _tenure_spans(ten: np.ndarray, t: float) -> tuple[np.ndarray, str]:
+    """Each tenure and the typical one as :func:`_span` texts, both in days when the typical is
+    under 90 days ("58 days (typical 62 days)", not "58 days (typical 2 months)")."""
+    if t < 90:
+        return _counted(np.maximum(np.round(ten), 1), "day"), _counted(np.array([max(round(t), 1)]), "day")[0]
+    return _each(ten, _span, 1), _span(t)
+
+
 def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -> pd.Series:
     """The sentence a marketer reads about ``feature`` for each customer (row of ``f``), or
     ``None`` where the fact it would state is not true or does not raise this customer's risk
@@ -505,9 +513,9 @@ def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -
         col = "tenure_days" if "tenure_days" in f.columns else feature  # T: the same days, BTYD's name
         ten, t = _num(f, col), typ[col]
         if np.isfinite(t):
-            spans = _each(ten, _span, 1)
-            short = np.isfinite(ten) & (ten < t) & (spans != _span(t))
-            res[short] = _write("tenure_short", int(short.sum()), tenure=spans[short], typical=_span(t))
+            spans, typical_span = _tenure_spans(ten, t)
+            short = np.isfinite(ten) & (ten < t) & (spans != typical_span)
+            res[short] = _write("tenure_short", int(short.sum()), tenure=spans[short], typical=typical_span)
         return out(res)
 
     if feature in {"purchase_trend", "spend_trend"}:
