@@ -307,6 +307,16 @@ def _event_kind(noun: str, col) -> str | None:
     return noun.replace(" ", "_")
 
 
+def _column_at(scores: pd.DataFrame, c: str, rows: np.ndarray):
+    """Column ``c`` at ``rows`` (floats for numeric columns), ``None`` when the table lacks it."""
+    if c not in scores.columns:
+        return None
+    v = scores[c].to_numpy()[rows]
+    if pd.api.types.is_numeric_dtype(scores[c].dtype) and not pd.api.types.is_bool_dtype(scores[c].dtype):
+        return pd.to_numeric(pd.Series(v), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return v
+
+
 def check_reasons(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:
     """Every reason sentence is true of the customer and names a driver that raises their risk.
 
@@ -360,13 +370,12 @@ def check_reasons(scores: pd.DataFrame, config: Config, report: dict | None = No
         rows_a = np.asarray(rows, dtype=int)
         total += len(rows_a)
 
-        def col(c, rows_a=rows_a):
-            if c not in scores.columns:
-                return None
-            v = scores[c].to_numpy()[rows_a]
-            if pd.api.types.is_numeric_dtype(scores[c].dtype) and not pd.api.types.is_bool_dtype(scores[c].dtype):
-                return pd.to_numeric(pd.Series(v), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            return v
+        cols: dict[str, Any] = {}
+
+        def col(c, rows_a=rows_a, cols=cols):
+            if c not in cols:
+                cols[c] = _column_at(scores, c, rows_a)
+            return cols[c]
 
         codes, need = _reason_codes_of(name, fields, col, pop)
         missing.update(need)

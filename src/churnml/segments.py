@@ -640,7 +640,7 @@ def reason_codes(
         for fi in np.unique(fi_j[cand]):
             rows = np.flatnonzero(cand & (fi_j == fi))
             text = _phrase(names[fi], feats.iloc[rows], typ, trend_days).to_numpy(dtype=object)
-            ok = np.array([isinstance(s, str) and s != "" for s in text], dtype=bool)
+            ok = pd.notna(text)
             rows, text = rows[ok], text[ok]
             for s in range(k):
                 at = filled[rows] == s
