@@ -366,7 +366,14 @@ class _Typical(dict):
         self.frame = frame
 
     def __missing__(self, col: str) -> float:
-        x = _num(self.frame, col) if col in self.frame.columns or col != "purchase_days_per_year" else _purchase_rate(self.frame)
+        if col == "purchase_days_per_year" and col not in self.frame.columns:
+            fr, ten = dict.get(self, "frequency"), dict.get(self, "tenure_days")
+            if fr is not None and ten is not None:  # a model saved without it: from its typical customer, not the chunk's
+                self[col] = (fr + 1) / max(ten, 1.0) * 365.25
+                return self[col]
+            x = _purchase_rate(self.frame)
+        else:
+            x = _num(self.frame, col)
         v = float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
         self[col] = v
         return v
