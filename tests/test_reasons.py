@@ -161,7 +161,8 @@ def test_only_risk_raising_drivers_strongest_first_and_low_risk_texts():
          "base": [base] * 4},
         index=list("abcd"),
     )
-    r = reason_codes(contrib, feats, typical={"last_nps": 8.0, "tenure_days": 300.0}, low_risk=0.2)
+    typ = {"last_nps": 8.0, "tenure_days": 300.0, "n_complaint_90d": 0.0}
+    r = reason_codes(contrib, feats, typical=typ, low_risk=0.2)
     # a: the three strongest positive drivers; recency days and ratio are one fact
     assert r["a"] == "no purchase for 210 days, usually buys every 45 days; 2 complaints in the last 90 days; last NPS answer 3 (typical 8)"
     # b: a positive driver, but the shipped risk (4%) is low: no "why at risk"
@@ -170,11 +171,26 @@ def test_only_risk_raising_drivers_strongest_first_and_low_risk_texts():
     assert r["c"] == "no risk driver: churn probability 35%, below the typical 40%"
     # d: above the reference; the negative recency contribution is not a reason
     assert r["d"] == "1 complaint in the last 90 days"
-    assert reason_codes(contrib, feats, k=1, low_risk=0.2)["a"] == "no purchase for 210 days, usually buys every 45 days"
+    assert reason_codes(contrib, feats, k=1, typical=typ, low_risk=0.2)["a"] == "no purchase for 210 days, usually buys every 45 days"
     # optionally, customers below the reference (but not low risk) get what raises their risk
-    r = reason_codes(contrib, feats, low_risk=0.2, above_typical_only=False)
+    r = reason_codes(contrib, feats, typical=typ, low_risk=0.2, above_typical_only=False)
     assert r["c"] == "no purchase for 30 days, usually buys every 20 days; 1 complaint in the last 90 days"
     assert r["b"] == "low risk: churn probability 4%"
+
+
+def test_a_driver_whose_sentence_is_not_true_gives_its_slot_to_the_next():
+    """The model credits recency, tenure and spend, but for this customer recency (8 days, usually
+    every 167), tenure (above the typical) and spend (high) do not raise risk: the sentence of the
+    next driver that does is shown; with none left, the "no risk driver" form."""
+    feats = pd.DataFrame({"recency_days": [8.0, 8.0], "ipt_mean_days": [167.0, 167.0], "tenure_days": [400.0, 400.0],
+                          "btyd_value": [127.0, 127.0], "net_spend": [500.0, 500.0], "n_complaint_90d": [1.0, 0.0]},
+                         index=["x", "y"])
+    contrib = pd.DataFrame({"recency_days": [2.0, 2.0], "tenure_days": [1.0, 1.0], "btyd_value": [0.8, 0.8],
+                            "n_complaint_90d": [0.5, 0.5], "base": [0.0, 0.0]}, index=["x", "y"])
+    typ = {"tenure_days": 60.0, "btyd_value": 31.74, "n_complaint_90d": 0.0}
+    r = reason_codes(contrib, feats, typical=typ, low_risk=0.1)
+    assert r["x"] == "1 complaint in the last 90 days"
+    assert r["y"] == "no risk driver: churn probability 99%, above the typical 50%"
 
 
 def test_low_risk_cut_follows_absolute_risk_tiers():
@@ -188,37 +204,63 @@ def _one(feature, typical=None, trend_days=90, **cols):
     return _phrase(feature, f, typical, trend_days).tolist()
 
 
-def test_recency_sentences():
-    assert _one("recency_days", recency_days=[0.0, 1.0, 2.0, 300.0], ipt_mean_days=[1.0, 7.0, np.nan, 1.0]) == [
-        "last purchase today, usually buys every day",
-        "last purchase yesterday, usually buys every 7 days",
-        "no purchase for 2 days (bought on a single day so far)",
+def test_recency_sentence_only_when_overdue():
+    typ = {"recency_days": 40.0}
+    got = _one("recency_days", typ, recency_days=[0.0, 1.0, 8.0, 300.0, 167.0, 168.0, 2.0, 50.0, 40.0],
+               ipt_mean_days=[1.0, 7.0, 167.0, 1.0, 167.0, 167.0, np.nan, np.nan, np.nan])
+    assert got == [
+        None, None,  # a purchase today / yesterday never raises risk
+        None,  # "no purchase for 8 days, usually buys every 167 days": not overdue
         "no purchase for 300 days, usually buys every day",
+        None,  # exactly the usual gap: not overdue
+        "no purchase for 168 days, usually buys every 167 days",
+        None,  # a single purchase 2 days ago, typical customer 40 days: not a risk
+        "no purchase for 50 days after a single purchase (typical 40 days)",
+        None,  # a single purchase as long ago as the typical customer's last
     ]
-    # BG/NBD's prior reads as the same recency fact; without recency it says what the model expects
+    # BG/NBD's prior reads as the same recency fact; without recency it says what the model expects (over 50% only)
     assert _one("btyd_p_no_purchase", recency_days=[40.0], ipt_mean_days=[12.0], btyd_p_no_purchase=[0.8]) == [
         "no purchase for 40 days, usually buys every 12 days"]
-    assert _one("btyd_p_no_purchase", btyd_p_no_purchase=[0.83]) == [
-        "the purchase model expects no purchase soon (83% chance of none in the churn horizon)"]
+    assert _one("btyd_p_no_purchase", btyd_p_no_purchase=[0.83, 0.4, 0.504]) == [
+        "the purchase model expects no purchase soon (83% chance of none in the churn horizon)", None, None]
 
 
-def test_frequency_and_tenure_sentences():
-    typ = {"purchases_per_year": 4.0, "tenure_days": 200.0}
-    assert _one("n_purchases", typ, n_purchases=[1.0, 3.0, 40.0], tenure_days=[20.0, 430.0, 1000.0]) == [
-        "1 purchase in 20 days", "only 3 purchases in 14 months", "40 purchases in 2.7 years"]
-    assert _one("tenure_days", typ, tenure_days=[1.0, 30.44, 800.0]) == [
-        "customer for only 1 day (typical 7 months)", "customer for only 30 days (typical 7 months)", "customer for 2.2 years (typical 7 months)"]
-
-
-def test_spend_sentences_compare_with_the_typical_customer():
-    typ = {"avg_order_value": 35.0, "total_spend": 1234.5, "spend_per_year": 80.0}
-    assert _one("avg_order_value", typ, avg_order_value=[12.5, 84236.4, 35.0], net_spend=[25.0, 84236.4, 35.0]) == [
-        "orders worth 12.50 on average, below the typical 35",
-        "large orders (84,236 on average, typical 35)",
-        "orders worth 35 on average (typical 35)",
+def test_frequency_counts_purchase_days_and_only_below_typical():
+    """A purchase is a day with an order: 5 orders on 3 days read "3 purchases" (the unit of the
+    usual gap); "only" compares with the typical customer's purchases over the same tenure."""
+    typ = {"purchase_days_per_year": 4.0}
+    assert _one("n_purchases", typ, n_purchases=[1.0, 5.0, 40.0], frequency=[0.0, 2.0, 39.0], tenure_days=[20.0, 430.0, 1000.0]) == [
+        None,  # 1 purchase in 20 days: above the typical 0.2 in that time
+        "only 3 purchases in 14 months (typical 4.7)",
+        None,  # 40 purchases in 2.7 years: above the typical 11
     ]
-    assert _one("total_spend", typ, total_spend=[99.999, 5000.0]) == [
-        "spent 100 in total, below the typical 1,234", "high total spend (5,000, typical 1,234)"]
+    # exactly typical (4.0 a year over 365.25 days = 4): not "only"
+    assert _one("purchases_per_year", typ, n_purchases=[4.0], frequency=[3.0], tenure_days=[365.25]) == [None]
+    # without the purchase-day count the fact cannot be stated in purchases
+    assert _one("n_purchases", typ, n_purchases=[1.0], tenure_days=[400.0]) == [None]
+
+
+def test_tenure_only_when_shorter_than_typical():
+    typ = {"tenure_days": 200.0}
+    assert _one("tenure_days", typ, tenure_days=[1.0, 30.44, 800.0, 195.0, 199.0]) == [
+        "customer for only 1 day (typical 7 months)", "customer for only 30 days (typical 7 months)",
+        None,  # longer than typical: never a risk driver
+        "customer for only 6 months (typical 7 months)",
+        None,  # shorter, but reads as the same 7 months
+    ]
+    # a typical tenure under 90 days: both in days, not "58 days (typical 2 months)"
+    assert _one("tenure_days", {"tenure_days": 62.4}, tenure_days=[58.0, 70.0, 61.9]) == [
+        "customer for only 58 days (typical 62 days)", None, None]
+
+
+def test_spend_low_facts_only():
+    typ = {"avg_order_value": 35.0, "total_spend": 1234.5, "btyd_value": 31.74}
+    assert _one("avg_order_value", typ, avg_order_value=[12.5, 84236.4, 35.0, 34.999], net_spend=[25.0, 84236.4, 35.0, 35.0]) == [
+        "orders worth 12.50 on average, below the typical 35", None, None, None]
+    assert _one("total_spend", typ, total_spend=[99.999, 5000.0]) == ["spent 100 in total, below the typical 1,234", None]
+    # high expected future spend is never a churn reason; low is
+    assert _one("btyd_value", typ, btyd_value=[127.0, 10.0], net_spend=[50.0, 50.0]) == [
+        None, "expected future spend 10, below the typical 31.74"]
     # negative net spend: the customer returned more than they bought, whatever spend feature drives
     assert _one("spend_per_year", typ, spend_per_year=[-4.0], net_spend=[-4.0]) == ["returned more than bought (net -4)"]
     assert _one("net_spend", net_spend=[-3.75]) == ["returned more than bought (net -3.75)"]
@@ -226,47 +268,64 @@ def test_spend_sentences_compare_with_the_typical_customer():
 
 def test_returns_windows_and_trends():
     assert _one("n_returns", n_returns=[0.0, 1.0, 3.0], return_amount=[0.0, 45.5, 0.0]) == [
-        "no returns", "1 return worth 45.50", "3 returns"]
-    typ = {"n_purchases_90d": 2.0, "spend_90d": 40.0}
-    assert _one("n_purchases_90d", typ, n_purchases_90d=[0.0, 1.0, 3.0]) == [
-        "no purchase in the last 90 days", "only 1 purchase in the last 90 days", "3 purchases in the last 90 days"]
-    assert _one("spend_90d", typ, spend_90d=[-4.0, 0.0, 12.5, 40.0]) == [
-        "returned more than bought in the last 90 days (net -4)", "no spend in the last 90 days",
-        "spent 12.50 in the last 90 days, below the typical 40", "spent 40 in the last 90 days"]
-    # an empty window is the recency fact: it reads as one, and recency + window give one sentence
-    assert _one("n_purchases_90d", n_purchases_90d=[0.0, 0.0], spend_90d=[0.0, 0.0], recency_days=[179.0, 95.0],
-                ipt_mean_days=[37.0, np.nan]) == [
-        "no purchase for 179 days, usually buys every 37 days", "no purchase for 95 days (bought on a single day so far)"]
+        None, "1 return worth 45.50", "3 returns"]
+    typ = {"n_purchases_90d": 2.0, "spend_90d": 40.0, "recency_days": 60.0}
+    # window counts are orders: only "1" is also a count of purchases (days); 3 orders is not stated
+    assert _one("n_purchases_90d", typ, n_purchases_90d=[1.0, 3.0]) == ["only 1 purchase in the last 90 days", None]
+    assert _one("spend_90d", typ, spend_90d=[-4.0, 0.0, 12.5, 40.0, 80.0], recency_days=[10.0, 10.0, 10.0, 10.0, 10.0],
+                n_purchases_90d=[1.0, 2.0, 1.0, 2.0, 3.0]) == [
+        "returned more than bought in the last 90 days (net -4)", "bought and returned as much in the last 90 days (net 0)",
+        "spent 12.50 in the last 90 days, below the typical 40", None, None]
+    # an empty window is the recency fact, gated as one
+    assert _one("n_purchases_90d", typ, n_purchases_90d=[0.0, 0.0, 0.0], spend_90d=[0.0, 0.0, 0.0], recency_days=[179.0, 95.0, 100.0],
+                ipt_mean_days=[37.0, np.nan, 150.0]) == [
+        "no purchase for 179 days, usually buys every 37 days", "no purchase for 95 days after a single purchase (typical 60 days)", None]
     f = pd.DataFrame({"recency_days": [179.0], "ipt_mean_days": [37.0], "n_purchases_90d": [0.0], "spend_90d": [0.0],
                       "n_complaint_90d": [1.0]})
     c = pd.DataFrame({"spend_90d": [0.9], "n_purchases_90d": [0.8], "recency_days": [0.7], "n_complaint_90d": [0.1], "base": [0.0]})
-    assert reason_codes(c, f, low_risk=0.0)[0] == "no purchase for 179 days, usually buys every 37 days; 1 complaint in the last 90 days"
-    assert _one("purchase_trend", trend_days=60, purchase_trend=[-0.5, 0.0, 0.0, 0.2], n_purchases_60d=[1.0, 0.0, 2.0, 3.0]) == [
-        "fewer purchases in the last 60 days than in the 60 days before",
-        "no purchase in the last 120 days",
-        "as many purchases in the last 60 days as in the 60 days before",
-        "more purchases in the last 60 days than in the 60 days before",
-    ]
-    assert _one("spend_trend", spend_trend=[-1.0, 0.0], spend_90d=[0.0, 0.0]) == [
-        "spent less in the last 90 days than in the 90 days before", "no spend in the last 180 days"]
+    assert reason_codes(c, f, typical={"n_complaint_90d": 0.0}, low_risk=0.0)[0] == (
+        "no purchase for 179 days, usually buys every 37 days; 1 complaint in the last 90 days")
+    # trends: only declines; purchases (counted in orders) only when the last window has none
+    assert _one("purchase_trend", trend_days=60, purchase_trend=[-0.5, 0.0, 0.0, 0.2, -1.0], n_purchases_60d=[1.0, 0.0, 2.0, 3.0, 0.0]) == [
+        None, None, None, None, "no purchase in the last 60 days, after buying in the 60 days before"]
+    assert _one("spend_trend", spend_trend=[-1.0, 0.0, 0.3], spend_90d=[0.0, 0.0, 5.0]) == [
+        "spent less in the last 90 days than in the 90 days before", None, None]
 
 
 def test_event_sentences():
-    assert _one("n_complaint_90d", n_complaint_90d=[0.0, 1.0, 2.0]) == [
-        "no complaint in the last 90 days", "1 complaint in the last 90 days", "2 complaints in the last 90 days"]
-    assert _one("n_support_ticket_total", n_support_ticket_total=[1.0, 4.0]) == ["1 support ticket so far", "4 support tickets so far"]
-    assert _one("n_nps_30d", n_nps_30d=[0.0, 2.0]) == ["no NPS answers in the last 30 days", "2 NPS answers in the last 30 days"]
+    typ = {"n_complaint_90d": 0.0, "n_support_ticket_total": 0.0, "n_nps_30d": 0.0, "last_nps": 8.0, "last_csat": 4.0}
+    assert _one("n_complaint_90d", typ, n_complaint_90d=[0.0, 1.0, 2.0]) == [
+        None, "1 complaint in the last 90 days", "2 complaints in the last 90 days"]
+    # above the typical only
+    assert _one("n_complaint_90d", {"n_complaint_90d": 1.0}, n_complaint_90d=[1.0, 2.0]) == [None, "2 complaints in the last 90 days"]
+    assert _one("n_support_ticket_total", typ, n_support_ticket_total=[1.0, 4.0]) == ["1 support ticket so far", "4 support tickets so far"]
+    assert _one("n_nps_30d", typ, n_nps_30d=[0.0, 2.0]) == [None, "2 NPS answers in the last 30 days"]
     assert _one("days_since_last_complaint", days_since_last_complaint=[np.nan, 0.2, 1.0, 12.0]) == [
-        "no complaint recorded", "last complaint today", "last complaint yesterday", "last complaint 12 days ago"]
-    assert _one("last_nps", {"last_nps": 8.0}, last_nps=[3.0, 8.0, np.nan]) == [
-        "last NPS answer 3 (typical 8)", "last NPS answer 8", "no NPS answer yet"]
-    assert _one("last_csat", {"last_csat": 4.0}, last_csat=[2.5]) == ["last CSAT answer 2.5 (typical 4)"]
+        None, "last complaint today", "last complaint yesterday", "last complaint 12 days ago"]
+    assert _one("last_nps", typ, last_nps=[3.0, 8.0, np.nan, 9.0]) == ["last NPS answer 3 (typical 8)", None, None, None]
+    assert _one("last_csat", typ, last_csat=[2.5]) == ["last CSAT answer 2.5 (typical 4)"]
 
 
 def test_other_features_read_plainly():
     assert _one("discount_share", {"discount_share": 0.1}, discount_share=[0.35]) == ["discount share 0.35 (typical 0.1)"]
     f = pd.DataFrame({"country": pd.Categorical(["DE", None], categories=["DE", "FR"])})
-    assert _phrase("country", f).tolist() == ["country: DE", "country: unknown"]
+    assert _phrase("country", f).tolist() == ["country: DE", None]
+
+
+def test_sentences_and_parser_share_their_templates():
+    """Every template the phrasing writes parses back to itself and its fields."""
+    from churnml.segments import REASON_TEMPLATES, parse_reason
+
+    assert parse_reason("no purchase for 210 days, usually buys every 45 days") == (
+        "recency_overdue", {"recency": "210 days", "gap": "45 days"})
+    assert parse_reason("only 3 purchases in 14 months (typical 4.7)") == (
+        "frequency_low", {"k": "3 purchases", "tenure": "14 months", "typical": "4.7"})
+    assert parse_reason("2 NPS answers in the last 30 days")[0] == "event_window"
+    assert parse_reason("3 purchases in the last 90 days")[0] == "old_window_count"  # not an event
+    assert parse_reason("high expected future spend (127, typical 31.74)")[0] == "old_high"
+    assert parse_reason("discount share 0.35 (typical 0.1)")[0] == "generic"
+    assert parse_reason("the moon is full") is None
+    assert len(REASON_TEMPLATES) >= 20
 
 
 def test_no_raw_floats_or_broken_plurals_on_a_random_population():

@@ -503,6 +503,11 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         num = [c for c in model_columns(X_valid) if pd.api.types.is_numeric_dtype(X_valid[c].dtype)
                and not pd.api.types.is_bool_dtype(X_valid[c].dtype)]
         self.typical_ = {c: float(v) for c, v in X_valid[num].median().items() if pd.notna(v)}
+        if {"frequency", "tenure_days"} <= set(X_valid.columns) and len(X_valid):
+            # the reasons' "typical" purchases (days with an order) per year of tenure
+            rate = (X_valid["frequency"] + 1) / np.maximum(X_valid["tenure_days"], 1.0) * 365.25
+            if rate.notna().any():
+                self.typical_["purchase_days_per_year"] = float(rate.median())
         return self
 
     def _boosted(self, M: pd.DataFrame, prior: np.ndarray) -> np.ndarray:

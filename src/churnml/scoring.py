@@ -40,6 +40,7 @@ OUTPUT_COLUMNS = [
 EXTRA_COLUMNS = [
     "p_alive_source", "expected_avg_spend", "recency_days", "tenure_days", "n_purchases", "purchases_per_year", "avg_order_value",
     "total_spend", "net_spend", "r_score", "f_score", "m_score",
+    "frequency", "ipt_mean_days",  # what the reason sentences state (purchases, usual gap): the audit rechecks them
 ]
 
 

@@ -10,7 +10,7 @@ from scipy.special import expit
 
 from churnml.config import CampaignConfig, SegmentsConfig, TierConfig
 
-__all__ = ["LOW_RISK", "assign_segments", "kpis", "low_risk_cut", "reason_codes", "tiers"]
+__all__ = ["LOW_RISK", "REASON_TEMPLATES", "assign_segments", "kpis", "low_risk_cut", "parse_reason", "reason_codes", "tiers"]
 
 
 def tiers(values, config: TierConfig) -> np.ndarray:
@@ -200,21 +200,154 @@ def _fill(template: str, v: np.ndarray, **scalars: str) -> np.ndarray:
     return pre + v + post
 
 
-_SPEND_TEXT = {  # feature: (below typical, above typical, no typical known)
-    "avg_order_value": ("orders worth {v} on average, below the typical {t}", "large orders ({v} on average, typical {t})",
-                        "orders worth {v} on average"),
-    "monetary_value": ("repeat orders worth {v} on average, below the typical {t}",
-                       "large repeat orders ({v} on average, typical {t})", "repeat orders worth {v} on average"),
-    "btyd_expected_avg_spend": ("expected order value {v}, below the typical {t}", "high expected order value ({v}, typical {t})",
-                                "expected order value {v}"),
-    "total_spend": ("spent {v} in total, below the typical {t}", "high total spend ({v}, typical {t})", "spent {v} in total"),
-    "net_spend": ("spent {v} in total after returns, below the typical {t}",
-                  "high total spend after returns ({v}, typical {t})", "spent {v} in total after returns"),
-    "spend_per_year": ("spends {v} a year, below the typical {t}", "high yearly spend ({v} a year, typical {t})",
-                       "spends {v} a year"),
-    "btyd_value": ("expected future spend {v}, below the typical {t}", "high expected future spend ({v}, typical {t})",
-                   "expected future spend {v}"),
+# ---- reason templates: one source of truth for the phrasing (here) and the audit's parser
+# (churnml.audit.check_reasons). A template's fields are "{name:type}"; each type has the regex of
+# the text the phrasing writes for it. "A purchase" is a day with at least one order everywhere
+# (the unit of ``frequency`` + 1 and of the gaps ``ipt_mean_days``); "an order" is one order.
+
+_FIELD_RE = {
+    "days": r"1 day|[\d,]+ days",
+    "purchases": r"1 purchase|[\d,]+ purchases",
+    "returns": r"1 return|[\d,]+ returns",
+    "every": r"day|[\d,]+ days",
+    "span": r"1 day|[\d,]+ days|\d+ months|\d+(?:\.\d)? years",
+    "amount": r"-?[\d,]+(?:\.\d+)?",
+    "number": r"-?[\d,]*\.?\d+(?:e[+-]?\d+)?",
+    "pct": r"under 1%|over 99%|\d+%",
+    "int": r"[\d,]+",
+    "ago": r"today|yesterday|[\d,]+ days? ago",
+    "noun": r"(?!purchases?\b)[A-Za-z][A-Za-z ]*?",
+    "label": r"[a-z][a-z0-9 ]*?",
+    "text": r".+?",
+    "any": r".*?",
 }
+
+REASON_TEMPLATES: dict[str, str] = {
+    # what the phrasing writes, each only when it is true and raises this customer's risk
+    "recency_overdue": "no purchase for {recency:days}, usually buys every {gap:every}",
+    "recency_single": "no purchase for {recency:days} after a single purchase (typical {typical:days})",
+    "recency_model": "the purchase model expects no purchase soon ({p:pct} chance of none in the churn horizon)",
+    "frequency_low": "only {k:purchases} in {tenure:span} (typical {typical:number})",
+    "tenure_short": "customer for only {tenure:span} (typical {typical:span})",
+    "spend_negative": "returned more than bought (net {v:amount})",
+    "spend_low:avg_order_value": "orders worth {v:amount} on average, below the typical {typical:amount}",
+    "spend_low:monetary_value": "repeat purchases worth {v:amount} on average, below the typical {typical:amount}",
+    "spend_low:btyd_expected_avg_spend": "expected spend per purchase {v:amount}, below the typical {typical:amount}",
+    "spend_low:total_spend": "spent {v:amount} in total, below the typical {typical:amount}",
+    "spend_low:net_spend": "spent {v:amount} in total after returns, below the typical {typical:amount}",
+    "spend_low:spend_per_year": "spends {v:amount} a year, below the typical {typical:amount}",
+    "spend_low:btyd_value": "expected future spend {v:amount}, below the typical {typical:amount}",
+    "window_one": "only {k:purchases} in the last {w:int} days",
+    "window_spend_low": "spent {v:amount} in the last {w:int} days, below the typical {typical:amount}",
+    "window_spend_negative": "returned more than bought in the last {w:int} days (net {v:amount})",
+    "window_spend_zero": "bought and returned as much in the last {w:int} days (net 0)",
+    "trend_stopped": "no purchase in the last {w:int} days, after buying in the {w2:int} days before",
+    "trend_spend_down": "spent less in the last {w:int} days than in the {w2:int} days before",
+    "returns_worth": "{k:returns} worth {v:amount}",
+    "returns": "{k:returns}",
+    "returned_worth": "returned goods worth {v:amount}",
+    "event_window": "{k:int} {noun:noun} in the last {w:int} days",
+    "event_total": "{k:int} {noun:noun} so far",
+    "event_ago": "last {noun:noun} {ago:ago}",
+    "event_value": "last {noun:noun} {v:number} (typical {typical:number})",
+}
+"""Template name -> sentence template of every reason the phrasing writes."""
+
+REASON_TEMPLATES_NEVER_WRITTEN: dict[str, str] = {
+    # forms older versions wrote: recognised so that the audit says why they mislead
+    "old_recent": "last purchase {rest:text}",
+    "old_single": "no purchase for {recency:days} (bought on a single day so far)",
+    "old_frequency_only": "only {k:purchases} in {tenure:span}",
+    "old_frequency": "{k:purchases} in {tenure:span}",
+    "old_tenure": "customer for {tenure:span} (typical {typical:span})",
+    "old_high": "high {what:text} ({rest:text})",
+    "old_large": "large {what:text} ({rest:text})",
+    "old_spend_low:btyd_expected_avg_spend": "expected order value {v:amount}, below the typical {typical:amount}",
+    "old_spend_low:monetary_value": "repeat orders worth {v:amount} on average, below the typical {typical:amount}",
+    "old_window_count": "{k:purchases} in the last {w:int} days",
+    "old_window_none": "no purchase in the last {w:int} days",
+    "old_window_spend": "spent {v:amount} in the last {w:int} days{rest:any}",
+    "old_no_spend": "no spend in the last {w:int} days",
+    "old_trend_up": "{what:text} in the last {w:int} days than in the {w2:int} days before",
+    "old_trend_same": "{what:text} in the last {w:int} days as in the {w2:int} days before",
+    "old_none": "no {what:text}",
+    "old_plain_typical": "{what:text} (typical {typical:text})",  # tried after the generic forms
+}
+"""Forms the phrasing no longer writes (they were false or lowered risk): the audit flags them."""
+
+GENERIC_TEMPLATES: dict[str, str] = {
+    # features with no sentence of their own (tried last)
+    "generic": "{label:label} {v:number} (typical {typical:number})",
+    "generic_plain": "{label:label} {v:number}",
+    "category": "{label:label}: {value:text}",
+}
+
+
+def _template_parts(template: str) -> list[tuple[str, str | None, str | None]]:
+    import string
+
+    return [(lit, name, spec) for lit, name, spec, _ in string.Formatter().parse(template)]
+
+
+def _write(name: str, n: int, **fields) -> np.ndarray:
+    """Template ``name`` filled with per-row string arrays (or one string) for ``n`` rows."""
+    out = np.full(n, "", dtype=object)
+    for lit, field, _ in _template_parts(REASON_TEMPLATES[name]):
+        out = out + lit
+        if field is not None:
+            v = fields[field]
+            out = out + (np.asarray(v, dtype=object) if not isinstance(v, str) else v)
+    return out
+
+
+def _regex(template: str, prefix: str) -> str:
+    return "".join(re.escape(lit) + (f"(?P<{prefix}{f}>{_FIELD_RE[t]})" if f else "") for lit, f, t in _template_parts(template))
+
+
+_ALL_TEMPLATES = {**REASON_TEMPLATES, **{k: v for k, v in REASON_TEMPLATES_NEVER_WRITTEN.items() if k != "old_plain_typical"},
+                  **GENERIC_TEMPLATES, "old_plain_typical": REASON_TEMPLATES_NEVER_WRITTEN["old_plain_typical"]}
+_NAMES = list(_ALL_TEMPLATES)
+_PARSER = re.compile("|".join(f"(?P<T{i}>{_regex(t, f'F{i}_')})" for i, t in enumerate(_ALL_TEMPLATES.values())))
+
+
+def parse_reason(sentence: str) -> tuple[str, dict[str, str]] | None:
+    """The template name and field texts of one reason sentence (``None``: not a known form)."""
+    m = _PARSER.fullmatch(sentence)
+    if m is None:
+        return None
+    i = int(m.lastgroup[1:])
+    pre = f"F{i}_"
+    return _NAMES[i], {k[len(pre):]: v for k, v in m.groupdict().items() if k.startswith(pre) and v is not None}
+
+
+def parse_span_days(text: str) -> float:
+    """Days of a :func:`_span` text ("5 days", "7 months", "2.2 years")."""
+    num = float(text.split()[0].replace(",", ""))
+    return num * (30.44 if "month" in text else 365.25 if "year" in text else 1.0)
+
+
+def parse_count(text: str) -> float:
+    """The number of "3 purchases", "1 day", "day" (1), "1,204"."""
+    head = text.split()[0]
+    return 1.0 if head == "day" else float(head.replace(",", ""))
+
+
+def parse_pct(text: str) -> float:
+    """A probability from "83%", "under 1%" (0.005), "over 99%" (0.995)."""
+    return 0.005 if text.startswith("under") else 0.995 if text.startswith("over") else float(text[:-1]) / 100
+
+
+def parse_ago(text: str) -> float:
+    return 0.0 if text == "today" else 1.0 if text == "yesterday" else parse_count(text)
+
+
+def _number1(x: np.ndarray) -> np.ndarray:
+    """A count of no fixed unit: one decimal under 10, whole from 10 on ("1.3", "5", "12")."""
+    x = np.asarray(x, dtype=float)
+    return _each(np.where(np.abs(x) < 10, np.round(x, 1), np.round(x)), _number)
+
+
+_SPEND_LOW = {k.split(":", 1)[1] for k in REASON_TEMPLATES if k.startswith("spend_low:")}
 _EVENT_NOUNS = {"nps": ("NPS answer", "NPS answers"), "csat": ("CSAT answer", "CSAT answers")}
 
 
@@ -233,151 +366,211 @@ class _Typical(dict):
         self.frame = frame
 
     def __missing__(self, col: str) -> float:
-        x = _num(self.frame, col)
+        if col == "purchase_days_per_year" and col not in self.frame.columns:
+            fr, ten = dict.get(self, "frequency"), dict.get(self, "tenure_days")
+            if fr is not None and ten is not None:  # a model saved without it: from its typical customer, not the chunk's
+                self[col] = (fr + 1) / max(ten, 1.0) * 365.25
+                return self[col]
+            x = _purchase_rate(self.frame)
+        else:
+            x = _num(self.frame, col)
         v = float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
         self[col] = v
         return v
 
 
-def _days_ago(d: np.ndarray, what: str) -> np.ndarray:
-    """"last purchase today", "... yesterday", "... 5 days ago"."""
+def _purchase_rate(f: pd.DataFrame) -> np.ndarray:
+    """Purchases (days with an order) per year of tenure: (``frequency`` + 1) / max(tenure, 1 day)."""
+    return (_num(f, "frequency") + 1) / np.maximum(_num(f, "tenure_days"), 1.0) * 365.25
+
+
+def _none(n: int) -> np.ndarray:
+    return np.full(n, None, dtype=object)
+
+
+def _ago(d: np.ndarray) -> np.ndarray:
+    """"today", "yesterday", "5 days ago"."""
     r = np.round(d)
-    return _sel(r <= 0, f"last {what} today", _sel(r == 1, f"last {what} yesterday", f"last {what} " + _counted(r, "day") + " ago"))
+    return _sel(r <= 0, "today", _sel(r == 1, "yesterday", _counted(r, "day") + " ago"))
 
 
-def _recency(f: pd.DataFrame) -> np.ndarray:
-    """"no purchase for 210 days, usually buys every 45 days", "last purchase yesterday (bought on
-    a single day so far)"; without ``recency_days``, BG/NBD's P(no purchase) in words."""
+def _recency(f: pd.DataFrame, typ) -> np.ndarray:
+    """The recency fact, only when it raises risk: days since the last purchase above the
+    customer's own usual gap between purchases ("no purchase for 210 days, usually buys every 45
+    days"), or, after a single purchase, above the typical customer's days since the last purchase;
+    without ``recency_days``, BG/NBD's P(no purchase in the churn horizon) when over 50%."""
+    n = len(f)
     d = np.round(_num(f, "recency_days"))
     gap = np.round(_num(f, "ipt_mean_days"))
-    head = _sel(d <= 0, "last purchase today", _sel(d == 1, "last purchase yesterday", "no purchase for " + _counted(d, "day")))
-    usual = _sel(gap <= 1, ", usually buys every day", ", usually buys every " + _counted(gap, "day"))
-    text = head + _sel(np.isfinite(gap), usual, " (bought on a single day so far)")
+    t = np.round(typ["recency_days"]) if np.isfinite(typ["recency_days"]) else np.nan
+    every = _sel(gap <= 1, "day", _counted(gap, "day"))
+    days = _counted(d, "day")
+    out = _none(n)
+    over = np.isfinite(d) & np.isfinite(gap) & (d > np.maximum(gap, 1))
+    out[over] = _write("recency_overdue", int(over.sum()), recency=days[over], gap=every[over])
+    if np.isfinite(t):
+        single = np.isfinite(d) & ~np.isfinite(gap) & (d > t)
+        out[single] = _write("recency_single", int(single.sum()), recency=days[single], typical=_counted(np.array([t]), "day")[0])
     p0 = _num(f, "btyd_p_no_purchase")
-    fallback = _sel(np.isfinite(p0), "the purchase model expects no purchase soon (" + _pcts(p0) + " chance of none in the churn horizon)",
-                    "time since the last purchase unknown")
-    return _sel(np.isfinite(d), text, fallback)
+    pct = _pcts(p0)
+    model = ~np.isfinite(d) & np.isfinite(p0) & (np.round(100 * p0) > 50)
+    out[model] = _write("recency_model", int(model.sum()), p=pct[model])
+    return out
+
+
+def _tenure_spans(ten: np.ndarray, t: float) -> tuple[np.ndarray, str]:
+    """Each tenure and the typical one as :func:`_span` texts, both in days when the typical is
+    under 90 days ("58 days (typical 62 days)", not "58 days (typical 2 months)")."""
+    if t < 90:
+        return _counted(np.maximum(np.round(ten), 1), "day"), _counted(np.array([max(round(t), 1)]), "day")[0]
+    return _each(ten, _span, 1), _span(t)
 
 
 def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -> pd.Series:
-    """The sentence a marketer reads about ``feature`` for each customer (row of ``f``): plain
-    words, units (days, months, currency amounts of the log), singular/plural counts, amounts
-    compared with the typical (median) customer's ``typical[feature]`` (default: the median of
-    ``f``). A family name ("recency", "frequency", "spend", "returns", "tenure") stands for its
-    plainest feature. ``trend_days``: the window of ``purchase_trend`` / ``spend_trend``."""
+    """The sentence a marketer reads about ``feature`` for each customer (row of ``f``), or
+    ``None`` where the fact it would state is not true or does not raise this customer's risk
+    (the gate of each sentence kind: see :data:`REASON_TEMPLATES`). Plain words, units (days,
+    months, currency amounts of the log), singular/plural counts; a purchase is a day with at
+    least one order; amounts are compared with the typical (median) customer's
+    ``typical[feature]`` (default: the median of ``f``). A family name ("recency", "frequency",
+    "spend", "returns", "tenure") stands for its plainest feature. ``trend_days``: the window of
+    ``purchase_trend`` / ``spend_trend``."""
     feature = _FAMILY_FEATURE.get(feature, feature)
     typ = typical if isinstance(typical, _Typical) else _Typical(typical, f)
     fam = _family(feature)
     x = _num(f, feature)
+    n = len(f)
 
     def out(a) -> pd.Series:
         return pd.Series(np.asarray(a, dtype=object), index=f.index, dtype=object)
 
-    if feature in f.columns and not pd.api.types.is_numeric_dtype(f[feature].dtype) or (
-        feature in f.columns and pd.api.types.is_bool_dtype(f[feature].dtype)
-    ):
+    label = feature.replace("_", " ")
+    if feature in f.columns and (not pd.api.types.is_numeric_dtype(f[feature].dtype) or pd.api.types.is_bool_dtype(f[feature].dtype)):
         v = f[feature]
         if pd.api.types.is_bool_dtype(v.dtype):
-            text = v.map({True: "yes", False: "no"})
+            text = v.map({True: "yes", False: "no"}).to_numpy(dtype=object)
         else:
-            text = v.astype(object).where(v.notna(), "unknown").astype(str)
-        return out(feature.replace("_", " ") + ": " + text.to_numpy(dtype=object))
+            text = v.astype(object).where(v.notna(), None).to_numpy(dtype=object)
+        res = _none(n)
+        ok = pd.notna(text) & (v.notna().to_numpy())
+        res[ok] = [f"{label}: {s}" for s in text[ok]]
+        return out(res)
 
+    res = _none(n)
     m = _WINDOW.match(feature)
-    if m:  # recent activity; an empty window (recency >= window) reads as the recency fact it is
+    if m:  # recent activity; an empty window (recency >= window) is the recency fact it is
         w = int(m.group(2))
         t = typ[feature]
+        rec = _num(f, "recency_days")
+        empty = (x == 0) & (rec >= w)
         if m.group(1) == "n_purchases":
-            text = _sel((x < t) & (t > 0), "only ", "") + _counted(x, "purchase") + f" in the last {w} days"
-            text = _sel(x == 0, f"no purchase in the last {w} days", text)
+            # counted in orders: stated only where orders and purchases (days) agree, i.e. 1
+            one = (x == 1) & np.isfinite(t) & (t > 1)
+            res[one] = _write("window_one", int(one.sum()), k="1 purchase", w=str(w))
         else:
             v = _amounts(x)
-            text = "spent " + v + f" in the last {w} days"
-            if np.isfinite(t) and t > 0:
-                text = text + _sel(x < t, f", below the typical {_amount(t)}", _sel(x > t, f", above the typical {_amount(t)}", ""))
-            text = _sel(x < 0, f"returned more than bought in the last {w} days (net " + v + ")",
-                        _sel(x == 0, f"no spend in the last {w} days", text))
-        return out(_sel((x == 0) & (_num(f, "recency_days") >= w), _recency(f), text))
+            neg, zero = x < 0, (x == 0) & (rec < w)
+            low = (x > 0) & np.isfinite(t) & (x < t) & (v != _amount(t))
+            res[neg] = _write("window_spend_negative", int(neg.sum()), w=str(w), v=v[neg])
+            res[zero] = _write("window_spend_zero", int(zero.sum()), w=str(w))
+            res[low] = _write("window_spend_low", int(low.sum()), w=str(w), v=v[low], typical=_amount(t))
+        if empty.any():
+            res[empty] = _recency(f.loc[empty], typ)
+        return out(res)
 
     if fam == "recency":
-        return out(_recency(f))
-
+        return out(_recency(f, typ))
 
     if fam == "frequency":
-        k = _num(f, "n_purchases")
-        ten = _num(f, "tenure_days")
-        if not np.isfinite(k).any():
-            return _generic(feature, f, typ)
-        ppy = _num(f, "purchases_per_year") if "purchases_per_year" in f.columns else k / np.maximum(ten, 1.0) * 365.25
-        text = _counted(k, "purchase") + " in " + _each(ten, _span, 1)
-        return out(_sel(ppy < typ["purchases_per_year"], "only " + text, text))
+        if "frequency" not in f.columns:
+            return out(res)
+        k = _num(f, "frequency") + 1
+        ten = np.maximum(_num(f, "tenure_days"), 1.0)
+        t_rate = typ["purchase_days_per_year"]
+        if not np.isfinite(t_rate):
+            return out(res)
+        t_text = _number1(t_rate * ten / 365.25)
+        t_shown = np.array([float(s.replace(",", "")) if s != "unknown" else np.nan for s in t_text])
+        low = np.isfinite(k) & (k >= 1) & (k < t_shown)
+        res[low] = _write("frequency_low", int(low.sum()), k=_counted(k[low], "purchase"), tenure=_each(ten[low], _span, 1),
+                          typical=t_text[low])
+        return out(res)
 
     if fam == "spend":
         net = _num(f, "net_spend")
-        if feature not in _SPEND_TEXT or not np.isfinite(x).any():
-            return _generic(feature, f, typ)
-        low, high, plain = _SPEND_TEXT[feature]
+        neg = net < 0
+        res[neg] = _write("spend_negative", int(neg.sum()), v=_amounts(net[neg]))
         t = typ[feature]
-        v = _amounts(x)
-        if np.isfinite(t):
-            ts = _amount(t)
-            text = _sel(x < t, _fill(low, v, t=ts), _sel(x > t, _fill(high, v, t=ts), _fill(plain, v) + f" (typical {ts})"))
-        else:
-            text = _fill(plain, v)
-        return out(_sel(net < 0, "returned more than bought (net " + _amounts(net) + ")", text))
+        if feature in _SPEND_LOW and np.isfinite(t):
+            v = _amounts(x)
+            low = ~neg & np.isfinite(x) & (x < t) & (v != _amount(t))
+            res[low] = _write("spend_low:" + feature, int(low.sum()), v=v[low], typical=_amount(t))
+        return out(res)
 
     if fam == "returns":
         k = _num(f, "n_returns")
         amt = _num(f, "return_amount")
-        text = _counted(k, "return") + _sel(amt > 0, " worth " + _amounts(amt), "")
-        return out(_sel(~(k > 0), _sel(amt > 0, "returned goods worth " + _amounts(amt), "no returns"), text))
+        worth, count, only_amt = (k > 0) & (amt > 0), (k > 0) & ~(amt > 0), ~(k > 0) & (amt > 0)
+        res[worth] = _write("returns_worth", int(worth.sum()), k=_counted(k[worth], "return"), v=_amounts(amt[worth]))
+        res[count] = _write("returns", int(count.sum()), k=_counted(k[count], "return"))
+        res[only_amt] = _write("returned_worth", int(only_amt.sum()), v=_amounts(amt[only_amt]))
+        return out(res)
 
     if fam == "tenure":
         col = "tenure_days" if "tenure_days" in f.columns else feature  # T: the same days, BTYD's name
         ten, t = _num(f, col), typ[col]
-        spans = _each(ten, _span, 1)
-        typical_text = f" (typical {_span(t)})" if np.isfinite(t) else ""
-        return out(_sel(ten < t, "customer for only " + spans + typical_text, "customer for " + spans + typical_text))
+        if np.isfinite(t):
+            spans, typical_span = _tenure_spans(ten, t)
+            short = np.isfinite(ten) & (ten < t) & (spans != typical_span)
+            res[short] = _write("tenure_short", int(short.sum()), tenure=spans[short], typical=typical_span)
+        return out(res)
 
     if feature in {"purchase_trend", "spend_trend"}:
-        W = int(trend_days)
-        if feature == "purchase_trend":
-            less, more, same = "fewer purchases", "more purchases", f"as many purchases in the last {W} days as in the {W} days before"
-            none = _num(f, f"n_purchases_{W}d") == 0
-            none_text = f"no purchase in the last {2 * W} days"
+        W = str(int(trend_days))
+        if feature == "purchase_trend":  # counted in orders: stated only where it is 0 purchases after some
+            stopped = (x <= -1 + 1e-12) & ~(_num(f, f"n_purchases_{W}d") > 0)
+            res[stopped] = _write("trend_stopped", int(stopped.sum()), w=W, w2=W)
         else:
-            less, more, same = "spent less", "spent more", f"spent the same in the last {W} days as in the {W} days before"
-            none = _num(f, f"spend_{W}d") == 0
-            none_text = f"no spend in the last {2 * W} days"
-        tail = f" in the last {W} days than in the {W} days before"
-        return out(_sel(x < 0, less + tail, _sel(x > 0, more + tail, _sel(none, none_text, same))))
+            down = x < 0
+            res[down] = _write("trend_spend_down", int(down.sum()), w=W, w2=W)
+        return out(res)
 
     if fam.startswith("event:"):
         kind = fam[len("event:"):]
         one, many = _event_noun(kind)
         m = _EVENT.match(feature)
-        if m.group("n"):
-            when = " so far" if m.group("w") == "total" else f" in the last {m.group('w')[:-1]} days"
-            return out(_sel(x > 0, _counted(x, one, many) + when, f"no {many}{when}" if kind in _EVENT_NOUNS else f"no {one}{when}"))
-        if m.group("d"):
-            return out(_sel(np.isfinite(x), _days_ago(x, one), f"no {one} recorded"))
         t = typ[feature]
-        v = _each(x, _number)
-        typ_text = f" (typical {_number(t)})" if np.isfinite(t) else ""
-        return out(_sel(np.isfinite(x), f"last {one} " + v + _sel(x != t, typ_text, ""), f"no {one} yet"))
+        if m.group("n"):
+            some = (x > 0) & (~np.isfinite(t) | (x > t))
+            noun = _sel(np.round(x) == 1, one, many)
+            if m.group("w") == "total":
+                res[some] = _write("event_total", int(some.sum()), k=_each(x[some], _int), noun=noun[some])
+            else:
+                res[some] = _write("event_window", int(some.sum()), k=_each(x[some], _int), noun=noun[some], w=m.group("w")[:-1])
+        elif m.group("d"):
+            seen = np.isfinite(x)
+            res[seen] = _write("event_ago", int(seen.sum()), noun=one, ago=_ago(x[seen]))
+        elif np.isfinite(t):
+            v = _each(x, _number)
+            low = np.isfinite(x) & (x < t) & (v != _number(t))
+            res[low] = _write("event_value", int(low.sum()), noun=one, v=v[low], typical=_number(t))
+        return out(res)
 
     return _generic(feature, f, typ)
 
 
 def _generic(feature: str, f: pd.DataFrame, typ) -> pd.Series:
-    """ "<feature in words> <value> (typical <median>)" for a feature with no sentence of its own."""
+    """ "<feature in words> <value> (typical <median>)" for a feature with no sentence of its own
+    (its direction is the model's: the sentence states the value, not that it is high or low)."""
     x = _num(f, feature)
     label = feature.replace("_", " ")
-    if feature not in f.columns:
-        return pd.Series(np.full(len(f), label, dtype=object), index=f.index, dtype=object)
-    t = typ[feature]
-    text = label + " " + _each(x, _number) + (f" (typical {_number(t)})" if np.isfinite(t) else "")
-    return pd.Series(_sel(np.isfinite(x), text, label + " unknown"), index=f.index, dtype=object)
+    res = _none(len(f))
+    if feature in f.columns:
+        t = typ[feature]
+        ok = np.isfinite(x)
+        text = label + " " + _each(x[ok], _number)
+        res[ok] = text + (f" (typical {_number(t)})" if np.isfinite(t) else "")
+    return pd.Series(res, index=f.index, dtype=object)
 
 
 def reason_codes(
@@ -398,17 +591,23 @@ def reason_codes(
     of :meth:`churnml.churn.ChurnModel.shipped_contributions`, whose ``base`` column is the
     reference (typical) customer's log-odds and whose rows add up to the shipped churn
     probability's log-odds. Only positive contributions are drivers (they raise the risk above
-    the reference's). With a ``base`` column, a customer whose churn probability is below
-    ``low_risk`` reads "low risk: churn probability 12%", and (``above_typical_only``) one whose
-    risk is not above the reference's reads "no risk driver: churn probability 45%, below the
-    typical 52%"; neither gets drivers. With ``above_typical_only=False`` the latter get the
-    features that raise their risk even though others more than offset them. (Raw LightGBM
-    contributions with a ``bias`` column are read as before, without these checks.)
+    the reference's), and a driver is named only when the fact its sentence states is true of
+    the customer and raises risk (e.g. recency above the customer's usual gap, fewer purchases
+    than typical for the tenure, spend below typical; never a high spend or a long tenure: see
+    :func:`_phrase`); a driver whose sentence does not hold gives its slot to the next one. A
+    purchase is a day with at least one order in every sentence. With a ``base`` column, a
+    customer whose churn probability is below ``low_risk`` reads "low risk: churn probability
+    12%", and (``above_typical_only``) one whose risk is not above the reference's reads "no
+    risk driver: churn probability 45%, below the typical 52%"; neither gets drivers. A customer
+    left with no true driver reads "no risk driver: churn probability 60%, above the typical
+    52%". With ``above_typical_only=False`` the customers below the reference get the features
+    that raise their risk even though others more than offset them. (Raw LightGBM contributions
+    with a ``bias`` column are read as before, without these checks.)
 
     ``typical``: typical (median) value per feature, e.g. ``ChurnModel.typical_``, that amounts
     are compared with (missing ones: the median of ``features``); ``trend_days``: the window of the
     trend features (``features.trend_window_days``). Vectorised: each sentence is built once per
-    feature for the customers whose driver it is.
+    feature and rank for the customers whose candidate driver it is.
     """
     base = contributions["base"].to_numpy(dtype=float) if "base" in contributions.columns else None
     c = contributions.drop(columns=[x for x in ("bias", "base") if x in contributions.columns])
@@ -424,47 +623,54 @@ def reason_codes(
         at_risk = ~low & ((log_odds > base) | (not above_typical_only))
     else:
         at_risk = np.ones(n, dtype=bool)
-    m = min(3 * k, vals.shape[1])
-    order = np.argsort(-vals, axis=1, kind="stable")[:, :m]
-    fam = fam_of[order]
-    valid = (np.take_along_axis(vals, order, axis=1) > 0) & at_risk[:, None]
-    for j in range(1, m):  # a fact already named by a stronger driver is not repeated
-        valid[:, j] &= ~np.any((fam[:, :j] == fam[:, j : j + 1]) & valid[:, :j], axis=1)
-    rank = np.cumsum(valid, axis=1)
-    helpers = {"recency_days", "ipt_mean_days", "n_purchases", "tenure_days", "purchases_per_year", "net_spend", "n_returns",
-               "return_amount", "btyd_p_no_purchase", f"n_purchases_{int(trend_days)}d", f"spend_{int(trend_days)}d"}
+    m = vals.shape[1]
+    order = np.argsort(-vals, axis=1, kind="stable")
+    positive = (np.take_along_axis(vals, order, axis=1) > 0) & at_risk[:, None]
+    left = positive[:, ::-1].cumsum(axis=1)[:, ::-1]  # positive drivers from rank j on
+    helpers = {"recency_days", "ipt_mean_days", "n_purchases", "frequency", "tenure_days", "purchases_per_year", "net_spend",
+               "n_returns", "return_amount", "btyd_p_no_purchase", f"n_purchases_{int(trend_days)}d", f"spend_{int(trend_days)}d"}
     feats = features[[x for x in features.columns if x in helpers or x in c.columns]].reindex(c.index)
     typ = _Typical(typical, feats)
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    slots = [np.full(n, None, dtype=object) for _ in range(k)]
+    filled = np.zeros(n, dtype=int)
+    used = np.zeros((n, len(families)), dtype=bool)
     rows_all = np.arange(n)
-    slots = []
-    for slot in range(1, k + 1):
-        pick = valid & (rank == slot)
-        has = pick.any(axis=1)
-        col = np.where(has, pick.argmax(axis=1), 0)
-        chosen = np.where(has, order[rows_all, col] if m else -1, -1)
-        text = np.full(n, None, dtype=object)
-        for fi in np.unique(chosen[chosen >= 0]):
-            rows = np.flatnonzero(chosen == fi)
-            text[rows] = _phrase(names[fi], feats.iloc[rows], typ, trend_days).to_numpy(dtype=object)
-        slots.append(pa.array(text, type=pa.large_string()))
+    for j in range(m):
+        open_ = filled < k
+        if not (open_ & (left[:, j] > 0)).any():
+            break
+        fi_j = order[:, j]
+        cand = positive[:, j] & open_ & ~used[rows_all, fam_of[fi_j]]
+        for fi in np.unique(fi_j[cand]):
+            rows = np.flatnonzero(cand & (fi_j == fi))
+            text = _phrase(names[fi], feats.iloc[rows], typ, trend_days).to_numpy(dtype=object)
+            ok = pd.notna(text)
+            rows, text = rows[ok], text[ok]
+            for s in range(k):
+                at = filled[rows] == s
+                slots[s][rows[at]] = text[at]
+            used[rows, fam_of[fi]] = True
+            filled[rows] += 1
     # "first; second; third" in one Arrow pass (not per customer in Python); a slot is filled only
     # when the one before is, so empty slots are trailing "; " separators, removed
-    if slots:
+    if k:
+        arrs = [pa.array(s, type=pa.large_string()) for s in slots]
         sep = pa.scalar("; ", pa.large_string())
-        joined = pc.binary_join_element_wise(*slots, sep, null_handling="replace", null_replacement="")
+        joined = pc.binary_join_element_wise(*arrs, sep, null_handling="replace", null_replacement="")
         joined = pc.replace_substring_regex(joined, pattern=r"(; )+$", replacement="")
         out = np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
     else:
         out = np.full(n, "", dtype=object)
-    out[out == ""] = "no risk driver"
+    empty = out == ""
+    out[empty] = "no risk driver"
     if base is not None:
         pcts, refs = _pcts(p), _pcts(p_ref)
+        where = _sel(pcts == refs, ", about the typical ", _sel(log_odds > base, ", above the typical ", ", below the typical "))
+        out = np.where(~low & (~at_risk | empty), "no risk driver: churn probability " + pcts + where + refs, out)
         out = np.where(low, "low risk: churn probability " + pcts, out)
-        below = _sel(pcts == refs, ", about the typical ", ", below the typical ")
-        out = np.where(~low & ~at_risk, "no risk driver: churn probability " + pcts + below + refs, out)
     return pd.Series(out, index=c.index, name="reasons", dtype=object)
 
 
