@@ -315,13 +315,13 @@ def _reference_marks(cust, ts, amount):
     # smaller purchases at most 30 days older; fewest orders, then the most recent oldest order,
     # then the most recent orders (bit r = the r-th most recent)
     cents = [round(abs(a) * 100) for a in amount]
-    for i in sorted((i for i in range(len(amount)) if amount[i] < 0 and out[i] is None), key=lambda i: (ts[i], i)):
+    for i in sorted((i for i in range(len(amount)) if amount[i] < 0 and out[i] is None), key=lambda i: (ts[i], cents[i], i)):
         eligible = [
             j for j in range(len(amount))
             if amount[j] >= 0 and out[j] is None and cust[j] == cust[i] and ts[j] <= ts[i]
             and ts[i] - ts[j] <= pd.Timedelta(days=30) and 0 < cents[j] < cents[i]
         ]
-        eligible = sorted(eligible, key=lambda j: (ts[j], j), reverse=True)[:12]
+        eligible = sorted(eligible, key=lambda j: (ts[j], cents[j], j), reverse=True)[:12]  # same time: larger first
         best = None
         for size in range(2, len(eligible) + 1):
             for combo in itertools.combinations(range(len(eligible)), size):

@@ -1146,7 +1146,8 @@ def _match_multi_order(
     ``max_orders`` most recent of them): if the amounts of two or more of them add up to the
     return's to the cent, the return cancels them all (every row gets the return's timestamp).
     Among several such sets the one with the fewest orders wins, then the one whose oldest order
-    is the most recent, then the most recent orders. Returns the updated marks and how many
+    is the most recent, then the most recent orders (orders at the same time rank by amount,
+    larger first). Returns the updated marks and how many
     returns matched a set. A Python loop over the unmatched returns that have at least two
     candidates (a vectorised count rules the others out)."""
     out = cancelled.copy()
@@ -1154,6 +1155,7 @@ def _match_multi_order(
     ret = np.flatnonzero(is_return & (out == _NAT))
     if n == 0 or ret.size == 0:
         return out, 0
+    ret = ret[np.lexsort((cents[ret], ts_ns[ret], codes[ret]))]  # time order per customer, ties by amount
     open_pur = ~is_return & (out == _NAT) & (cents > 0)
     # customer runs (rows are sorted by customer, then time)
     start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
@@ -1175,7 +1177,7 @@ def _match_multi_order(
         cand = cand[~is_return[cand] & (out[cand] == _NAT) & (cents[cand] > 0) & (cents[cand] < cents[i])]
         if cand.size < 2:
             continue
-        cand = cand[np.lexsort((cand, ts_ns[cand]))][::-1][:max_orders]  # most recent first
+        cand = cand[np.lexsort((cents[cand], ts_ns[cand]))][::-1][:max_orders]  # most recent first
         bits, _ = _subsets(cand.size)
         hit = np.flatnonzero(bits @ cents[cand] == cents[i])
         if hit.size == 0:
