@@ -1147,9 +1147,9 @@ def _match_multi_order(
     return's to the cent, the return cancels them all (every row gets the return's timestamp).
     Among several such sets the one with the fewest orders wins, then the one whose oldest order
     is the most recent, then the most recent orders (orders at the same time rank by amount,
-    larger first). Returns the updated marks and how many
-    returns matched a set. A Python loop over the unmatched returns that have at least two
-    candidates (a vectorised count rules the others out)."""
+    larger first). Returns the updated marks and how many returns matched a set. A Python loop
+    over the unmatched returns that have at least two open orders in their window (a vectorised
+    count rules the others out)."""
     out = cancelled.copy()
     n = len(codes)
     ret = np.flatnonzero(is_return & (out == _NAT))
@@ -1157,24 +1157,30 @@ def _match_multi_order(
         return out, 0
     ret = ret[np.lexsort((cents[ret], ts_ns[ret], codes[ret]))]  # time order per customer, ties by amount
     open_pur = ~is_return & (out == _NAT) & (cents > 0)
-    # customer runs (rows are sorted by customer, then time)
-    start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    run_of = np.cumsum(np.r_[True, codes[1:] != codes[:-1]]) - 1
-    run_end = np.r_[start[1:], n]
-    # quick rule-out: open purchases of the customer in [t - window, t] (as counted before any
-    # multi-order match; later matches only remove candidates)
+    # each return's rows [a, b): its customer's orders with a time in [t - window, t], found by a
+    # search on (customer, whole second) keys (a superset: the exact test is below), then a
+    # vectorised count of open purchases there rules out the returns with fewer than two
+    sec = ts_ns // 1_000_000_000
+    lo_t, w_s = int(sec.min()), window_ns // 1_000_000_000 + 2
+    span = int(sec.max()) - lo_t + w_s + 2
+    if (int(codes.max()) + 1) * span < 2**62:
+        key = codes.astype(np.int64) * span + (sec - lo_t + w_s)
+        rk = codes[ret].astype(np.int64) * span
+        a_all = np.searchsorted(key, rk + ((ts_ns[ret] - window_ns) // 1_000_000_000 - lo_t + w_s), side="left")
+        b_all = np.searchsorted(key, rk + (sec[ret] - lo_t + w_s), side="right")
+    else:  # pragma: no cover - keys too large to pack: each customer's run
+        start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        run = np.cumsum(np.r_[True, codes[1:] != codes[:-1]]) - 1
+        a_all, b_all = start[run[ret]], np.r_[start[1:], n][run[ret]]
     cum = np.r_[0, np.cumsum(open_pur)]
+    keep = cum[b_all] - cum[a_all] >= 2
+    ret, a_all, b_all = ret[keep], a_all[keep], b_all[keep]
     n_matched = 0
-    for i in ret:
-        lo, hi = start[run_of[i]], run_end[run_of[i]]
+    for i, a, b in zip(ret.tolist(), a_all.tolist(), b_all.tolist()):
         t = ts_ns[i]
-        seg = ts_ns[lo:hi]
-        a = lo + int(np.searchsorted(seg, t - window_ns, side="left"))
-        b = lo + int(np.searchsorted(seg, t, side="right"))
-        if cum[b] - cum[a] < 2:
-            continue
         cand = np.arange(a, b)
-        cand = cand[~is_return[cand] & (out[cand] == _NAT) & (cents[cand] > 0) & (cents[cand] < cents[i])]
+        cand = cand[~is_return[cand] & (out[cand] == _NAT) & (cents[cand] > 0) & (cents[cand] < cents[i])
+                    & (ts_ns[cand] <= t) & (ts_ns[cand] >= t - window_ns)]
         if cand.size < 2:
             continue
         cand = cand[np.lexsort((cents[cand], ts_ns[cand]))][::-1][:max_orders]  # most recent first
