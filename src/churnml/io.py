@@ -6,8 +6,8 @@ The output of this module is the data contract every other module relies on:
     one row per order (purchase event) with columns ``customer_id`` (str), ``timestamp``
     (datetime64, naive UTC), ``amount`` (float, currency of the file, net of returns inside the
     order), ``is_return`` (bool, an order whose net amount is negative), ``n_lines`` and
-    ``cancelled_at`` (datetime64, NaT unless the order is one side of a matched cancellation,
-    see :func:`prepare_transactions`); plus ``order_id`` when the file has one. Sorted by
+    ``cancelled_at`` (datetime64, NaT unless the order is cancelled or is a credit note that
+    cancels one or several orders, see :func:`prepare_transactions`); plus ``order_id`` when the file has one. Sorted by
     customer and time. Point-in-time readers keep the rows of :func:`active_rows` (a row
     cancelled before the cutoff never happened) and :func:`purchases`.
 ``customers``
