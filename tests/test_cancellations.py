@@ -111,6 +111,17 @@ def test_what_a_cutoff_between_order_and_cancellation_sees(loaded):
         check_point_in_time(lambda t, c: snapshot_features(t, c), tx, cut)
 
 
+@pytest.mark.parametrize("cut", ["2011-02-01 12:05", "2011-02-02 00:00", "2011-02-04 00:00", "2011-03-01 12:00",
+                                 "2011-03-01 15:02", "2011-03-01 16:00"])
+def test_loading_only_the_rows_before_a_cutoff_gives_the_same_features(cut):
+    """The matching is point in time: a credit note's match depends on no row after it."""
+    raw = _raw()
+    cut = pd.Timestamp(cut)
+    full, _ = prepare_transactions(raw, columns=COLUMNS)
+    past, _ = prepare_transactions(raw.loc[pd.to_datetime(raw["InvoiceDate"]) < cut], columns=COLUMNS)
+    pd.testing.assert_frame_equal(snapshot_features(past, cut), snapshot_features(full, cut))
+
+
 def test_partial_cancellation_keeps_the_order_at_its_net_amount(loaded):
     tx, _ = loaded
     f = _feats(tx, AFTER)
@@ -208,3 +219,21 @@ def test_simulated_cancellations_are_all_matched():
     # every purchase a "C" note cancels is gone ("R" notes return part or all of an order)
     assert (n <= truth["n_purchases"] - truth["n_cancellations"]).all()
     assert (n < truth["n_purchases"]).sum() >= (truth["n_cancellations"] > 0).sum()
+
+
+def test_a_later_credit_note_does_not_change_an_earlier_match():
+    """Credit notes are matched in time order: -30 on Jan 3 cancels 10 + 20; the -20 on Jan 4 then
+    finds no open 20 and is a return. Matching the one-order credit notes of the whole log first
+    would let the Jan 4 note take the 20 and leave the Jan 3 note unmatched: a snapshot on Jan 3
+    would then depend on a row from Jan 4."""
+    rows = [("a", "2024-01-01", "P1", 10.0), ("a", "2024-01-02", "P2", 20.0), ("a", "2024-01-03", "C3", -30.0),
+            ("a", "2024-01-04", "C4", -20.0), ("a", "2024-01-05", "P5", 7.0), ("b", "2024-01-01", "Q1", 5.0)]
+    tx, report = _orders(rows)
+    assert _marked(tx) == ["P1", "P2"] and report.multi_order_credit_notes == 1 and report.unmatched_returns == 1
+    for cut in ["2024-01-03 12:00", "2024-01-04 12:00", "2024-01-06"]:
+        check_point_in_time(lambda t, c: snapshot_features(t, c), tx, cut)
+        # the matching itself: loading only the rows before the cutoff gives the same features
+        past, _ = _orders([r for r in rows if pd.Timestamp(r[1]) < pd.Timestamp(cut)])
+        pd.testing.assert_frame_equal(snapshot_features(past, pd.Timestamp(cut)), snapshot_features(tx, pd.Timestamp(cut)))
+    f = snapshot_features(tx, pd.Timestamp("2024-01-06")).loc["a"]
+    assert f["n_purchases"] == 1 and f["net_spend"] == pytest.approx(-13.0)

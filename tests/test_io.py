@@ -298,29 +298,21 @@ def test_active_rows_without_cancelled_at_column_keeps_everything():
 
 
 def _reference_marks(cust, ts, amount):
-    """The rule read literally, one return at a time (the test's own O(n^2) implementation)."""
+    """The rule read literally, one return at a time (the test's own O(n^2) implementation): in
+    time order (ties by amount), a return cancels the latest open purchase of its amount at or
+    before it; failing that, the set of two or more open smaller purchases at most 30 days older
+    (the 12 most recent) adding up to it: fewest orders, then the most recent oldest order, then
+    the most recent orders (bit r = the r-th most recent)."""
     out = [None] * len(amount)
-    used = set()
-    for i in sorted((i for i in range(len(amount)) if amount[i] < 0), key=lambda i: (ts[i], i)):
-        eligible = [
-            j for j in range(len(amount))
-            if amount[j] >= 0 and j not in used and cust[j] == cust[i] and ts[j] <= ts[i]
-            and round(abs(amount[j]) * 100) == round(abs(amount[i]) * 100)
-        ]
+    cents = [round(abs(a) * 100) for a in amount]
+    for i in sorted((i for i in range(len(amount)) if amount[i] < 0), key=lambda i: (ts[i], cents[i], i)):
+        open_before = [j for j in range(len(amount)) if amount[j] >= 0 and out[j] is None and cust[j] == cust[i] and ts[j] <= ts[i]]
+        eligible = [j for j in open_before if cents[j] == cents[i]]
         if eligible:
             j = max(eligible, key=lambda j: (ts[j], j))
-            used.add(j)
             out[i] = out[j] = ts[i]
-    # then several orders: the unmatched returns in time order, against the 12 most recent open
-    # smaller purchases at most 30 days older; fewest orders, then the most recent oldest order,
-    # then the most recent orders (bit r = the r-th most recent)
-    cents = [round(abs(a) * 100) for a in amount]
-    for i in sorted((i for i in range(len(amount)) if amount[i] < 0 and out[i] is None), key=lambda i: (ts[i], cents[i], i)):
-        eligible = [
-            j for j in range(len(amount))
-            if amount[j] >= 0 and out[j] is None and cust[j] == cust[i] and ts[j] <= ts[i]
-            and ts[i] - ts[j] <= pd.Timedelta(days=30) and 0 < cents[j] < cents[i]
-        ]
+            continue
+        eligible = [j for j in open_before if ts[i] - ts[j] <= pd.Timedelta(days=30) and 0 < cents[j] < cents[i]]
         eligible = sorted(eligible, key=lambda j: (ts[j], cents[j], j), reverse=True)[:12]  # same time: larger first
         best = None
         for size in range(2, len(eligible) + 1):

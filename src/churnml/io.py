@@ -1137,61 +1137,73 @@ def _match_multi_order(
     codes: np.ndarray, ts_ns: np.ndarray, cents: np.ndarray, is_return: np.ndarray, cancelled: np.ndarray,
     window_ns: int, max_orders: int = CANCEL_MAX_ORDERS,
 ) -> tuple[np.ndarray, int]:
-    """Second matching pass: a credit note that cancels several orders at once.
+    """Credit notes that cancel several orders at once, on top of the one-order matches.
 
     Rows sorted by customer code and time; ``cents`` are ``round(|amount| * 100)``; ``cancelled``
-    (int64 ns, ``_NAT`` for none) holds the one-order matches. Each return order still unmatched,
-    in time order per customer, is compared with the same customer's purchase orders placed at or
-    before it and at most ``window_ns`` earlier, not cancelled yet and smaller than it (the
-    ``max_orders`` most recent of them): if the amounts of two or more of them add up to the
-    return's to the cent, the return cancels them all (every row gets the return's timestamp).
-    Among several such sets the one with the fewest orders wins, then the one whose oldest order
-    is the most recent, then the most recent orders (orders at the same time rank by amount,
-    larger first). Returns the updated marks and how many returns matched a set. A Python loop
-    over the unmatched returns that have at least two open orders in their window (a vectorised
-    count rules the others out)."""
+    (int64 ns, ``_NAT`` for none) holds the one-order matches of :func:`_match_cancellations`.
+    The rule, one credit note (return order) at a time in time order per customer (ties by
+    amount): it cancels the latest open purchase of its amount placed at or before it (the
+    one-order rule); failing that, two or more of the customer's open purchases placed at or
+    before it, at most ``window_ns`` earlier and smaller than it (the ``max_orders`` most recent
+    of them) whose amounts add up to its own to the cent (every row gets its timestamp). Among
+    several such sets the one with the fewest orders wins, then the one whose oldest order is the
+    most recent, then the most recent orders (orders at the same time rank by amount, larger
+    first). Every decision uses only rows at or before the credit note and earlier decisions, so
+    rows appended later change none (point in time).
+
+    Where no set can ever match, this rule gives the one-order matches: only customers with a
+    credit note left unmatched by them and at least two purchases in its window are redone
+    (a Python loop over their rows); the others keep ``cancelled``. Returns the marks and how
+    many credit notes cancelled a set."""
     out = cancelled.copy()
     n = len(codes)
     ret = np.flatnonzero(is_return & (out == _NAT))
     if n == 0 or ret.size == 0:
         return out, 0
-    ret = ret[np.lexsort((cents[ret], ts_ns[ret], codes[ret]))]  # time order per customer, ties by amount
-    open_pur = ~is_return & (out == _NAT) & (cents > 0)
-    # each return's rows [a, b): its customer's orders with a time in [t - window, t], found by a
-    # search on (customer, whole second) keys (a superset: the exact test is below), then a
-    # vectorised count of open purchases there rules out the returns with fewer than two
+    # rule-out, vectorised: purchases (any state) of the customer in [t - window, t], found by a
+    # search on (customer, whole second) keys, a superset of the candidates
+    pur = ~is_return & (cents > 0)
     sec = ts_ns // 1_000_000_000
     lo_t, w_s = int(sec.min()), window_ns // 1_000_000_000 + 2
     span = int(sec.max()) - lo_t + w_s + 2
+    start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    run = np.cumsum(np.r_[True, codes[1:] != codes[:-1]]) - 1
+    end = np.r_[start[1:], n]
     if (int(codes.max()) + 1) * span < 2**62:
         key = codes.astype(np.int64) * span + (sec - lo_t + w_s)
         rk = codes[ret].astype(np.int64) * span
         a_all = np.searchsorted(key, rk + ((ts_ns[ret] - window_ns) // 1_000_000_000 - lo_t + w_s), side="left")
         b_all = np.searchsorted(key, rk + (sec[ret] - lo_t + w_s), side="right")
     else:  # pragma: no cover - keys too large to pack: each customer's run
-        start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-        run = np.cumsum(np.r_[True, codes[1:] != codes[:-1]]) - 1
-        a_all, b_all = start[run[ret]], np.r_[start[1:], n][run[ret]]
-    cum = np.r_[0, np.cumsum(open_pur)]
-    keep = cum[b_all] - cum[a_all] >= 2
-    ret, a_all, b_all = ret[keep], a_all[keep], b_all[keep]
+        a_all, b_all = start[run[ret]], end[run[ret]]
+    cum = np.r_[0, np.cumsum(pur)]
+    redo = np.unique(run[ret[cum[b_all] - cum[a_all] >= 2]])
     n_matched = 0
-    for i, a, b in zip(ret.tolist(), a_all.tolist(), b_all.tolist()):
-        t = ts_ns[i]
-        cand = np.arange(a, b)
-        cand = cand[~is_return[cand] & (out[cand] == _NAT) & (cents[cand] > 0) & (cents[cand] < cents[i])
-                    & (ts_ns[cand] <= t) & (ts_ns[cand] >= t - window_ns)]
-        if cand.size < 2:
-            continue
-        cand = cand[np.lexsort((cents[cand], ts_ns[cand]))][::-1][:max_orders]  # most recent first
-        bits, _ = _subsets(cand.size)
-        hit = np.flatnonzero(bits @ cents[cand] == cents[i])
-        if hit.size == 0:
-            continue
-        chosen = cand[bits[hit[0]].astype(bool)]
-        out[chosen] = t
-        out[i] = t
-        n_matched += 1
+    for r in redo.tolist():
+        lo, hi = int(start[r]), int(end[r])
+        t_c, c_c, is_r = ts_ns[lo:hi], cents[lo:hi], is_return[lo:hi]
+        marks = np.full(hi - lo, _NAT, dtype=np.int64)
+        rr = np.flatnonzero(is_r)
+        for i in rr[np.lexsort((rr, c_c[rr], t_c[rr]))].tolist():
+            t = t_c[i]
+            open_before = ~is_r & (marks == _NAT) & (t_c <= t)
+            one = np.flatnonzero(open_before & (c_c == c_c[i]))
+            if one.size:  # the one-order rule: the latest (the last row: rows are in time order)
+                j = one[np.lexsort((one, t_c[one]))][-1]
+                marks[j] = marks[i] = t
+                continue
+            cand = np.flatnonzero(open_before & (t_c >= t - window_ns) & (c_c > 0) & (c_c < c_c[i]))
+            if cand.size < 2:
+                continue
+            cand = cand[np.lexsort((c_c[cand], t_c[cand]))][::-1][:max_orders]  # most recent first
+            bits, _ = _subsets(cand.size)
+            hit = np.flatnonzero(bits @ c_c[cand] == c_c[i])
+            if hit.size == 0:
+                continue
+            marks[cand[bits[hit[0]].astype(bool)]] = t
+            marks[i] = t
+            n_matched += 1
+        out[lo:hi] = marks
     return out, n_matched
 
 
@@ -1232,11 +1244,13 @@ def prepare_transactions(
     2. One order: a return order whose amount is minus the amount of a purchase order of the same
        customer placed at or before it cancels the latest such purchase not cancelled yet
        (returns in time order, each purchase cancelled at most once; no time window).
-    3. Several orders: a return order still unmatched cancels two or more of the customer's open
-       purchase orders placed at or before it and at most ``cancel_window_days`` days earlier
-       whose amounts add up to minus its amount (among the ``CANCEL_MAX_ORDERS`` most recent;
-       fewest orders first, then the most recent ones; see ``_match_multi_order``). A re-invoice
-       at a new price is an ordinary new purchase: it counts once, at its own amount.
+    3. Several orders: a return order that step 2 leaves unmatched (as it is reached) cancels two
+       or more of the customer's open purchase orders placed at or before it and at most
+       ``cancel_window_days`` days earlier whose amounts add up to minus its amount (among the
+       ``CANCEL_MAX_ORDERS`` most recent; fewest orders first, then the most recent ones; see
+       ``_match_multi_order``). Credit notes are taken in time order, each trying step 2 then
+       step 3, so a credit note's match depends on nothing after it. A re-invoice at a new price
+       is an ordinary new purchase: it counts once, at its own amount.
     4. Anything else (a partial return or cancellation, a credit note matching no set of orders)
        stays an ``is_return`` row that reduces the customer's spend from its own date on; the
        orders it reduces stay purchases at their net amount (``report.unmatched_returns``).
