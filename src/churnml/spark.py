@@ -137,8 +137,9 @@ def spark_cancellations(orders, keys: list[str]):
 
 def spark_multi_order_cancellations(orders, keys: list[str], window_days: float):
     """``orders`` (with ``cancelled_us`` of the one-order matches) with the credit notes that
-    cancel several orders at once marked too: :func:`churnml.io.prepare_transactions` step 3, by
-    the same code (``churnml.io._match_multi_order``) run per customer that has an unmatched return."""
+    cancel several orders at once marked too (:func:`churnml.io.prepare_transactions` step 3):
+    the same code (``churnml.io._match_multi_order``) runs on each customer with a return left
+    unmatched, in a pandas UDF, and redoes that customer's matching where a set could match."""
     from pyspark.sql import functions as F
 
     from churnml.io import _NAT, _match_multi_order
