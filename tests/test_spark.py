@@ -88,6 +88,12 @@ def _log_with_cancellations(seed: int = 3) -> pd.DataFrame:
                 rows.append((f"c{c:03d}", t + pd.Timedelta(minutes=int(rng.integers(0, 3000))), "C" + oid, -1, amt))
             elif u < 0.45:
                 rows.append((f"c{c:03d}", t + pd.Timedelta(minutes=int(rng.integers(0, 3000))), "R" + oid, -1, round(amt * 0.4, 2)))
+    t = pd.Timestamp("2024-02-01 09:00")
+    rows += [  # one credit note cancelling two orders, then a re-invoice; an order netting to zero inside itself
+        ("c900", t, "m1", 3, 8.5), ("c900", t + pd.Timedelta(hours=2), "m2", 1, 74.5),
+        ("c900", t + pd.Timedelta(hours=5), "Cm", -1, 100.0), ("c900", t + pd.Timedelta(hours=6), "m3", 1, 90.0),
+        ("c901", t, "z1", 8, 10.0), ("c901", t, "z1", -8, 10.0),
+    ]
     return pd.DataFrame(rows, columns=["cid", "ts", "oid", "qty", "price"])
 
 
@@ -104,6 +110,7 @@ def test_spark_cancellations_and_features_equal_pandas(spark, tmp_path, order_id
     cfg.data.columns = ColumnsConfig(customer_id="cid", timestamp="ts", order_id=order_id, amount=None, quantity="qty", unit_price="price")
     tx, report = prepare_transactions(raw, columns=cfg.data.columns)
     assert report.cancellations > 10
+    assert report.multi_order_credit_notes >= 1 and report.orders_netting_to_zero == 1
     stx = spark_transactions(spark, str(tmp_path / "tx.parquet"), cfg).cache()
     marks = stx.toPandas()
     # the same orders carry the same cancellation marks (-1: none)

@@ -66,6 +66,7 @@ def split_model_input(df: pd.DataFrame, config) -> tuple[pd.DataFrame, Any, pd.D
         tx_raw[[c for c in tx_cols if c in df.columns]], columns=cols, timestamp_format=fmt,
         returns=config.data.returns, source="model input", timezone=timezone,
         **({"max_abs_amount": config.data.max_abs_amount} if hasattr(config.data, "max_abs_amount") else {}),
+        **({"cancel_window_days": config.data.cancel_window_days} if hasattr(config.data, "cancel_window_days") else {}),
     )
     events = None
     if is_event is not None and is_event.any():

@@ -99,6 +99,10 @@ class DataConfig(_Section):
     ``max_abs_amount``
         the largest plausible |amount| of one order line (currency); larger values, like
         non-finite ones, are an error naming the rows.
+    ``cancel_window_days``
+        with ``returns: net``, how many days back a credit note looks for several orders whose
+        amounts add up to its own (it then cancels them all); a credit note equal to one order
+        cancels it at any age (see :func:`churnml.io.prepare_transactions`).
     """
 
     transactions: str | None = None
@@ -111,6 +115,7 @@ class DataConfig(_Section):
     sheet: str | int | None = None
     max_abs_amount: float = 1e12
     returns: Literal["net", "drop"] = "net"
+    cancel_window_days: float = Field(default=30.0, ge=0)
     customers: str | None = None
     customers_id_column: str | None = None
     events: str | None = None

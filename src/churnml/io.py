@@ -6,8 +6,8 @@ The output of this module is the data contract every other module relies on:
     one row per order (purchase event) with columns ``customer_id`` (str), ``timestamp``
     (datetime64, naive UTC), ``amount`` (float, currency of the file, net of returns inside the
     order), ``is_return`` (bool, an order whose net amount is negative), ``n_lines`` and
-    ``cancelled_at`` (datetime64, NaT unless the order is one side of a matched cancellation,
-    see :func:`prepare_transactions`); plus ``order_id`` when the file has one. Sorted by
+    ``cancelled_at`` (datetime64, NaT unless the order is cancelled or is a credit note that
+    cancels one or several orders, see :func:`prepare_transactions`); plus ``order_id`` when the file has one. Sorted by
     customer and time. Point-in-time readers keep the rows of :func:`active_rows` (a row
     cancelled before the cutoff never happened) and :func:`purchases`.
 ``customers``
@@ -78,8 +78,11 @@ class LoadReport:
     ``encoding`` is the text encoding the file was read with (``None`` for Parquet and Excel);
     ``notes`` say what was converted on the way: a fallback encoding, UTC offsets converted,
     local times read in ``data.timezone``; for the customers and events files too.
-    ``cancellations`` counts the purchase orders matched to a return order of the same amount
-    (both rows stay, marked by ``cancelled_at``; see :func:`prepare_transactions`).
+    ``cancellations`` counts the purchase orders cancelled by a credit note (a return order of
+    the same amount, or of the summed amount of several orders: ``multi_order_credit_notes``
+    counts those credit notes); ``orders_netting_to_zero`` the orders cancelled inside themselves;
+    ``unmatched_returns`` the return orders that cancel nothing and net from their own date (all
+    rows stay, marked by ``cancelled_at``; see :func:`prepare_transactions`).
     """
 
     source: str
@@ -91,6 +94,9 @@ class LoadReport:
     purchase_events: int = 0
     return_events: int = 0
     cancellations: int = 0
+    multi_order_credit_notes: int = 0
+    orders_netting_to_zero: int = 0
+    unmatched_returns: int = 0
     customers: int = 0
     first_timestamp: str | None = None
     last_timestamp: str | None = None
@@ -1102,6 +1108,105 @@ def _match_cancellations(codes: np.ndarray, ts_ns: np.ndarray, amount: np.ndarra
     return out
 
 
+CANCEL_WINDOW_DAYS = 30.0
+"""Default ``data.cancel_window_days``: how far back (days) a credit note looks for the several
+orders it cancels together (one-order cancellations have no window)."""
+CANCEL_MAX_ORDERS = 12
+"""The most recent open orders a credit note is matched against as a group (2**12 subsets)."""
+
+_SUBSETS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _subsets(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every subset of ``k`` items with at least two, as a (subsets, k) 0/1 matrix sorted in the
+    preference order of :func:`_match_multi_order` (fewest orders, then the most recent oldest
+    order, then the most recent orders), and each subset's size."""
+    if k not in _SUBSETS:
+        masks = np.arange(1, 1 << k, dtype=np.int64)
+        bits = ((masks[:, None] >> np.arange(k)) & 1).astype(np.int64)
+        size = bits.sum(axis=1)
+        oldest = np.where(bits.any(axis=1), k - 1 - np.argmax(bits[:, ::-1], axis=1), 0)
+        keep = size >= 2
+        bits, size, oldest, masks = bits[keep], size[keep], oldest[keep], masks[keep]
+        order = np.lexsort((masks, oldest, size))
+        _SUBSETS[k] = (bits[order], size[order])
+    return _SUBSETS[k]
+
+
+def _match_multi_order(
+    codes: np.ndarray, ts_ns: np.ndarray, cents: np.ndarray, is_return: np.ndarray, cancelled: np.ndarray,
+    window_ns: int, max_orders: int = CANCEL_MAX_ORDERS,
+) -> tuple[np.ndarray, int]:
+    """Credit notes that cancel several orders at once, on top of the one-order matches.
+
+    Rows sorted by customer code and time; ``cents`` are ``round(|amount| * 100)``; ``cancelled``
+    (int64 ns, ``_NAT`` for none) holds the one-order matches of :func:`_match_cancellations`.
+    The rule, one credit note (return order) at a time in time order per customer (ties by
+    amount): it cancels the latest open purchase of its amount placed at or before it (the
+    one-order rule); failing that, two or more of the customer's open purchases placed at or
+    before it, at most ``window_ns`` earlier and smaller than it (the ``max_orders`` most recent
+    of them) whose amounts add up to its own to the cent (every row gets its timestamp). Among
+    several such sets the one with the fewest orders wins, then the one whose oldest order is the
+    most recent, then the most recent orders (orders at the same time rank by amount, larger
+    first). Every decision uses only rows at or before the credit note and earlier decisions, so
+    rows appended later change none (point in time).
+
+    Where no set can ever match, this rule gives the one-order matches: only customers with a
+    credit note left unmatched by them and at least two purchases in its window are redone
+    (a Python loop over their rows); the others keep ``cancelled``. Returns the marks and how
+    many credit notes cancelled a set."""
+    out = cancelled.copy()
+    n = len(codes)
+    ret = np.flatnonzero(is_return & (out == _NAT))
+    if n == 0 or ret.size == 0:
+        return out, 0
+    # rule-out, vectorised: purchases (any state) of the customer in [t - window, t], found by a
+    # search on (customer, whole second) keys, a superset of the candidates
+    pur = ~is_return & (cents > 0)
+    sec = ts_ns // 1_000_000_000
+    lo_t, w_s = int(sec.min()), window_ns // 1_000_000_000 + 2
+    span = int(sec.max()) - lo_t + w_s + 2
+    start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    run = np.cumsum(np.r_[True, codes[1:] != codes[:-1]]) - 1
+    end = np.r_[start[1:], n]
+    if (int(codes.max()) + 1) * span < 2**62:
+        key = codes.astype(np.int64) * span + (sec - lo_t + w_s)
+        rk = codes[ret].astype(np.int64) * span
+        a_all = np.searchsorted(key, rk + ((ts_ns[ret] - window_ns) // 1_000_000_000 - lo_t + w_s), side="left")
+        b_all = np.searchsorted(key, rk + (sec[ret] - lo_t + w_s), side="right")
+    else:  # pragma: no cover - keys too large to pack: each customer's run
+        a_all, b_all = start[run[ret]], end[run[ret]]
+    cum = np.r_[0, np.cumsum(pur)]
+    redo = np.unique(run[ret[cum[b_all] - cum[a_all] >= 2]])
+    n_matched = 0
+    for r in redo.tolist():
+        lo, hi = int(start[r]), int(end[r])
+        t_c, c_c, is_r = ts_ns[lo:hi], cents[lo:hi], is_return[lo:hi]
+        marks = np.full(hi - lo, _NAT, dtype=np.int64)
+        rr = np.flatnonzero(is_r)
+        for i in rr[np.lexsort((rr, c_c[rr], t_c[rr]))].tolist():
+            t = t_c[i]
+            open_before = ~is_r & (marks == _NAT) & (t_c <= t)
+            one = np.flatnonzero(open_before & (c_c == c_c[i]))
+            if one.size:  # the one-order rule: the latest (the last row: rows are in time order)
+                j = one[np.lexsort((one, t_c[one]))][-1]
+                marks[j] = marks[i] = t
+                continue
+            cand = np.flatnonzero(open_before & (t_c >= t - window_ns) & (c_c > 0) & (c_c < c_c[i]))
+            if cand.size < 2:
+                continue
+            cand = cand[np.lexsort((c_c[cand], t_c[cand]))][::-1][:max_orders]  # most recent first
+            bits, _ = _subsets(cand.size)
+            hit = np.flatnonzero(bits @ c_c[cand] == c_c[i])
+            if hit.size == 0:
+                continue
+            marks[cand[bits[hit[0]].astype(bool)]] = t
+            marks[i] = t
+            n_matched += 1
+        out[lo:hi] = marks
+    return out, n_matched
+
+
 def prepare_transactions(
     raw: pd.DataFrame,
     *,
@@ -1113,6 +1218,7 @@ def prepare_transactions(
     timezone: str | None = None,
     max_abs_amount: float | None = MAX_ABS_AMOUNT,
     line_label: str | None = None,
+    cancel_window_days: float = CANCEL_WINDOW_DAYS,
 ) -> tuple[pd.DataFrame, LoadReport]:
     """Validate raw order lines and collapse them to one purchase event per order.
 
@@ -1128,14 +1234,34 @@ def prepare_transactions(
     customer's spend from the return's own date on; ``returns="drop"`` removes every
     negative line. Rows without a customer id are dropped and counted in the report.
 
-    Cancellations (``returns="net"``): a return order whose amount is minus the amount of a
-    purchase order of the same customer placed at or before it (equal to the cent, i.e.
-    ``|sum| <= 0.005`` for amounts in cents) cancels the latest such purchase not cancelled
-    yet (returns in time order, each purchase cancelled at most once). Both rows get
-    ``cancelled_at`` = the return's timestamp (NaT elsewhere) and are counted in
-    ``report.cancellations``; from ``cancelled_at`` on neither row exists (:func:`active_rows`),
-    before it the purchase counts in full. Unmatched return orders (partial returns) keep
-    netting. Vectorised (see ``_match_cancellations``): a few seconds on 10M orders.
+    Cancellations (``returns="net"``), matched on customer, amount (to the cent: ``round(|amount|
+    * 100)``) and time only; order ids are not read for references (``C536365`` may be its own
+    number or name the order it cancels: either way the amounts decide):
+
+    1. An order whose own lines net to zero and that has a negative line (cancelled inside the
+       order, or at the order's own timestamp without order ids) is cancelled at its own
+       timestamp: it is never a purchase (``report.orders_netting_to_zero``).
+    2. One order: a return order whose amount is minus the amount of a purchase order of the same
+       customer placed at or before it cancels the latest such purchase not cancelled yet
+       (returns in time order, each purchase cancelled at most once; no time window).
+    3. Several orders: a return order that step 2 leaves unmatched (as it is reached) cancels two
+       or more of the customer's open purchase orders placed at or before it and at most
+       ``cancel_window_days`` days earlier whose amounts add up to minus its amount (among the
+       ``CANCEL_MAX_ORDERS`` most recent; fewest orders first, then the most recent ones; see
+       ``_match_multi_order``). Credit notes are taken in time order, each trying step 2 then
+       step 3, so a credit note's match depends on nothing after it. A re-invoice at a new price
+       is an ordinary new purchase: it counts once, at its own amount.
+    4. Anything else (a partial return or cancellation, a credit note matching no set of orders)
+       stays an ``is_return`` row that reduces the customer's spend from its own date on; the
+       orders it reduces stay purchases at their net amount (``report.unmatched_returns``).
+
+    Matched rows (the purchases and their credit note) get ``cancelled_at`` = the credit note's
+    timestamp (NaT elsewhere); ``report.cancellations`` counts the purchases cancelled by steps 2
+    and 3, ``report.multi_order_credit_notes`` the credit notes of step 3. Point in time: from
+    ``cancelled_at`` on none of the rows exists (:func:`active_rows`); before it (a snapshot at a
+    cutoff between an order and its later cancellation) the purchases count in full and the
+    credit note is not yet there. Steps 1-2 are vectorised (a few seconds on 10M orders); step 3
+    loops over the unmatched returns with at least two candidate orders.
     """
     columns = columns or ColumnsConfig()
     report = LoadReport(source=source, rows_read=len(raw), returns=returns)
@@ -1201,28 +1327,39 @@ def prepare_transactions(
     if columns.order_id:
         keys = [CUSTOMER_ID, "order_id"]
         orders = lines.groupby(keys, sort=False, observed=True).agg(
-            timestamp=(TIMESTAMP, "min"), amount=(AMOUNT, "sum"), n_lines=(AMOUNT, "size")
+            timestamp=(TIMESTAMP, "min"), amount=(AMOUNT, "sum"), n_lines=(AMOUNT, "size"), _min=(AMOUNT, "min")
         )
     else:
         keys = [CUSTOMER_ID, TIMESTAMP]
         orders = lines.groupby(keys, sort=False, observed=True).agg(
-            amount=(AMOUNT, "sum"), n_lines=(AMOUNT, "size")
+            amount=(AMOUNT, "sum"), n_lines=(AMOUNT, "size"), _min=(AMOUNT, "min")
         )
     orders = orders.reset_index()
-    orders[IS_RETURN] = orders[AMOUNT].to_numpy() < 0
     orders = orders.sort_values([CUSTOMER_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
+    amt = orders[AMOUNT].to_numpy()
+    cents = np.rint(np.abs(amt) * 100.0)
+    # cancelled inside the order: a negative line and a net amount of zero to the cent
+    zero_net = (orders.pop("_min").to_numpy() < 0) & (cents == 0) if returns == "net" else np.zeros(len(orders), dtype=bool)
+    orders[IS_RETURN] = (amt < 0) & ~zero_net
     is_ret = orders[IS_RETURN].to_numpy()
+    ts_ns = orders[TIMESTAMP].to_numpy().astype("datetime64[ns]").view(np.int64)
     cancelled = np.full(len(orders), _NAT, dtype=np.int64)
     if returns == "net" and is_ret.any():
         codes = np.cumsum(_run_starts(orders[CUSTOMER_ID])) - 1  # sorted: one run per customer
-        ts_ns = orders[TIMESTAMP].to_numpy().astype("datetime64[ns]").view(np.int64)
-        cancelled = _match_cancellations(codes, ts_ns, orders[AMOUNT].to_numpy(), is_ret)
+        cancelled = _match_cancellations(codes, ts_ns, amt, is_ret)
+        window_ns = int(round(float(cancel_window_days) * 86_400e9))
+        cancelled, report.multi_order_credit_notes = _match_multi_order(
+            codes, ts_ns, cents.astype(np.int64), is_ret, cancelled, window_ns
+        )
+    report.cancellations = int(((cancelled != _NAT) & ~is_ret).sum())
+    cancelled[zero_net] = ts_ns[zero_net]
+    report.orders_netting_to_zero = int(zero_net.sum())
+    report.unmatched_returns = int((is_ret & (cancelled == _NAT)).sum())
     orders[CANCELLED_AT] = cancelled.view("datetime64[ns]")
     cols = [CUSTOMER_ID, TIMESTAMP, AMOUNT, IS_RETURN, "n_lines", CANCELLED_AT] + (["order_id"] if columns.order_id else [])
     orders = orders[cols]
 
     report.orders = len(orders)
-    report.cancellations = int(((cancelled != _NAT) & ~is_ret).sum())
     report.return_events = int(orders[IS_RETURN].sum())
     report.purchase_events = report.orders - report.return_events
     report.customers = int(orders.loc[~orders[IS_RETURN], CUSTOMER_ID].nunique())
@@ -1245,6 +1382,7 @@ def read_transactions(
     timezone: str | None = None,
     sheet: str | int | None = None,
     max_abs_amount: float | None = MAX_ABS_AMOUNT,
+    cancel_window_days: float = CANCEL_WINDOW_DAYS,
 ) -> tuple[pd.DataFrame, LoadReport]:
     """Read a transaction log (CSV, gzipped CSV, Parquet or Excel .xlsx) into the canonical contract.
 
@@ -1268,6 +1406,7 @@ def read_transactions(
         timezone=timezone,
         max_abs_amount=max_abs_amount,
         line_label=table.line_label,
+        cancel_window_days=cancel_window_days,
     )
     report.encoding = table.encoding
     report.notes[:0] = table.notes
@@ -1467,6 +1606,7 @@ def load_dataset(config: Config | DataConfig) -> Dataset:
         timezone=data.timezone,
         sheet=data.sheet,
         max_abs_amount=data.max_abs_amount,
+        cancel_window_days=data.cancel_window_days,
     )
     customers = None
     if data.customers:

@@ -111,13 +111,21 @@ def _fmt(x: float) -> str:
 def observed_rates(transactions: pd.DataFrame, as_of=None) -> pd.DataFrame:
     """What each customer actually did before ``as_of`` (default: the day after the last
     transaction), from a raw or canonical log (``customer_id, timestamp, amount`` and optionally
-    ``order_id`` / ``is_return``): ``n_purchases`` (orders with a non-negative net amount),
-    ``net_spend`` (all amounts, returns included), ``tenure_days`` (first purchase to ``as_of``),
-    and the per-day ``purchase_rate`` and ``spend_rate`` (max(net spend, 0)) over
-    max(tenure, :data:`MIN_TENURE_DAYS`). Indexed by ``customer_id`` (str)."""
-    tx = transactions
+    ``order_id`` / ``is_return`` / ``cancelled_at``): ``n_purchases`` (orders with a non-negative
+    net amount), ``net_spend`` (all amounts, returns included), ``tenure_days`` (first purchase to
+    ``as_of``), and the per-day ``purchase_rate`` and ``spend_rate`` (max(net spend, 0)) over
+    max(tenure, :data:`MIN_TENURE_DAYS`). Indexed by ``customer_id`` (str). Cancellations apply as
+    in the features: rows cancelled before ``as_of`` are left out (a raw log without
+    ``cancelled_at`` is matched first by :func:`churnml.io.prepare_transactions`' rules), so a
+    fully cancelled order is no purchase."""
+    tx = _with_cancellations(transactions)
     ts = pd.to_datetime(tx["timestamp"])
     as_of = pd.Timestamp(as_of) if as_of is not None else ts.max().normalize() + pd.Timedelta(days=1)
+    if "cancelled_at" in tx.columns:
+        from churnml.io import active_rows
+
+        tx = active_rows(tx, as_of)
+        ts = pd.to_datetime(tx["timestamp"])
     keep = (ts < as_of).to_numpy()
     cid = tx["customer_id"].astype(str).to_numpy()[keep]
     ts = ts.to_numpy()[keep]
@@ -136,6 +144,25 @@ def observed_rates(transactions: pd.DataFrame, as_of=None) -> pd.DataFrame:
     out["spend_rate"] = np.maximum(out["net_spend"].to_numpy(dtype=float), 0.0) / denom
     out.index = out.index.astype(str)
     out.index.name = "customer_id"
+    return out
+
+
+def _with_cancellations(tx: pd.DataFrame) -> pd.DataFrame:
+    """A raw log (no ``cancelled_at``) with amounts as canonical orders with cancellations marked;
+    anything else (or a log the loader rejects) as it is."""
+    if "cancelled_at" in tx.columns or "amount" not in tx.columns or "is_return" in tx.columns:
+        return tx
+    from churnml.config import ColumnsConfig
+    from churnml.errors import DataError
+    from churnml.io import prepare_transactions
+
+    cols = ColumnsConfig(customer_id="customer_id", timestamp="timestamp", amount="amount",
+                         order_id="order_id" if "order_id" in tx.columns else None)
+    try:
+        out, _ = prepare_transactions(tx[[c for c in ("customer_id", "timestamp", "order_id", "amount") if c in tx.columns]],
+                                      columns=cols, max_abs_amount=None)
+    except (DataError, ValueError, TypeError):
+        return tx
     return out
 
 

@@ -83,14 +83,20 @@ def spark_transactions(spark, path: str, config: Config):
     if config.data.returns == "drop":
         lines = lines.filter(F.col("amount") >= 0)
     keys = ["customer_id", "order_id"] if cols.order_id else ["customer_id", "us"]
-    orders = lines.groupBy(*keys).agg(F.min("us").alias("us_min"), F.sum("amount").alias("amount"))
-    orders = orders.select(*keys, F.col("us_min").alias("us"), "amount") if cols.order_id else (
-        orders.select("customer_id", F.col("us_min").alias("us"), "amount")
+    orders = lines.groupBy(*keys).agg(F.min("us").alias("us_min"), F.sum("amount").alias("amount"), F.min("amount").alias("_min"))
+    orders = orders.select(*keys, F.col("us_min").alias("us"), "amount", "_min") if cols.order_id else (
+        orders.select("customer_id", F.col("us_min").alias("us"), "amount", "_min")
     )
-    orders = orders.withColumn("is_return", F.col("amount") < 0)
+    # cancelled inside the order: a negative line and a net amount of zero to the cent
+    zero_net = (F.col("_min") < 0) & (F.bround(F.abs(F.col("amount")) * F.lit(100.0), 0) == 0)
     if config.data.returns == "net":
+        orders = orders.withColumn("_zero", zero_net)
+        orders = orders.withColumn("is_return", (F.col("amount") < 0) & ~F.col("_zero")).drop("_min")
         orders = spark_cancellations(orders, keys)
+        orders = spark_multi_order_cancellations(orders, keys, config.data.cancel_window_days)
+        orders = orders.withColumn("cancelled_us", F.when(F.col("_zero"), F.col("us")).otherwise(F.col("cancelled_us")))
     else:
+        orders = orders.withColumn("is_return", F.col("amount") < 0).drop("_min")
         orders = orders.withColumn("cancelled_us", F.lit(None).cast("long"))
     return orders.select("customer_id", "us", "amount", "is_return", "cancelled_us")
 
@@ -127,6 +133,36 @@ def spark_cancellations(orders, keys: list[str]):
     )
     marks = purchase_side.unionByName(return_side)
     return o.join(marks, keys, "left").drop("_cents")
+
+
+def spark_multi_order_cancellations(orders, keys: list[str], window_days: float):
+    """``orders`` (with ``cancelled_us`` of the one-order matches) with the credit notes that
+    cancel several orders at once marked too (:func:`churnml.io.prepare_transactions` step 3):
+    the same code (``churnml.io._match_multi_order``) runs on each customer with a return left
+    unmatched, in a pandas UDF, and redoes that customer's matching where a set could match."""
+    from pyspark.sql import functions as F
+
+    from churnml.io import _NAT, _match_multi_order
+
+    window_ns = int(round(float(window_days) * 86_400e9))
+    todo = orders.filter(F.col("is_return") & F.col("cancelled_us").isNull()).select("customer_id").distinct()
+    mine = orders.join(todo, ["customer_id"], "left_semi")
+    rest = orders.join(todo, ["customer_id"], "left_anti")
+
+    def match(pdf):
+        pdf = pdf.sort_values("us", kind="stable").reset_index(drop=True)
+        ts = pdf["us"].to_numpy(dtype=np.int64) * 1000
+        cents = np.rint(np.abs(pdf["amount"].to_numpy(dtype=np.float64)) * 100.0).astype(np.int64)
+        c = pdf["cancelled_us"]
+        cancelled = np.where(c.isna(), _NAT, c.fillna(0).to_numpy(dtype=np.int64) * 1000)
+        out, _ = _match_multi_order(np.zeros(len(pdf), dtype=np.int64), ts, cents,
+                                    pdf["is_return"].to_numpy(dtype=bool), cancelled, window_ns)
+        pdf["cancelled_us"] = pd.array(np.where(out == _NAT, 0, out // 1000), dtype="Int64")
+        pdf.loc[out == _NAT, "cancelled_us"] = pd.NA
+        return pdf
+
+    matched = mine.groupBy("customer_id").applyInPandas(match, schema=mine.schema)
+    return rest.unionByName(matched)
 
 
 def spark_aggregates(tx, cut_us: int, config: Config):
