@@ -50,3 +50,23 @@ def test_a_shared_floor_fails_but_a_shared_zero_is_only_said():
     zero = floor.assign(predicted_clv=[0.0] * 60 + [10.0 + i for i in range(40)])
     found = check_clv_history(zero, Config(), {"value_model": "recent_spend"})
     assert [f.severity for f in found] == ["warn"] and "recent_spend" in found[0].message
+
+
+def test_p_alive_of_one_time_buyers_at_one_is_not_an_uninformative_model():
+    """BG/NBD gives every one-time buyer P(alive) = 1 by construction: with 96% one-timers the
+    check judges the repeat customers, whose P(alive) ranks them."""
+    import numpy as np
+
+    from churnml.audit import check_p_alive
+
+    n = 1000
+    freq = np.r_[np.zeros(960), np.arange(1, 41)]
+    p = np.r_[np.ones(960), np.linspace(0.05, 0.95, 40)]
+    s = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "frequency": freq, "p_alive": p})
+    assert [f for f in check_p_alive(s, Config(), None) if f.severity == "fail"] == []
+    # the same table where the repeaters are at 1 too: uninformative, and nothing says why
+    found = check_p_alive(s.assign(p_alive=1.0), Config(), None)
+    assert any(f.severity == "fail" and "40 repeat customers" in f.message for f in found)
+    # a degenerate fit that the run report states is said, not refused
+    said = check_p_alive(s.assign(p_alive=1.0), Config(), {"clv_fit": {"degenerate": True}})
+    assert [f.severity for f in said if f.check == "p_alive" and "P(alive) >=" in f.message] == ["warn"]

@@ -446,7 +446,7 @@ is below this fraction of the visible dropout's lower bound."""
 def _said_no_dropout(scores: pd.DataFrame, report: dict | None) -> bool:
     """Does the output say the purchase model saw no dropout (run report or the table)?"""
     fit = (report or {}).get("clv_fit") or {}
-    if fit.get("no_dropout") or "no dropout" in str(fit.get("note") or ""):
+    if fit.get("no_dropout") or fit.get("degenerate") or "no dropout" in str(fit.get("note") or ""):
         return True
     return "p_alive_source" in scores.columns and bool((scores["p_alive_source"].astype(str) == "churn_model").any())
 
@@ -473,8 +473,9 @@ def _visible_dropout(scores: pd.DataFrame) -> tuple[np.ndarray, float, int] | No
 def check_p_alive(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:
     """P(alive) agrees with what the log shows; a degenerate purchase model is said plainly.
 
-    * fail: P(alive) is uninformative (:data:`P_ALIVE_UNINFORMATIVE_SHARE` of customers at
-      >= :data:`P_ALIVE_ONE`, or one value for all) and neither the run report (``clv_fit``
+    * fail: P(alive) is uninformative (:data:`P_ALIVE_UNINFORMATIVE_SHARE` of the repeat
+      customers, or of all customers without a ``frequency`` column, at >= :data:`P_ALIVE_ONE`,
+      or one value for all) and neither the run report (``clv_fit``
       ``no_dropout``/``degenerate``) nor the table (``p_alive_source``) says the purchase model
       saw no dropout; warn when it is said;
     * fail: the log shows dropout (see :data:`GAP_ALPHA`, :data:`MIN_VISIBLE_DROPOUT`: repeaters
@@ -490,11 +491,19 @@ def check_p_alive(scores: pd.DataFrame, config: Config, report: dict | None = No
     out: list[Finding] = []
     if not fin.any():
         return [Finding("p_alive", "note", "p_alive is missing for every customer: it is not shown, nothing to check")]
-    one = fin & (p >= P_ALIVE_ONE)
-    flat = float(np.ptp(p[fin])) == 0.0
-    if one.sum() >= P_ALIVE_UNINFORMATIVE_SHARE * fin.sum() or (flat and fin.sum() > 1):
-        what = (f"P(alive) >= {P_ALIVE_ONE} for {int(one.sum())} of {int(fin.sum())} customers" if one.any()
-                else f"P(alive) = {p[fin][0]:.4g} for all {int(fin.sum())} customers")
+    # judged among repeat customers when the table says who they are: BG/NBD gives one-time buyers
+    # P(alive) = 1 by construction, which says nothing about whether the model saw dropout
+    judged = fin.copy()
+    who = "customers"
+    if "frequency" in scores.columns:
+        rep = fin & (pd.to_numeric(scores["frequency"], errors="coerce").to_numpy(dtype=float) > 0)
+        if rep.sum() >= 2:
+            judged, who = rep, "repeat customers"
+    one = judged & (p >= P_ALIVE_ONE)
+    flat = float(np.ptp(p[judged])) == 0.0
+    if one.sum() >= P_ALIVE_UNINFORMATIVE_SHARE * judged.sum() or (flat and judged.sum() > 1):
+        what = (f"P(alive) >= {P_ALIVE_ONE} for {int(one.sum())} of {int(judged.sum())} {who}" if one.any()
+                else f"P(alive) = {p[judged][0]:.4g} for all {int(judged.sum())} {who}")
         if _said_no_dropout(scores, report):
             out.append(Finding("p_alive", "warn", f"{what}: the purchase model saw no dropout, and the run says so"))
         else:

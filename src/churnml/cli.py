@@ -293,7 +293,7 @@ def run(
     c = res.clv_summary
     typer.echo(
         f"\nCLV shipped ({c['purchase_model']}, fit rung {c['fit_rung']}"
-        + (", DEGENERATE: parameters at a boundary" if c.get("degenerate") else "")
+        + ((f", DEGENERATE: {c['note']}" if c.get("note") else ", DEGENERATE: parameters at a boundary") if c.get("degenerate") else "")
         + "): " + ", ".join(f"{k}={v:.4g}" for k, v in c["params"].items())
     )
     hold = c.get("holdout")

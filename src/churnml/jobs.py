@@ -311,5 +311,6 @@ def audit_scores(scores_path: str | Path, config: Config, report_path: str | Pat
             raise DataError(f"--report {report_path}: file not found")
         meta = path.with_name(path.name + ".meta.json")
         if meta.is_file():
-            report = json.loads(meta.read_text()).get("model_report")
+            m = json.loads(meta.read_text())
+            report = {**(m.get("model_report") or {}), "economics": m.get("economics")}
     return audit(scores, config, report)
