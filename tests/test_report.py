@@ -61,7 +61,17 @@ def test_report_table_is_the_at_risk_list_in_its_order():
     # low-risk customers never open the table, however much value they carry
     low = set(s.loc[s["risk_tier"] != "high", "customer_id"])
     assert not low & set(ids)
-    assert "The 40 customers of the at-risk list (high risk" in page
+    n_high = int((s["risk_tier"] == "high").sum())
+    assert f"The 40 customers of the at-risk list (high risk: the first 40 of {n_high:,} by value at risk)" in page
+
+
+def test_every_output_names_an_action_as_the_catalogue_does():
+    from churnml.config import Config
+    from churnml.excel import action_labels
+
+    s = _scores(50, seed=1).assign(recommended_action="proactive_checkin", risk_tier="high")
+    page = build_report(s, action_labels=action_labels(Config().campaign))
+    assert "Proactive check-in" in page and "Proactive checkin" not in page
 
 
 def test_report_is_self_contained():

@@ -599,7 +599,7 @@ def at_risk(
 ) -> None:
     """At-risk list for marketing, sorted by value at risk, plain headers, customer attributes joined."""
     from churnml.campaigns import at_risk_list
-    from churnml.excel import action_label, write_list
+    from churnml.excel import action_label, action_labels, write_list
     from churnml.errors import DataError
     from churnml.io import read_customers
     from churnml.scoring import read_scores
@@ -624,7 +624,8 @@ def at_risk(
             from churnml.excel import economics_notes
             from churnml.report import report_context
 
-            table["Recommended action"] = table["Recommended action"].map(action_label)
+            labels = action_labels(cfg.campaign)
+            table["Recommended action"] = table["Recommended action"].map(lambda a: action_label(a, labels))
             notes = economics_notes(report_context(scores, cfg).get("economics"))
         write_list(table, out, notes=notes)
     typer.echo(f"wrote {len(table):,} customers to {out}")
@@ -986,6 +987,7 @@ def report(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Self-contained HTML report: KPI tiles, segment matrix, distributions, filterable at-risk table with CSV download."""
+    from churnml.excel import action_labels
     from churnml.report import report_context, write_report
     from churnml.scoring import read_scores
 
@@ -1005,7 +1007,8 @@ def report(
             if missing:
                 raise DataError(f"--readout {readout}: not a churnml read-out, missing column(s) {missing[:5]}")
         path = write_report(read_scores(scores), out, title=cfg.report.title, context=report_context(scores, cfg), readout=table,
-                            at_risk_tiers=list(cfg.output.at_risk_tiers), at_risk_top=cfg.output.at_risk_top)
+                            at_risk_tiers=list(cfg.output.at_risk_tiers), at_risk_top=cfg.output.at_risk_top,
+                            action_labels=action_labels(cfg.campaign))
     typer.echo(f"wrote {path}")
 
 

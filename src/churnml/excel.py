@@ -10,7 +10,7 @@ import pandas as pd
 
 from churnml._atomic import atomic_path
 
-__all__ = ["action_label", "presentable", "write_list"]
+__all__ = ["action_label", "action_labels", "presentable", "write_list"]
 
 # column (raw or plain header) -> kind; kinds decide rounding and the Excel number format
 _KINDS = {
@@ -28,14 +28,23 @@ _ROUND = {"share": 4, "money": 2, "decimal": 2}
 _WIDE_TEXT = {"reasons", "Risk drivers"}
 
 
-def action_label(name) -> str:
-    """A readable label of an action identifier: ``personal_contact`` -> ``Personal contact``."""
+def action_label(name, labels=None) -> str:
+    """A readable label of an action identifier: the catalogue's label when ``labels`` (action
+    name -> label, e.g. :func:`action_labels` of the config) has it, so every output names an
+    action the same way; else ``personal_contact`` -> ``Personal contact``."""
     s = str(name)
     if s in ("", "nan", "None"):
         return ""
     if s == "none":
         return "No action"
+    if labels and s in labels:
+        return str(labels[s])
     return s.replace("_", " ").strip().capitalize()
+
+
+def action_labels(campaign) -> dict[str, str]:
+    """Action name -> the label the catalogue gives it (``campaign``: a CampaignConfig)."""
+    return {a.name: a.display_label for a in campaign.actions}
 
 
 def presentable(table: pd.DataFrame) -> pd.DataFrame:

@@ -125,7 +125,7 @@ def marketing_outputs(scores: pd.DataFrame, meta: dict, config: Config, out: Pat
     """What marketing opens after a run: ``at_risk.xlsx`` (customers in ``output.at_risk_tiers``
     by value at risk, formatted, with customer attributes) and the HTML ``report.html``."""
     from churnml.campaigns import at_risk_list, at_risk_rows
-    from churnml.excel import action_label, economics_notes, write_list
+    from churnml.excel import action_label, action_labels, economics_notes, write_list
     from churnml.report import write_report
 
     s = scores.reset_index() if "customer_id" not in scores.columns else scores
@@ -133,11 +133,12 @@ def marketing_outputs(scores: pd.DataFrame, meta: dict, config: Config, out: Pat
     customers = dataset.customers if dataset is not None else None
     table = at_risk_list(picked, customers=customers)
     if "Recommended action" in table.columns:
-        table["Recommended action"] = table["Recommended action"].map(action_label)
+        labels = action_labels(config.campaign)
+        table["Recommended action"] = table["Recommended action"].map(lambda a: action_label(a, labels))
     ctx = {k: meta[k] for k in ("horizons", "currency", "tiers", "economics") if k in meta}
     cols = [c for c in s.columns if c in _REPORT_COLUMNS]
     report = write_report(s[cols], out / "report.html", title=config.report.title, context=ctx, at_risk=picked[cols],
-                          at_risk_tiers=list(config.output.at_risk_tiers))
+                          at_risk_tiers=list(config.output.at_risk_tiers), action_labels=action_labels(config.campaign))
     return [write_list(table, out / "at_risk.xlsx", notes=economics_notes(meta.get("economics"))), report]
 
 

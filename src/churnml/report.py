@@ -208,14 +208,16 @@ def readout_section(table: pd.DataFrame, currency: str = "") -> str:
 
 def build_report(scores: pd.DataFrame, *, title: str = "Customer retention report", context: dict | None = None,
                  readout: pd.DataFrame | None = None, at_risk: pd.DataFrame | None = None,
-                 at_risk_tiers: list[str] | None = None, at_risk_top: int | None = 1000) -> str:
+                 at_risk_tiers: list[str] | None = None, at_risk_top: int | None = 1000,
+                 action_labels: dict[str, str] | None = None) -> str:
     """The report as one HTML string (see the module docstring). ``context``: what the scores'
     sidecar says (``horizons`` in days, ``currency``, ``tiers``); amounts are labelled with the
     currency and every rate and value with its horizon when known. ``readout``: a campaign
     read-out table (:func:`churnml.readout.readout`) shown as a section with its plot.
     ``at_risk``: the rows of the at-risk table, in order (``churnml run`` passes the customers of
     ``at_risk.xlsx``); default :func:`churnml.campaigns.at_risk_rows` of ``scores`` with
-    ``at_risk_tiers`` (default ``["high"]``) and ``at_risk_top``, the same rule as the workbook."""
+    ``at_risk_tiers`` (default ``["high"]``) and ``at_risk_top``, the same rule as the workbook.
+    ``action_labels``: action name -> catalogue label (:func:`churnml.excel.action_labels`)."""
     from churnml.campaigns import at_risk_rows
     from churnml.excel import action_label
 
@@ -225,9 +227,9 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
     listed = at_risk if at_risk is not None else at_risk_rows(s, tiers_shown, at_risk_top)
     listed = listed.reset_index() if "customer_id" not in listed.columns else listed
     if "recommended_action" in listed.columns:
-        listed = listed.assign(recommended_action=listed["recommended_action"].map(action_label))
+        listed = listed.assign(recommended_action=listed["recommended_action"].map(lambda a: action_label(a, action_labels)))
     if "recommended_action" in s.columns:
-        s = s.assign(recommended_action=s["recommended_action"].map(action_label))
+        s = s.assign(recommended_action=s["recommended_action"].map(lambda a: action_label(a, action_labels)))
     k = kpis(s)
     overall = k.loc["all"]
     as_of = str(pd.Timestamp(s["as_of"].iloc[0]).date()) if "as_of" in s.columns and len(s) else ""
@@ -300,8 +302,10 @@ def build_report(scores: pd.DataFrame, *, title: str = "Customer retention repor
     payload = payload.replace("</", "<\\/")
     segments = (sorted(set(listed["segment"].astype(str))) + sorted(set(listed["rfm_segment"].astype(str))) if "rfm_segment" in listed
                 else sorted(set(listed["segment"].astype(str))))
-    list_text = (f"The {len(listed):,} customers of the at-risk list ({', '.join(tiers_shown)} risk"
-                 + (", by value at risk" if at_risk is None or len(listed) else "") + "), in the order of at_risk.xlsx.")
+    in_tiers = int(s["risk_tier"].isin(tiers_shown).sum()) if "risk_tier" in s.columns else len(listed)
+    capped = f": the first {len(listed):,} of {in_tiers:,} by value at risk" if in_tiers > len(listed) else ", by value at risk"
+    list_text = (f"The {len(listed):,} customers of the at-risk list ({', '.join(tiers_shown)} risk{capped}), "
+                 "in the order of at_risk.xlsx.")
     options = '<option value="">all segments</option>' + "".join(f'<option value="{html.escape(x)}">{html.escape(x)}</option>' for x in dict.fromkeys(segments))
     head = "".join(f'<th data-key="{m["key"]}" data-type="{m["type"]}">{html.escape(m["label"])}</th>' for m in col_meta)
     return f"""<!DOCTYPE html>
