@@ -70,3 +70,26 @@ def test_p_alive_of_one_time_buyers_at_one_is_not_an_uninformative_model():
     # a degenerate fit that the run report states is said, not refused
     said = check_p_alive(s.assign(p_alive=1.0), Config(), {"clv_fit": {"degenerate": True}})
     assert [f.severity for f in said if f.check == "p_alive" and "P(alive) >=" in f.message] == ["warn"]
+
+
+def test_coherence_fails_on_contradicting_numbers_and_coherent_repairs_them():
+    import numpy as np
+
+    from churnml.audit import check_coherence
+    from churnml.pipeline import coherent
+
+    s = pd.DataFrame({"customer_id": ["a", "b", "c"], "churn_probability": [0.68, 0.3, 0.9],
+                      "p_alive": [0.116, 0.9, 0.2], "expected_purchases": [0.5, 2.0, 1.0],
+                      "predicted_clv": [1700.84, 50.0, 10.0], "value_if_retained": [722.01, 80.0, 40.0],
+                      "p_alive_source": "btyd"})
+    found = check_coherence(s, Config(), None)
+    assert [f.severity for f in found] == ["fail", "fail"]
+    assert "worst a: P(alive) 11.6%, churn probability 68.0%" in found[0].message
+    assert "worst a: 1,700.84 vs 722.01" in found[1].message
+    fixed = coherent(s.copy())
+    assert check_coherence(fixed, Config(), None) == []
+    assert fixed["p_alive"].tolist() == pytest.approx([0.32, 0.9, 0.2])
+    assert fixed["p_alive_source"].tolist() == ["churn_model", "btyd", "btyd"]
+    assert fixed["expected_purchases"].tolist() == pytest.approx([0.5 * 0.32 / 0.116, 2.0, 1.0])
+    assert fixed["value_if_retained"].tolist() == [1700.84, 80.0, 40.0]
+    assert np.isfinite(fixed.select_dtypes("number").to_numpy()).all()

@@ -49,6 +49,7 @@ __all__ = [
     "check_actions",
     "check_churn_winner",
     "check_clv_history",
+    "check_coherence",
     "check_p_alive",
     "check_reasons",
     "check_value_winner",
@@ -753,7 +754,47 @@ def check_value_winner(scores: pd.DataFrame, config: Config, report: dict | None
     return out
 
 
+COHERENCE_TOLERANCE = 1e-9
+"""Rounding allowed when the coherence check compares probabilities (and, relative, values)."""
+
+
+def check_coherence(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:
+    """The numbers on one row agree with each other (see :func:`churnml.pipeline.coherent`):
+
+    * fail: ``p_alive`` below ``1 - churn_probability`` ("still active 12%" next to "churn 68%":
+      a customer who buys is active);
+    * fail: ``predicted_clv`` above ``value_if_retained`` (more expected with churn counted than
+      if the customer stays);
+    * note: the columns are missing."""
+    out: list[Finding] = []
+    ids = customer_ids(scores)
+
+    def num(col: str) -> np.ndarray:
+        return pd.to_numeric(scores[col], errors="coerce").to_numpy(dtype=float)
+
+    if {"p_alive", "churn_probability"} <= set(scores.columns):
+        p, c = num("p_alive"), num("churn_probability")
+        bad = np.isfinite(p) & np.isfinite(c) & (p < 1.0 - c - COHERENCE_TOLERANCE)
+        if bad.any():
+            i = np.flatnonzero(bad)[np.argmax((1.0 - c - p)[bad])]
+            out.append(Finding("coherence", "fail",
+                               f"{int(bad.sum())} customers have P(alive) below 1 - churn probability (a customer who buys is "
+                               f"active); worst {ids[i]}: P(alive) {p[i]:.1%}, churn probability {c[i]:.1%}, {examples(ids, bad, 1.0 - c - p)}"))
+    else:
+        out.append(Finding("coherence", "note", "no p_alive/churn_probability columns to compare"))
+    if {"predicted_clv", "value_if_retained"} <= set(scores.columns):
+        v, r = num("predicted_clv"), num("value_if_retained")
+        bad = np.isfinite(v) & np.isfinite(r) & (v > r + COHERENCE_TOLERANCE * np.maximum(np.abs(r), 1.0))
+        if bad.any():
+            i = np.flatnonzero(bad)[np.argmax((v - r)[bad])]
+            out.append(Finding("coherence", "fail",
+                               f"{int(bad.sum())} customers have a predicted value above their value if retained; worst {ids[i]}: "
+                               f"{v[i]:,.2f} vs {r[i]:,.2f}, {examples(ids, bad, v - r)}"))
+    return out
+
+
 CHECKS: dict[str, Callable[[pd.DataFrame, Config, dict | None], list[Finding]]] = {
+    "coherence": check_coherence,
     "reasons": check_reasons,
     "p_alive": check_p_alive,
     "clv_history": check_clv_history,

@@ -137,6 +137,7 @@ class ChurnPipeline:
         value = self.value_model.predict_features(feats, churn_probability=out["churn_probability"].to_numpy())
         for col in ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_if_retained", "p_alive_source"]:
             out[col] = value[col].reindex(out.index).to_numpy()
+        coherent(out)
         out["value_at_risk"] = out["churn_probability"] * out["value_if_retained"]
         return out.join(feats.drop(columns=[c for c in out.columns if c in feats.columns]), how="left")
 
@@ -150,6 +151,34 @@ class ChurnPipeline:
         last = transactions[TIMESTAMP].max()
         as_of = pd.Timestamp(as_of) if as_of is not None else last.normalize() + pd.Timedelta(days=1)
         return self.score_features(self.features(transactions, as_of, events=events, customers=customers), as_of)
+
+
+def coherent(scores: pd.DataFrame) -> pd.DataFrame:
+    """Make a scores frame's numbers agree with each other, in place (and return it):
+
+    * a customer who buys within the churn horizon is still active, so ``p_alive`` is at least
+      ``1 - churn_probability`` (the calibrated churn model's chance of a purchase): where the
+      BTYD belief is lower it is raised to that bound, ``p_alive_source`` says ``churn_model``
+      and ``expected_purchases`` moves with it (scaled by new / old P(alive), which the BTYD
+      expectation is proportional to);
+    * what a customer is expected to bring with churn counted (``predicted_clv``, the backtested
+      value model) never exceeds what they bring if retained: ``value_if_retained`` is at least
+      ``predicted_clv``.
+
+    The decisions audit's ``coherence`` check tests both on every output."""
+    stay = 1.0 - scores["churn_probability"].to_numpy(dtype=float)
+    p_old = scores["p_alive"].to_numpy(dtype=float)
+    p_new = np.fmax(p_old, stay)
+    raised = p_new > p_old
+    if raised.any():
+        ratio = np.where(raised, p_new / np.maximum(p_old, 1e-6), 1.0)
+        scores["expected_purchases"] = scores["expected_purchases"].to_numpy(dtype=float) * ratio
+        scores["p_alive"] = p_new
+        if "p_alive_source" in scores.columns:
+            scores["p_alive_source"] = np.where(raised, "churn_model", scores["p_alive_source"].astype(object))
+    clv = scores["predicted_clv"].to_numpy(dtype=float)
+    scores["value_if_retained"] = np.fmax(scores["value_if_retained"].to_numpy(dtype=float), clv)
+    return scores
 
 
 def fit_pipeline(dataset: Dataset, config: Config, *, as_of=None, backtest: bool = True) -> tuple[ChurnPipeline, ChurnBacktest | None]:
