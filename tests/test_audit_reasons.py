@@ -140,3 +140,53 @@ def test_purchases_are_counted_in_one_unit():
     r = reason_codes(c, f, typical={"purchase_days_per_year": 6.0}, low_risk=0.0)
     assert r["a"] == "no purchase for 250 days, usually buys every 100 days; only 3 purchases in 15 months (typical 7.4)"
     assert check_reasons(f.assign(reasons=r), Config(), None) == []
+
+
+def _attributes(flag_dtype):
+    """Customers-file attributes (``Age`` numeric, ``Country`` text) and features whose names
+    start like the old forms ("no ...", "high ...") as the four drivers of every customer; every
+    value differs from the next customer's."""
+    f = pd.DataFrame({
+        "Age": [34.0, 51.0, 27.0, 45.0], "Country": ["United Kingdom", "France", "Côte d'Ivoire", "Germany"],
+        "no_show_count": [3.0, 0.0, 5.0, 1.0], "high_value_flag": np.array([1, 0, 1, 0]).astype(flag_dtype),
+        "recency_days": [10.0, 20.0, 30.0, 40.0], "value_at_risk": [4.0, 3.0, 2.0, 1.0],
+    }, index=pd.Index([f"a{i}" for i in range(4)], name="customer_id"))
+    c = pd.DataFrame({"Age": [1.0, 0.8, 0.6, 0.4], "Country": [0.9, 0.7, 0.5, 0.3], "no_show_count": [0.8, 0.6, 0.4, 0.2],
+                      "high_value_flag": [0.7, 0.5, 0.3, 0.1]}, index=f.index).assign(base=0.0)
+    return f, c
+
+
+@pytest.mark.parametrize("flag_dtype", [int, bool])
+def test_attribute_and_event_feature_sentences_are_read_as_written(flag_dtype):
+    f, c = _attributes(flag_dtype)
+    r = reason_codes(c, f, k=4, low_risk=0.0)
+    first = r.iloc[0].split("; ")
+    flag = "high value flag: yes" if flag_dtype is bool else "high value flag 1 (typical 0.5)"
+    assert first == ["Age 34 (typical 39.5)", "Country: United Kingdom", "no show count 3 (typical 2)", flag]
+    # without the table the ambiguous ones read as forms the phrasing no longer writes; with it, as written
+    assert parse_reason("no show count 3 (typical 2)")[0] == "old_none"
+    assert parse_reason("high value flag 1 (typical 0.5)")[0] == "old_high"
+    assert [parse_reason(s, f.columns)[0] for s in first] == ["generic", "category", "generic",
+                                                              "category" if flag_dtype is bool else "generic"]
+    assert parse_reason("no show count 3 (typical 2)", f.columns)[1] == {"label": "no show count", "v": "3", "typical": "2"}
+    assert parse_reason("Country: Côte d'Ivoire", f.columns) == ("category", {"label": "Country", "value": "Côte d'Ivoire"})
+    scores = f.assign(reasons=r)
+    assert check_reasons(scores, Config(), None) == []
+    assert check_reasons(scores.reset_index(), Config(), None) == []
+    # the same sentences moved to the next customer: every one states another customer's value
+    found = check_reasons(scores.assign(reasons=np.roll(r.to_numpy(), 1)), Config(), None)
+    assert [x.severity for x in found] == ["fail"], found
+    n_cat = 8 if flag_dtype is bool else 4
+    msg = found[0].message
+    assert msg.startswith("16 of 16 reason sentences are false of the customer's own features")
+    assert f"generic {16 - n_cat}" in msg and f"category {n_cat}" in msg
+    assert "4 customers" in found[0].message
+
+
+def test_a_family_feature_named_like_a_generic_label_keeps_its_own_form():
+    """A label that names a feature with a sentence of its own (an event's last value) is not
+    read as the generic form, so its direction is still checked."""
+    scores = _table(["last complaint 9 (typical 2)"], last_complaint=9.0)
+    assert parse_reason("last complaint 9 (typical 2)", scores.columns)[0] == "event_value"
+    found = check_reasons(scores, Config(), None)
+    assert len(found) == 1 and found[0].severity == "fail" and "does not raise" in found[0].message

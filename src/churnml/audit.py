@@ -129,10 +129,12 @@ _OK, _FALSE, _LOWERS, _UNCHECKED = 0, 1, 2, 3
 _REASON_SKIP = ("low risk: ", "no risk driver")
 
 
-def _reason_codes_of(name: str, fields: list[dict], col, pop) -> tuple[np.ndarray, list[str]]:
+def _reason_codes_of(name: str, fields: list[dict], col, pop, columns=()) -> tuple[np.ndarray, list[str]]:
     """For the sentences of template ``name`` (their parsed ``fields``): a code per sentence (ok,
     false, lowers risk, unchecked) and the feature columns it needed. ``col(c)``: column ``c`` at
-    the sentences' rows (``None`` when the table lacks it); ``pop(c)``: its population median."""
+    the sentences' rows (``None`` when the table lacks it); ``pop(c)``: its population median;
+    ``columns``: the table's column names (the columns generic sentences name)."""
+    from churnml import phrasing as ph
     from churnml import segments as sg
 
     n = len(fields)
@@ -186,13 +188,13 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop) -> tuple[np.ndarra
         p0 = get("btyd_p_no_purchase")
         if p0 is None:
             return np.full(n, _UNCHECKED), need
-        mark(false=~same_text(p0, f("p"), sg._pcts), lowers=~(f("p", sg.parse_pct) > 0.5))
+        mark(false=~same_text(p0, f("p"), ph.pcts), lowers=~(f("p", sg.parse_pct) > 0.5))
     elif name in ("frequency_low", "old_frequency_only", "old_frequency"):
         fr, ten = get("frequency"), get("tenure_days")
         if fr is None or ten is None:
             return np.full(n, _UNCHECKED), need
         k = f("k", sg.parse_count)
-        mark(false=(k != fr + 1) | ~same_text(np.maximum(ten, 1.0), f("tenure"), lambda x: sg._each(x, sg._span, 1)))
+        mark(false=(k != fr + 1) | ~same_text(np.maximum(ten, 1.0), f("tenure"), lambda x: ph.each(x, ph.span, 1)))
         if name == "frequency_low":
             mark(lowers=~(k < f("typical", lambda s: float(s.replace(",", "")))))
         elif name == "old_frequency":
@@ -201,8 +203,8 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop) -> tuple[np.ndarra
         ten = get("tenure_days")
         if ten is None:
             return np.full(n, _UNCHECKED), need
-        in_days = sg._counted(np.maximum(np.round(ten), 1), "day")  # both in days when the typical is under 90 days
-        mark(false=~same_text(ten, f("tenure"), lambda x: sg._each(x, sg._span, 1)) & (in_days != f("tenure")))
+        in_days = ph.counted(np.maximum(np.round(ten), 1), "day")  # both in days when the typical is under 90 days
+        mark(false=~same_text(ten, f("tenure"), lambda x: ph.each(x, ph.span, 1)) & (in_days != f("tenure")))
         mark(lowers=(name == "old_tenure") | ~(f("tenure", sg.parse_span_days) < f("typical", sg.parse_span_days)))
     elif name == "spend_negative" or name.startswith(("spend_low:", "old_spend_low:")):
         feat = "net_spend" if name == "spend_negative" else name.split(":", 1)[1]
@@ -210,7 +212,7 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop) -> tuple[np.ndarra
         if x is None:
             return np.full(n, _UNCHECKED), need
         v = f("v", lambda s: float(s.replace(",", "")))
-        mark(false=~same_text(x, f("v"), sg._amounts))
+        mark(false=~same_text(x, f("v"), ph.amounts))
         if name == "spend_negative":
             mark(false=~(v < 0))
         else:
@@ -230,7 +232,7 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop) -> tuple[np.ndarra
             if name == "window_spend_zero":
                 mark(false=~(windowed("n_purchases") > 0))
         else:
-            mark(false=~same_text(x, f("v"), sg._amounts))
+            mark(false=~same_text(x, f("v"), ph.amounts))
             v = f("v", lambda s: float(s.replace(",", "")))
             if name == "window_spend_negative":
                 mark(false=~(v < 0))
@@ -259,7 +261,7 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop) -> tuple[np.ndarra
         k = np.zeros(n) if name == "returned_worth" else f("k", sg.parse_count)
         mark(false=k0 != k)
         if name != "returns":
-            mark(false=~same_text(amt if amt is not None else np.full(n, np.nan), f("v"), sg._amounts))
+            mark(false=~same_text(amt if amt is not None else np.full(n, np.nan), f("v"), ph.amounts))
     elif name in ("event_window", "event_total", "event_ago", "event_value"):
         nouns = f("noun")
         x = np.full(n, np.nan)
@@ -277,26 +279,27 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop) -> tuple[np.ndarra
             else:
                 x[i] = v[i]
         if name == "event_ago":
-            mark(false=~same_text(x, f("ago"), sg._ago))
+            mark(false=~same_text(x, f("ago"), ph.ago))
         elif name == "event_value":
-            mark(false=~same_text(x, f("v"), lambda a: sg._each(a, sg._number)),
+            mark(false=~same_text(x, f("v"), lambda a: ph.each(a, ph.number)),
                  lowers=~(f("v", lambda s: float(s.replace(",", ""))) < f("typical", lambda s: float(s.replace(",", "")))))
         else:
             k = f("k", sg.parse_count)
             mark(false=~(x == k), lowers=~(k > 0))
     elif name in ("generic", "generic_plain", "category"):
         for i, d in enumerate(fields):
-            c = d["label"].replace(" ", "_")
+            c = sg.reason_column(d["label"], columns) or d["label"].replace(" ", "_")
             v = col(c)
             if v is None:
                 code[i] = _UNCHECKED
                 need.append(c)
-            elif name == "category":
+            elif name == "category":  # a text, categorical or yes/no attribute: the row's own value
                 s = v[i]
                 shown = ("yes" if s else "no") if isinstance(s, (bool, np.bool_)) else str(s)
-                code[i] = _OK if shown == d["value"] else _FALSE
+                code[i] = _OK if not pd.isna(s) and shown == d["value"] else _FALSE
             else:
-                code[i] = _OK if sg._number(float(v[i])) == d["v"] else _FALSE
+                x = pd.to_numeric(pd.Series([v[i]]), errors="coerce").to_numpy(dtype=float, na_value=np.nan)[0]
+                code[i] = _OK if np.isfinite(x) and ph.number(float(x)) == d["v"] else _FALSE
     else:  # a form the phrasing no longer writes because it lowers risk ("high ... spend", "last purchase today", ...)
         code[:] = _LOWERS
     return code, need
@@ -304,15 +307,15 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop) -> tuple[np.ndarra
 
 def _event_kind(noun: str, col) -> str | None:
     """The event type whose sentence noun is ``noun`` ("complaints" -> "complaint", "NPS answer" -> "nps")."""
-    from churnml.segments import _EVENT_NOUNS, _plural
+    from churnml.phrasing import EVENT_NOUNS, plural
 
-    for kind, forms in _EVENT_NOUNS.items():
+    for kind, forms in EVENT_NOUNS.items():
         if noun in forms:
             return kind
     words = noun.split(" ")
     stems = {" ".join(words[:-1] + [w]) for w in (words[-1], words[-1][:-1], words[-1][:-2], words[-1][:-3] + "y")}
     for cand in sorted(stems, key=len, reverse=True):  # the singular whose plural is the noun first
-        if _plural(cand) == noun:
+        if plural(cand) == noun:
             return cand.replace(" ", "_")
     return noun.replace(" ", "_")
 
@@ -337,12 +340,16 @@ def check_reasons(scores: pd.DataFrame, config: Config, report: dict | None = No
     count that is not the customer's, a usual gap that is not theirs) or that state a fact lowering
     risk (e.g. "no purchase for 8 days, usually buys every 167 days", a high spend, a tenure above
     the typical); "warn" for sentences no template recognises; "note" for sentences the table
-    lacks the columns to check (e.g. a ``churnml score`` table without feature columns)."""
+    lacks the columns to check (e.g. a ``churnml score`` table without feature columns). A
+    sentence about a feature with no sentence of its own (a customers-file attribute, an event
+    count: "Age 34 (typical 40)", "no show count 3 (typical 1)", "Country: United Kingdom") is read
+    by the column its label names and is true when it states that row's value."""
     from churnml.segments import parse_reason
 
     if "reasons" not in scores.columns:
         return [Finding("reasons", "note", "no reasons column: nothing to check")]
     ids = customer_ids(scores)
+    columns = {c for c in scores.columns if isinstance(c, str)}  # a generic sentence names one of them
     reasons = scores["reasons"].to_numpy(dtype=object)
     order = scores["value_at_risk"].to_numpy(dtype=float) if "value_at_risk" in scores.columns else None
     cache: dict[str, tuple | None] = {}
@@ -353,7 +360,7 @@ def check_reasons(scores: pd.DataFrame, config: Config, report: dict | None = No
             continue
         for s in r.split("; "):
             if s not in cache:
-                cache[s] = parse_reason(s)
+                cache[s] = parse_reason(s, columns)
             p = cache[s]
             if p is None:
                 unknown_rows.append(i)
@@ -387,7 +394,7 @@ def check_reasons(scores: pd.DataFrame, config: Config, report: dict | None = No
                 cols[c] = _column_at(scores, c, rows_a)
             return cols[c]
 
-        codes, need = _reason_codes_of(name, fields, col, pop)
+        codes, need = _reason_codes_of(name, fields, col, pop, columns)
         missing.update(need)
         for c in (_FALSE, _LOWERS, _UNCHECKED):
             hit = codes == c

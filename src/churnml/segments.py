@@ -9,8 +9,35 @@ import pandas as pd
 from scipy.special import expit
 
 from churnml.config import CampaignConfig, SegmentsConfig, TierConfig
+from churnml.phrasing import ago as _ago
+from churnml.phrasing import amount as _amount
+from churnml.phrasing import amounts as _amounts
+from churnml.phrasing import counted as _counted
+from churnml.phrasing import each as _each
+from churnml.phrasing import event_noun as _event_noun
+from churnml.phrasing import integer as _int
+from churnml.phrasing import number as _number
+from churnml.phrasing import pcts as _pcts
+from churnml.phrasing import select as _sel
+from churnml.phrasing import span as _span
 
-__all__ = ["LOW_RISK", "REASON_TEMPLATES", "assign_segments", "kpis", "low_risk_cut", "parse_reason", "reason_codes", "tiers"]
+__all__ = [
+    "GENERIC_TEMPLATES",
+    "LOW_RISK",
+    "REASON_TEMPLATES",
+    "REASON_TEMPLATES_NEVER_WRITTEN",
+    "assign_segments",
+    "kpis",
+    "low_risk_cut",
+    "parse_ago",
+    "parse_count",
+    "parse_pct",
+    "parse_reason",
+    "parse_span_days",
+    "reason_codes",
+    "reason_column",
+    "tiers",
+]
 
 
 def tiers(values, config: TierConfig) -> np.ndarray:
@@ -105,95 +132,6 @@ def _family(feature: str) -> str:
     return feature
 
 
-# ---- formatting: each distinct value is formatted once (1M customers have far fewer distinct values)
-
-
-def _each(x: np.ndarray, fn, decimals: int | None = None) -> np.ndarray:
-    """``fn`` of each value, called once per distinct value (rounded to ``decimals`` first: finer
-    than any text shows)."""
-    x = np.asarray(x, dtype=float)
-    if not len(x):
-        return np.empty(0, dtype=object)
-    u, inv = np.unique(x if decimals is None else np.round(x, decimals), return_inverse=True)
-    return np.array([fn(float(v)) for v in u] + [""], dtype=object)[:-1][inv.ravel()]
-
-
-def _amounts(x: np.ndarray) -> np.ndarray:
-    """:func:`_amount` of each value (quantised to what it shows first: few distinct values)."""
-    x = np.asarray(x, dtype=float)
-    return _each(np.where(np.abs(x) >= 100, np.round(x), np.round(x, 2)), _amount)
-
-
-def _pcts(p: np.ndarray) -> np.ndarray:
-    """:func:`_pct` of each probability (quantised to whole percents first)."""
-    q = 100 * np.asarray(p, dtype=float)
-    return _each(np.where(q < 1, 0.001, np.where(q > 99, 0.999, np.round(q) / 100)), _pct)
-
-
-def _amount(v: float) -> str:
-    """Currency: "12.50", "35" (whole amounts without decimals), "1,234" (from 100 on, rounded)."""
-    if not np.isfinite(v):
-        return "unknown"
-    if abs(v) >= 100:
-        s = f"{v:,.0f}"
-    else:
-        r = round(v, 2)
-        s = f"{r:.0f}" if r == round(r) else f"{r:.2f}"
-    return "0" if s.lstrip("-").strip("0.") == "" else s
-
-
-def _int(v: float) -> str:
-    return f"{int(round(v)):,}" if np.isfinite(v) else "unknown"
-
-
-def _number(v: float) -> str:
-    """A number of no known unit: whole numbers as such, otherwise 3 significant digits."""
-    if not np.isfinite(v):
-        return "unknown"
-    if abs(v) >= 1000 or v == round(v):
-        return _int(v)
-    return f"{v:.3g}"
-
-
-def _span(days: float) -> str:
-    """A duration in days as days (< 60), months (< 24) or years (one decimal)."""
-    if not np.isfinite(days):
-        return "an unknown time"
-    d = max(int(round(days)), 1)
-    if d < 60:
-        return f"{d} day" + ("" if d == 1 else "s")
-    months = int(round(days / 30.44))
-    if months < 24:
-        return f"{months} months"
-    y = round(days / 365.25, 1)
-    return (f"{y:.0f}" if y == round(y) else f"{y:.1f}") + " years"
-
-
-def _pct(p: float) -> str:
-    if not np.isfinite(p):
-        return "unknown"
-    q = 100 * p
-    return "under 1%" if q < 1 else "over 99%" if q > 99 else f"{int(round(q))}%"
-
-
-def _plural(word: str) -> str:
-    if word.endswith(("s", "x", "ch", "sh")):
-        return word + "es"
-    if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiou":
-        return word[:-1] + "ies"
-    return word + "s"
-
-
-def _counted(x: np.ndarray, one: str, many: str | None = None) -> np.ndarray:
-    """ "1 purchase", "3 purchases", "1,204 purchases" (rounded to whole numbers)."""
-    r = np.round(np.asarray(x, dtype=float))
-    return _each(r, _int) + np.where(r == 1, " " + one, " " + (many or _plural(one))).astype(object)
-
-
-def _sel(cond, a, b) -> np.ndarray:
-    return np.where(cond, a, b).astype(object)
-
-
 def _fill(template: str, v: np.ndarray, **scalars: str) -> np.ndarray:
     """``template`` with ``{v}`` from the per-row strings ``v`` and other fields from ``scalars``."""
     pre, _, post = template.format(v="\0", **scalars).partition("\0")
@@ -217,7 +155,8 @@ _FIELD_RE = {
     "int": r"[\d,]+",
     "ago": r"today|yesterday|[\d,]+ days? ago",
     "noun": r"(?!purchases?\b)[A-Za-z][A-Za-z ]*?",
-    "label": r"[a-z][a-z0-9 ]*?",
+    # a feature's name in words (its "_" as spaces, case as in the column: "Age", "no show count")
+    "label": r"[^\W_][\w .&'/+-]*?",
     "text": r".+?",
     "any": r".*?",
 }
@@ -310,14 +249,54 @@ _NAMES = list(_ALL_TEMPLATES)
 _PARSER = re.compile("|".join(f"(?P<T{i}>{_regex(t, f'F{i}_')})" for i, t in enumerate(_ALL_TEMPLATES.values())))
 
 
-def parse_reason(sentence: str) -> tuple[str, dict[str, str]] | None:
-    """The template name and field texts of one reason sentence (``None``: not a known form)."""
-    m = _PARSER.fullmatch(sentence)
+_GENERIC_PARSER = re.compile("|".join(f"(?P<T{i}>{_regex(t, f'F{i}_')})" for i, t in enumerate(GENERIC_TEMPLATES.values())))
+_GENERIC_NAMES = list(GENERIC_TEMPLATES)
+_OWN_SENTENCE = {"purchase_trend", "spend_trend", *_FAMILY_FEATURE}
+
+
+def _match(parser: re.Pattern, names: list[str], sentence: str) -> tuple[str, dict[str, str]] | None:
+    m = parser.fullmatch(sentence)
     if m is None:
         return None
     i = int(m.lastgroup[1:])
     pre = f"F{i}_"
-    return _NAMES[i], {k[len(pre):]: v for k, v in m.groupdict().items() if k.startswith(pre) and v is not None}
+    return names[i], {k[len(pre):]: v for k, v in m.groupdict().items() if k.startswith(pre) and v is not None}
+
+
+def reason_column(label: str, columns) -> str | None:
+    """The column of ``columns`` a generic sentence's ``label`` names: ``label`` with spaces as
+    "_" ("no show count" -> ``no_show_count``, "Age" -> ``Age``), else a column whose name in
+    words is ``label``; ``None`` when there is none."""
+    cols = columns if isinstance(columns, (set, frozenset, dict)) else set(columns)
+    c = label.replace(" ", "_")
+    if c in cols:
+        return c
+    return next((x for x in cols if isinstance(x, str) and x.replace("_", " ") == label), None)
+
+
+def _written_generically(feature: str) -> bool:
+    """Whether :func:`_phrase` writes a numeric ``feature`` with the generic sentence (it has
+    no sentence of its own: not recency, frequency, spend, returns, tenure, a window, a trend or
+    an event)."""
+    return feature not in _OWN_SENTENCE and _family(feature) == feature
+
+
+def parse_reason(sentence: str, columns=None) -> tuple[str, dict[str, str]] | None:
+    """The template name and field texts of one reason sentence (``None``: not a known form).
+
+    ``columns``: the names of the table's columns (e.g. ``scores.columns``), to resolve the
+    sentences of features with no sentence of their own: "Age 34 (typical 40)", "no show count 3
+    (typical 1)", "Country: United Kingdom" are read as the generic forms (``generic``,
+    ``generic_plain``, ``category``) when their label names a column that the phrasing writes
+    that way, never as a form the phrasing no longer writes ("no ...", "high ...", "... (typical
+    ...)"). Without ``columns`` the phrasing's own and the old forms are tried first."""
+    if columns is not None:
+        g = _match(_GENERIC_PARSER, _GENERIC_NAMES, sentence)
+        if g is not None:
+            c = reason_column(g[1]["label"], columns)
+            if c is not None and (g[0] == "category" or _written_generically(c)):
+                return g
+    return _match(_PARSER, _NAMES, sentence)
 
 
 def parse_span_days(text: str) -> float:
@@ -348,16 +327,6 @@ def _number1(x: np.ndarray) -> np.ndarray:
 
 
 _SPEND_LOW = {k.split(":", 1)[1] for k in REASON_TEMPLATES if k.startswith("spend_low:")}
-_EVENT_NOUNS = {"nps": ("NPS answer", "NPS answers"), "csat": ("CSAT answer", "CSAT answers")}
-
-
-def _event_noun(kind: str) -> tuple[str, str]:
-    if kind in _EVENT_NOUNS:
-        return _EVENT_NOUNS[kind]
-    one = kind.replace("_", " ")
-    return one, _plural(one)
-
-
 class _Typical(dict):
     """Typical (median) value per feature: given ones first, else the median of ``frame``."""
 
@@ -386,12 +355,6 @@ def _purchase_rate(f: pd.DataFrame) -> np.ndarray:
 
 def _none(n: int) -> np.ndarray:
     return np.full(n, None, dtype=object)
-
-
-def _ago(d: np.ndarray) -> np.ndarray:
-    """"today", "yesterday", "5 days ago"."""
-    r = np.round(d)
-    return _sel(r <= 0, "today", _sel(r == 1, "yesterday", _counted(r, "day") + " ago"))
 
 
 def _recency(f: pd.DataFrame, typ) -> np.ndarray:
