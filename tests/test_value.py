@@ -11,7 +11,7 @@ import pytest
 
 import churnml
 from churnml.config import CLVConfig
-from churnml.value import SPREADSHEET, naive_value, value_backtest, value_metrics, value_targets
+from churnml.value import SPREADSHEET, SPREADSHEET_LABELS, naive_value, value_backtest, value_metrics, value_targets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,7 +120,7 @@ def test_forced_choice_and_naive_winning_is_flagged():
     bt = value_backtest(_steady_log(), clv=CLVConfig(horizon_days=180, value_model="btyd"))
     assert bt.chosen == "btyd"
     naive_wins = bt.metrics.loc["naive", "score"] > bt.metrics.loc["btyd", "score"]
-    assert naive_wins == any("naive spend-rate baseline" in n for n in bt.notes)
+    assert naive_wins == any(SPREADSHEET_LABELS["naive"] in n and "scores above the chosen" in n for n in bt.notes)
 
 
 def test_log_shorter_than_a_horizon_is_an_error():
