@@ -689,7 +689,11 @@ class ValueModel(BaseEstimator):
 
     A spreadsheet answer (``naive``, ``past_spend``, ``recent_spend``) ships as
     :func:`spreadsheet_value` over ``clv.horizon_days`` with the backtest's population factor and
-    window (``spreadsheet_``), clipped at 0, discounted, times margin.
+    window (``spreadsheet_``), clipped at 0, discounted, times margin. Its span (days from the
+    log's first purchase to the scoring date ``as_of``) comes from the model
+    (``spreadsheet_["first_purchase"]``, the first purchase before the fitting cutoff), not from
+    the customers scored with it: a customer's value depends only on their own row, whatever the
+    chunk, partition or request they are scored in.
 
     Attributes: ``chosen_``, ``backtest_`` (or None), ``horizon_fit_days_`` (``h``, or None), ``spreadsheet_``,
     ``clv_model_``, ``ml_model_`` (or None), ``cutoff_``, ``notes_``.
@@ -730,6 +734,8 @@ class ValueModel(BaseEstimator):
         self.spreadsheet_ = self._spreadsheet_params()
         self.notes_ = notes + (self.backtest_.notes if self.backtest_ else [])
         snap = store.snapshot(cut) if store is not None else snapshot_features(before, cut, config=self.features)
+        if self.spreadsheet_:
+            self.spreadsheet_["first_purchase"] = cut - pd.Timedelta(days=float(snap["tenure_days"].max()))
         self.clv_model_ = clv_model_from_config(clv).fit(rfm_from_features(snap, clv.time_unit))
         self.ml_model_ = None
         if self.chosen_ in ("ml", "blend"):
@@ -740,15 +746,19 @@ class ValueModel(BaseEstimator):
         return self
 
     def _spreadsheet_params(self) -> dict[str, Any]:
-        """The shipped spreadsheet answer's ``scale`` and ``window_days`` (from the backtest)."""
+        """The shipped spreadsheet answer's ``scale`` and ``window_days`` (from the backtest);
+        :meth:`fit` adds ``first_purchase`` (the log's first purchase, a timestamp)."""
         bt = self.backtest_
         if bt is None or self.chosen_ not in SPREADSHEET or not bt.spreadsheet:
             return {}
         return {"scale": float(bt.spreadsheet["scale"].get(self.chosen_, 1.0)),
                 "window_days": bt.spreadsheet.get("recent_window_days")}
 
-    def predict_features(self, feats: pd.DataFrame, churn_probability=None) -> pd.DataFrame:
+    def predict_features(self, feats: pd.DataFrame, churn_probability=None, *, as_of=None) -> pd.DataFrame:
         """:meth:`predict` from snapshot features that already hold the ``btyd_*`` columns.
+
+        ``as_of``: the snapshot's date (default: the fitting cutoff); a shipped spreadsheet answer
+        spreads past spend over the days from the log's first purchase to it.
 
         ``churn_probability``: the churn model's P(no purchase in the next ``churn.horizon_days``)
         of ``feats`` (aligned). When the purchase model saw no dropout
@@ -777,7 +787,7 @@ class ValueModel(BaseEstimator):
             ml_clv = ml * scale * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
             value = ml_clv if self.chosen_ == "ml" else 0.5 * (ml_clv + value)
         elif self.chosen_ in SPREADSHEET:  # the backtest found a spreadsheet answer best: ship it, discounted, >= 0
-            sheet = spreadsheet_value(feats, self.chosen_, clv.horizon_days, **getattr(self, "spreadsheet_", {}))
+            sheet = spreadsheet_value(feats, self.chosen_, clv.horizon_days, **self._spreadsheet_kwargs(as_of))
             value = np.clip(sheet, 0, None) * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
         if "net_spend" in feats.columns:
             nothing = feats["net_spend"].to_numpy(dtype=float) <= 0
@@ -787,6 +797,18 @@ class ValueModel(BaseEstimator):
         out["predicted_clv"] = value
         out["value_model"] = self.chosen_
         return out
+
+    def _spreadsheet_kwargs(self, as_of) -> dict[str, Any]:
+        """:func:`spreadsheet_value` keywords of the shipped answer at ``as_of`` (default: the
+        fitting cutoff): scale, window and ``span_days`` = days from the log's first purchase
+        to ``as_of``. (A model pickled before ``first_purchase`` was stored falls back to the
+        longest tenure of the frame scored.)"""
+        params = dict(getattr(self, "spreadsheet_", {}))
+        first = params.pop("first_purchase", None)
+        if first is not None:
+            when = pd.Timestamp(as_of) if as_of is not None else self.cutoff_
+            params["span_days"] = (when - pd.Timestamp(first)) / pd.Timedelta(days=1)
+        return params
 
     def predict(self, transactions, cutoff=None, *, events=None, customers=None) -> pd.DataFrame:
         """Per customer with a purchase before ``cutoff`` (default: the fitting cutoff): BTYD
@@ -800,4 +822,4 @@ class ValueModel(BaseEstimator):
             )
         else:  # BTYD needs only the lifetimes-style columns of the snapshot
             feats = snapshot_features(transactions, cut, config=self.features)
-        return self.predict_features(feats)
+        return self.predict_features(feats, as_of=cut)
