@@ -193,7 +193,7 @@ def test_churn_model_falls_back_to_the_prior_when_lightgbm_does_not_beat_it():
     the prior must ship, and the shipped probabilities are a monotone map of it."""
     from sklearn.metrics import roc_auc_score
 
-    from churnml.churn import _half
+    from churnml.sampling import customer_half
 
     rng = np.random.default_rng(7)
     X, _, _ = _simulated_features(seed=0)
@@ -201,7 +201,7 @@ def test_churn_model_falls_back_to_the_prior_when_lightgbm_does_not_beat_it():
     y = (X["recency_days"] > 100).astype(int)
     Xv, _, _ = _simulated_features(seed=1)
     Xv = Xv.assign(complaints=0.0, btyd_p_no_purchase=rng.uniform(0.05, 0.95, len(Xv)))
-    stop = _half(Xv.index, 1)
+    stop = customer_half(Xv.index, 1)
     yv = np.where(stop, Xv["recency_days"] > 100, Xv["btyd_p_no_purchase"] > 0.5).astype(int)
     m = ChurnModel(seed=1).fit(X, y, X_valid=Xv, y_valid=yv)
     assert set(m.selection_auc_) == {"lightgbm", "prior", "recency", "logistic_rfm"}

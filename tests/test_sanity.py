@@ -294,3 +294,25 @@ def test_check_run_outputs(tmp_path, clean, tx):
     (tmp_path / "run_report.json").write_text(json.dumps(report))
     res = check_run_outputs(tmp_path, transactions=tx)
     assert res.ok and res.problems == [] and res.verdict.beats_baselines is True and len(res.scores) == N
+
+
+def test_one_interval_outcome_for_every_verdict():
+    """interval_outcome is the single reading of a paired interval: the churn PairedDifference,
+    the value backtest's difference_label and the value verdict all follow it."""
+    from churnml.evaluation import BEATS, NO_DIFFERENCE, WORSE, interval_outcome
+    from churnml.sanity import PairedDifference, value_verdict
+    from churnml.value import difference_label
+
+    cases = {(0.01, 0.05): BEATS, (-0.05, -0.01): WORSE, (-0.01, 0.01): NO_DIFFERENCE, (0.0, 0.02): NO_DIFFERENCE,
+             (float("nan"), 0.1): None}
+    old = {BEATS: "better", WORSE: "worse", NO_DIFFERENCE: "no significant difference", None: "unknown"}
+    for (lo, hi), want in cases.items():
+        assert interval_outcome(lo, hi) == want
+        assert PairedDifference("recency", 0.8, 0.79, (lo + hi) / 2 if want else 0.01, lo, hi).outcome == want
+        assert difference_label(lo, hi) == old[want]
+        # btyd ships; it clearly beats the naive rate; its interval against past spend is (lo, hi)
+        t = pd.DataFrame({"score": [0.5, 0.4, 0.45], "score_diff": [0.0, 0.1, 0.05], "score_diff_ci_low": [0.0, 0.05, lo],
+                          "score_diff_ci_high": [0.0, 0.15, hi]}, index=["btyd", "naive", "past_spend"])
+        v = value_verdict(t, "btyd")
+        assert v.beats is (want == BEATS)
+        assert ("does NOT beat" in v.sentence) == (want == WORSE)

@@ -714,9 +714,6 @@ def check_churn_winner(scores: pd.DataFrame, config: Config, report: dict | None
     return found
 
 
-_VALUE_SHEETS = {"naive": "the spend rate", "past_spend": "total past net spend", "recent_spend": "recent-window spend"}
-
-
 def check_value_winner(scores: pd.DataFrame, config: Config, report: dict | None = None) -> list[Finding]:
     """The shipped value score is not worse than total / recent / rate spreadsheet answers.
 
@@ -726,6 +723,9 @@ def check_value_winner(scores: pd.DataFrame, config: Config, report: dict | None
     significantly worse than a spreadsheet); ``warn`` when a spreadsheet answer scores higher but
     the interval contains 0, or there is no interval (cannot be told), or the scores table ships
     another value model than the backtest chose; ``note`` when no value backtest ran."""
+    from churnml.evaluation import WORSE, interval_outcome
+    from churnml.value import SPREADSHEET, SPREADSHEET_LABELS
+
     name = "value_winner"
     vb = (report or {}).get("value_backtest") if report is not None else None
     if not vb or not vb.get("metrics"):
@@ -743,18 +743,19 @@ def check_value_winner(scores: pd.DataFrame, config: Config, report: dict | None
         return out + [Finding(name, "warn", f"the shipped value model {chosen!r} is not in the value backtest, so it cannot be told "
                                             "whether it beats the spreadsheet answers")]
     cols = ("score_diff", "score_diff_ci_low", "score_diff_ci_high")
-    sheets = [c for c in _VALUE_SHEETS if c in t.index and c != chosen]
+    sheets = [c for c in SPREADSHEET if c in t.index and c != chosen]
     if not set(cols) <= set(t.columns):
         return out + [Finding(name, "warn", "the value backtest has no paired intervals (an older run report), so it cannot be told "
-                                            "whether the shipped value ranks worse than " + ", ".join(_VALUE_SHEETS[c] for c in sheets))]
+                                            "whether the shipped value ranks worse than " + ", ".join(SPREADSHEET_LABELS[c] for c in sheets))]
     score = pd.to_numeric(t["score"], errors="coerce")
     for c in sheets:
         d, lo, hi = (float(pd.to_numeric(pd.Series([t.loc[c, k]]), errors="coerce").iloc[0]) for k in cols)
-        what = (f"{chosen!r} (score {score[chosen]:.3f}) vs {_VALUE_SHEETS[c]} (score {score[c]:.3f}) on the judging half: "
+        what = (f"{chosen!r} (score {score[chosen]:.3f}) vs {SPREADSHEET_LABELS[c]} (score {score[c]:.3f}) on the judging half: "
                 f"difference {d:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}]")
-        if np.isfinite(hi) and hi < 0:
+        outcome = interval_outcome(lo, hi)
+        if outcome == WORSE:
             out.append(Finding(name, "fail", f"the shipped value ranks significantly worse than a spreadsheet answer: {what}"))
-        elif not (np.isfinite(lo) and np.isfinite(hi)):
+        elif outcome is None:
             out.append(Finding(name, "warn", f"cannot be told (no finite interval): {what}"))
         elif d < 0:
             out.append(Finding(name, "warn", f"a spreadsheet answer scores higher, not significantly (cannot be told): {what}"))

@@ -31,6 +31,7 @@ from churnml.config import Config
 from churnml.errors import DataError
 from churnml.evaluation import bootstrap_replicates, churn_metrics, percentile_intervals
 from churnml.io import CUSTOMER_ID, TIMESTAMP, purchases
+from churnml.sampling import customer_half
 from churnml.value import rfm_from_features, value_features
 
 __all__ = [
@@ -338,12 +339,7 @@ def as_categories(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataF
     return out
 
 
-def _half(index: pd.Index, seed) -> np.ndarray:
-    """Deterministic 50/50 split of customer ids (parity of the seeded hash of the id,
-    :func:`churnml.sampling.customer_hash`), stable across runs, machines and row orders."""
-    from churnml.sampling import customer_hash
-
-    return (customer_hash(index, seed) & np.uint64(1)).astype(bool)
+_half = customer_half  # the old private name, kept for code written against it
 
 
 RECENCY = "recency_days"
@@ -438,7 +434,7 @@ class ChurnModel(BaseEstimator, ClassifierMixin):
         self.feature_names_ = [c for c in cols if c not in self.dropped_features_]
         y = np.asarray(y, dtype=int)
         y_valid = np.asarray(y_valid, dtype=int)
-        stop = _half(X_valid.index, self.seed)
+        stop = customer_half(X_valid.index, self.seed)
         if stop.all() or not stop.any():
             stop = np.arange(len(X_valid)) % 2 == 0
         if len(np.unique(y)) < 2 or len(np.unique(y_valid[stop])) < 2:
@@ -959,7 +955,7 @@ def fit_churn_model(store: FeatureStore, eval_cutoff, *, select: str = "auto") -
     train = store.stacked(plan.train_cutoffs, fraction=fraction, seed=f"rows-{c.seed}")
     valid = store.labelled(plan.valid_cutoff)
     if plan.mode == "customers":  # cross-fit: validation customers never train the booster
-        in_valid = _half(valid.index, f"fold-{c.seed}")
+        in_valid = customer_half(valid.index, f"fold-{c.seed}")
         valid = valid.loc[in_valid]
         train = train.loc[~train.index.isin(valid.index)]
     if len(valid) < 2 or valid["churned"].nunique() < 2 or train["churned"].nunique() < 2:

@@ -10,15 +10,40 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 __all__ = [
+    "BEATS",
     "BOOTSTRAP_METRICS",
+    "NO_DIFFERENCE",
+    "WORSE",
     "bootstrap_intervals",
     "bootstrap_replicates",
     "bootstrap_weights",
     "churn_metrics",
     "expected_calibration_error",
+    "interval_outcome",
     "lift_capture",
     "percentile_intervals",
 ]
+
+BEATS, WORSE, NO_DIFFERENCE = "beats", "worse", "no significant difference"
+"""Outcomes of a paired difference *shipped minus alternative* (:func:`interval_outcome`); the
+verdict sentences say "beats", "is worse than" / "does NOT beat", "no significant difference"."""
+
+
+def interval_outcome(low: float, high: float) -> str | None:
+    """The outcome of a paired difference (shipped minus alternative) from its interval
+    ``[low, high]``: :data:`BEATS` (interval above 0), :data:`WORSE` (below 0),
+    :data:`NO_DIFFERENCE` (it contains 0), or None (no finite interval: it cannot be told)."""
+    try:
+        lo, hi = float(low), float(high)
+    except (TypeError, ValueError):
+        return None
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return None
+    if lo > 0:
+        return BEATS
+    if hi < 0:
+        return WORSE
+    return NO_DIFFERENCE
 
 
 def expected_calibration_error(y, p, n_bins: int = 10) -> float:

@@ -134,7 +134,7 @@ class ChurnPipeline:
         out["churn_probability"] = (
             self.churn_model.predict_proba(feats)[:, 1] if churn_probability is None else np.asarray(churn_probability, dtype=float)
         )
-        value = self.value_model.predict_features(feats, churn_probability=out["churn_probability"].to_numpy())
+        value = self.value_model.predict_features(feats, churn_probability=out["churn_probability"].to_numpy(), as_of=as_of)
         for col in ["p_alive", "expected_purchases", "expected_avg_spend", "predicted_clv", "value_if_retained", "p_alive_source"]:
             out[col] = value[col].reindex(out.index).to_numpy()
         coherent(out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["customer_hash", "fraction_mask", "sample_mask"]
+__all__ = ["customer_half", "customer_hash", "fraction_mask", "sample_mask"]
 
 
 def customer_hash(ids, seed: int | str) -> np.ndarray:
@@ -21,6 +21,12 @@ def customer_hash(ids, seed: int | str) -> np.ndarray:
     key = hashlib.blake2b(str(seed).encode(), digest_size=8).hexdigest()
     values = pd.Index(ids).astype(str).to_numpy(dtype=object)
     return pd.util.hash_array(values, hash_key=key, categorize=False)
+
+
+def customer_half(ids, seed: int | str) -> np.ndarray:
+    """Deterministic 50/50 split of customer ids: True where the seeded :func:`customer_hash` of
+    the id is odd. Stable across runs, machines and row orders."""
+    return (customer_hash(ids, seed) & np.uint64(1)).astype(bool)
 
 
 def sample_mask(ids, k: int | None, seed: int) -> np.ndarray:

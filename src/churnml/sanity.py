@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 
 from churnml.config import Config
+from churnml.evaluation import BEATS, NO_DIFFERENCE, WORSE, interval_outcome
+from churnml.value import SPREADSHEET, SPREADSHEET_LABELS
 
 __all__ = [
     "BacktestVerdict",
@@ -350,7 +352,6 @@ class Verdict:
 CHURN_BASELINES = ("recency", "logistic_rfm", "btyd")
 """The churn backtest's baselines (scorers of :class:`churnml.churn.ChurnBacktest`)."""
 CHURN_BASELINE_NAMES = {"recency": "recency alone", "logistic_rfm": "logistic RFM", "btyd": "the BG/NBD prior"}
-BEATS, WORSE, NO_DIFFERENCE = "beats", "worse", "no significant difference"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,13 +371,7 @@ class PairedDifference:
     def outcome(self) -> str | None:
         """"beats" (interval above 0), "worse" (below 0), "no significant difference" (it
         contains 0), None (no difference or no interval: it cannot be told)."""
-        if not all(math.isfinite(v) for v in (self.diff, self.ci_low, self.ci_high)):
-            return None
-        if self.ci_low > 0:
-            return BEATS
-        if self.ci_high < 0:
-            return WORSE
-        return NO_DIFFERENCE
+        return interval_outcome(self.ci_low, self.ci_high) if math.isfinite(self.diff) else None
 
     def phrase(self) -> str:
         """"ROC AUC 0.712 vs 0.728, difference -0.016 (95% interval -0.030 to -0.002)"."""
@@ -492,21 +487,18 @@ def churn_verdict(summary, shipped: dict | None = None) -> Verdict:
     return Verdict(beats, "model", m, CHURN_BASELINE, b, text, rec.outcome, rec.diff, rec.ci_low, rec.ci_high, worse)
 
 
-VALUE_SPREADSHEET = ("naive", "past_spend", "recent_spend")
-"""The value backtest's spreadsheet answers (spend rate, total past net spend, recent-window spend)."""
-_SHEET_NAMES = {"naive": "the naive spend rate", "past_spend": "total past net spend", "recent_spend": "recent-window spend"}
+VALUE_SPREADSHEET = SPREADSHEET
+"""The value backtest's spreadsheet answers (:data:`churnml.value.SPREADSHEET`)."""
 
 
 def _diff_text(t: pd.DataFrame, c: str) -> str:
     d, lo, hi = (float(t.loc[c, k]) for k in ("score_diff", "score_diff_ci_low", "score_diff_ci_high"))
-    return f"{_SHEET_NAMES.get(c, c)} {float(t.loc[c, 'score']):.3f} (difference {d:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}])"
+    return f"{SPREADSHEET_LABELS.get(c, c)} {float(t.loc[c, 'score']):.3f} (difference {d:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}])"
 
 
-def _label(t: pd.DataFrame, c: str) -> str:
-    lo, hi = float(t.loc[c, "score_diff_ci_low"]), float(t.loc[c, "score_diff_ci_high"])
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "unknown"
-    return "better" if lo > 0 else "worse" if hi < 0 else "tie"
+def _outcome(t: pd.DataFrame, c: str) -> str | None:
+    """:func:`churnml.evaluation.interval_outcome` of row ``c``'s score difference interval."""
+    return interval_outcome(t.loc[c, "score_diff_ci_low"], t.loc[c, "score_diff_ci_high"])
 
 
 def value_verdict(metrics, chosen: str | None) -> Verdict:
@@ -572,16 +564,16 @@ def _interval_value_verdict(t: pd.DataFrame, chosen: str) -> Verdict:
         vs = ""
         if best is not None:
             d, lo, hi = (float(t.loc[best, k]) for k in ("score_diff", "score_diff_ci_low", "score_diff_ci_high"))
-            lab = {"better": f"{_SHEET_NAMES[chosen]} is significantly better", "worse": f"{best} is significantly better",
-                   "tie": "no significant difference", "unknown": "no interval"}[_label(t, best)]
-            vs = (f"; the best model, {best}, scores {float(score[best]):.3f} ({_SHEET_NAMES[chosen]} minus {best}: {d:+.3f}, "
+            lab = {BEATS: f"{SPREADSHEET_LABELS[chosen]} is significantly better", WORSE: f"{best} is significantly better",
+                   NO_DIFFERENCE: NO_DIFFERENCE, None: "no interval"}[_outcome(t, best)]
+            vs = (f"; the best model, {best}, scores {float(score[best]):.3f} ({SPREADSHEET_LABELS[chosen]} minus {best}: {d:+.3f}, "
                   f"95% interval [{lo:+.3f}, {hi:+.3f}]: {lab})")
-        text = (f"A spreadsheet answer ships: {_SHEET_NAMES[chosen]} scored best on the selection half of the customers; "
+        text = (f"A spreadsheet answer ships: {SPREADSHEET_LABELS[chosen]} scored best on the selection half of the customers; "
                 f"on the judging half it scores {m:.3f}{vs}.")
         return Verdict(False, chosen, m, base, b, text)
-    labels = {c: _label(t, c) for c in sheets}
-    worse = [c for c in sheets if labels[c] == "worse"]
-    unclear = [c for c in sheets if labels[c] in ("tie", "unknown")]
+    outcomes = {c: _outcome(t, c) for c in sheets}
+    worse = [c for c in sheets if outcomes[c] == WORSE]
+    unclear = [c for c in sheets if outcomes[c] in (NO_DIFFERENCE, None)]
     if not sheets:
         return Verdict(None, chosen, m, base, b, f"The value backtest has no spreadsheet answer to compare the shipped model ({chosen}) with.")
     if worse:
@@ -591,7 +583,7 @@ def _interval_value_verdict(t: pd.DataFrame, chosen: str) -> Verdict:
     if unclear:
         text = (f"The shipped value model ({chosen}, score {m:.3f}) does not beat every spreadsheet answer {where}: "
                 f"no significant difference from " + "; ".join(_diff_text(t, c) for c in unclear)
-                + (f" (it beats {' and '.join(_SHEET_NAMES[c] for c in sheets if c not in unclear)})" if len(unclear) < len(sheets) else "") + ".")
+                + (f" (it beats {' and '.join(SPREADSHEET_LABELS[c] for c in sheets if c not in unclear)})" if len(unclear) < len(sheets) else "") + ".")
         return Verdict(False, chosen, m, base, b, text)
     text = (f"The shipped value model ({chosen}, score {m:.3f}) beats every spreadsheet answer {where}: "
             + "; ".join(_diff_text(t, c) for c in sheets) + ".")

@@ -33,12 +33,14 @@ from sklearn.utils.validation import check_is_fitted
 from churnml.clv import CLVModel, mean_discount
 from churnml.config import CLVConfig, FeaturesConfig
 from churnml.errors import DataError
+from churnml.evaluation import BEATS, WORSE, interval_outcome
 from churnml.features import rfm_summary, snapshot_features
 from churnml.io import AMOUNT, CUSTOMER_ID, TIMESTAMP, active_rows, purchases
 
 __all__ = [
     "MLValueModel",
     "SPREADSHEET",
+    "SPREADSHEET_LABELS",
     "ValueBacktest",
     "clv_model_from_config",
     "exposure_days",
@@ -57,6 +59,8 @@ _UNIT_MULT = {"W": 7, "D": 1}
 CANDIDATES = ("naive", "btyd", "ml", "blend", "past_spend", "recent_spend")
 SPREADSHEET = ("naive", "past_spend", "recent_spend")
 """The spreadsheet answers (no model) a shipped value model has to beat."""
+SPREADSHEET_LABELS = {"naive": "the naive spend rate", "past_spend": "total past net spend", "recent_spend": "recent-window spend"}
+"""A spreadsheet answer's name in sentences (notes, verdicts, audit findings)."""
 MODELS = ("btyd", "ml", "blend")
 VALUE_BOOTSTRAP_RESAMPLES = 200
 """Customer-level paired bootstrap resamples of the judging half's score differences."""
@@ -369,11 +373,11 @@ def _value_features_at(transactions, clv, features, events, customers, store):
 
 def selection_half(index: pd.Index, seed) -> np.ndarray:
     """True for the customers of the value backtest's selection half (seeded hash of the id, as
-    :func:`churnml.churn._half`: stable across runs, machines and row orders); the others are the
-    judging half."""
-    from churnml.churn import _half
+    :func:`churnml.sampling.customer_half`: stable across runs, machines and row orders); the
+    others are the judging half."""
+    from churnml.sampling import customer_half
 
-    return _half(index, f"value-{seed}")
+    return customer_half(index, f"value-{seed}")
 
 
 def _weighted_midranks(v: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -424,12 +428,16 @@ def paired_score_differences(preds: pd.DataFrame, reference: str, *, n_resamples
     candidate ``score_diff``, ``spearman_diff`` (point estimates) and their ``_ci_low`` /
     ``_ci_high`` percentile intervals at ``level``. Poisson(1) weights per customer
     (:func:`churnml.evaluation.bootstrap_weights`, seeded with ``seed``): every candidate is
-    scored on the same resample."""
+    scored on the same resample. No rows: every difference and interval is NaN."""
     from churnml.evaluation import bootstrap_weights
 
     y = preds["actual"].to_numpy(dtype=float)
     cands = [c for c in preds.columns if c != "actual"]
     n = len(y)
+    if n == 0:
+        cols = ["score_diff", "spearman_diff", "score_diff_ci_low", "score_diff_ci_high", "spearman_diff_ci_low",
+                "spearman_diff_ci_high"]
+        return pd.DataFrame(np.nan, index=pd.Index(cands), columns=cols)
     ones = np.ones((1, n))
     point = {c: _weighted_scores(preds[c].to_numpy(dtype=float), y, ones) for c in cands}
     reps = {c: ([], []) for c in cands}
@@ -460,15 +468,13 @@ def paired_score_differences(preds: pd.DataFrame, reference: str, *, n_resamples
 
 
 def difference_label(low: float, high: float) -> str:
-    """``"better"`` (interval above 0), ``"worse"`` (below 0), ``"no significant difference"``,
-    or ``"unknown"`` (no interval)."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return "unknown"
-    if low > 0:
-        return "better"
-    if high < 0:
-        return "worse"
-    return "no significant difference"
+    """:func:`churnml.evaluation.interval_outcome` in this function's older words: ``"better"``
+    (interval above 0), ``"worse"`` (below 0), ``"no significant difference"``, or ``"unknown"``
+    (no interval)."""
+    from churnml.evaluation import BEATS, interval_outcome
+
+    o = interval_outcome(low, high)
+    return "unknown" if o is None else "better" if o == BEATS else o
 
 
 @dataclasses.dataclass
@@ -521,13 +527,6 @@ def _metrics_table(preds: pd.DataFrame, cands) -> pd.DataFrame:
     t = pd.DataFrame({c: value_metrics(preds[c], actual) for c in cands}).T
     t["score"] = [_score(t.loc[c]) for c in t.index]
     return t
-
-
-_NAMES = {
-    "naive": "the naive spend-rate baseline",
-    "past_spend": "total past net spend",
-    "recent_spend": "recent-window spend",
-}
 
 
 def value_backtest(
@@ -640,7 +639,7 @@ def value_backtest(
     if chosen in SPREADSHEET:
         others = [c for c in MODELS if c in metrics.index]
         notes.append(
-            f"the spreadsheet answer {chosen!r} ({_NAMES[chosen]}) is shipped: it scored {sel_metrics.loc[chosen, 'score']:.3f} "
+            f"the spreadsheet answer {chosen!r} ({SPREADSHEET_LABELS[chosen]}) is shipped: it scored {sel_metrics.loc[chosen, 'score']:.3f} "
             f"on the selection half, better than "
             + ", ".join(f"{c} ({sel_metrics.loc[c, 'score']:.3f})" for c in others)
         )
@@ -650,14 +649,15 @@ def value_backtest(
         d, lo, hi = metrics.loc[c, ["score_diff", "score_diff_ci_low", "score_diff_ci_high"]].astype(float)
         if d >= 0:
             continue
-        label = difference_label(lo, hi)
+        outcome = interval_outcome(lo, hi)
+        label = {WORSE: "significantly worse", BEATS: "significantly better", None: "no interval"}.get(outcome, outcome)
         msg = (
-            f"{_NAMES[c]} (score {metrics.loc[c, 'score']:.3f}) scores above the chosen value model {chosen!r} "
+            f"{SPREADSHEET_LABELS[c]} (score {metrics.loc[c, 'score']:.3f}) scores above the chosen value model {chosen!r} "
             f"(score {metrics.loc[chosen, 'score']:.3f}) on the judging half of this log: difference {d:+.3f}, "
-            f"95% interval [{lo:+.3f}, {hi:+.3f}] ({'significantly worse' if label == 'worse' else label})"
+            f"95% interval [{lo:+.3f}, {hi:+.3f}] ({label})"
         )
         notes.append(msg)
-        if label == "worse":
+        if outcome == WORSE:
             warnings.warn(msg, stacklevel=2)
     return ValueBacktest(
         cut, train_cut, h, metrics, chosen, preds, notes, selection_metrics=sel_metrics,
@@ -689,7 +689,11 @@ class ValueModel(BaseEstimator):
 
     A spreadsheet answer (``naive``, ``past_spend``, ``recent_spend``) ships as
     :func:`spreadsheet_value` over ``clv.horizon_days`` with the backtest's population factor and
-    window (``spreadsheet_``), clipped at 0, discounted, times margin.
+    window (``spreadsheet_``), clipped at 0, discounted, times margin. Its span (days from the
+    log's first purchase to the scoring date ``as_of``) comes from the model
+    (``spreadsheet_["first_purchase"]``, the first purchase before the fitting cutoff), not from
+    the customers scored with it: a customer's value depends only on their own row, whatever the
+    chunk, partition or request they are scored in.
 
     Attributes: ``chosen_``, ``backtest_`` (or None), ``horizon_fit_days_`` (``h``, or None), ``spreadsheet_``,
     ``clv_model_``, ``ml_model_`` (or None), ``cutoff_``, ``notes_``.
@@ -730,6 +734,8 @@ class ValueModel(BaseEstimator):
         self.spreadsheet_ = self._spreadsheet_params()
         self.notes_ = notes + (self.backtest_.notes if self.backtest_ else [])
         snap = store.snapshot(cut) if store is not None else snapshot_features(before, cut, config=self.features)
+        if self.spreadsheet_:
+            self.spreadsheet_["first_purchase"] = cut - pd.Timedelta(days=float(snap["tenure_days"].max()))
         self.clv_model_ = clv_model_from_config(clv).fit(rfm_from_features(snap, clv.time_unit))
         self.ml_model_ = None
         if self.chosen_ in ("ml", "blend"):
@@ -740,15 +746,19 @@ class ValueModel(BaseEstimator):
         return self
 
     def _spreadsheet_params(self) -> dict[str, Any]:
-        """The shipped spreadsheet answer's ``scale`` and ``window_days`` (from the backtest)."""
+        """The shipped spreadsheet answer's ``scale`` and ``window_days`` (from the backtest);
+        :meth:`fit` adds ``first_purchase`` (the log's first purchase, a timestamp)."""
         bt = self.backtest_
         if bt is None or self.chosen_ not in SPREADSHEET or not bt.spreadsheet:
             return {}
         return {"scale": float(bt.spreadsheet["scale"].get(self.chosen_, 1.0)),
                 "window_days": bt.spreadsheet.get("recent_window_days")}
 
-    def predict_features(self, feats: pd.DataFrame, churn_probability=None) -> pd.DataFrame:
+    def predict_features(self, feats: pd.DataFrame, churn_probability=None, *, as_of=None) -> pd.DataFrame:
         """:meth:`predict` from snapshot features that already hold the ``btyd_*`` columns.
+
+        ``as_of``: the snapshot's date (default: the fitting cutoff); a shipped spreadsheet answer
+        spreads past spend over the days from the log's first purchase to it.
 
         ``churn_probability``: the churn model's P(no purchase in the next ``churn.horizon_days``)
         of ``feats`` (aligned). When the purchase model saw no dropout
@@ -777,7 +787,7 @@ class ValueModel(BaseEstimator):
             ml_clv = ml * scale * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
             value = ml_clv if self.chosen_ == "ml" else 0.5 * (ml_clv + value)
         elif self.chosen_ in SPREADSHEET:  # the backtest found a spreadsheet answer best: ship it, discounted, >= 0
-            sheet = spreadsheet_value(feats, self.chosen_, clv.horizon_days, **getattr(self, "spreadsheet_", {}))
+            sheet = spreadsheet_value(feats, self.chosen_, clv.horizon_days, **self._spreadsheet_kwargs(as_of))
             value = np.clip(sheet, 0, None) * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
         if "net_spend" in feats.columns:
             nothing = feats["net_spend"].to_numpy(dtype=float) <= 0
@@ -787,6 +797,18 @@ class ValueModel(BaseEstimator):
         out["predicted_clv"] = value
         out["value_model"] = self.chosen_
         return out
+
+    def _spreadsheet_kwargs(self, as_of) -> dict[str, Any]:
+        """:func:`spreadsheet_value` keywords of the shipped answer at ``as_of`` (default: the
+        fitting cutoff): scale, window and ``span_days`` = days from the log's first purchase
+        to ``as_of``. (A model pickled before ``first_purchase`` was stored falls back to the
+        longest tenure of the frame scored.)"""
+        params = dict(getattr(self, "spreadsheet_", {}))
+        first = params.pop("first_purchase", None)
+        if first is not None:
+            when = pd.Timestamp(as_of) if as_of is not None else self.cutoff_
+            params["span_days"] = (when - pd.Timestamp(first)) / pd.Timedelta(days=1)
+        return params
 
     def predict(self, transactions, cutoff=None, *, events=None, customers=None) -> pd.DataFrame:
         """Per customer with a purchase before ``cutoff`` (default: the fitting cutoff): BTYD
@@ -800,4 +822,4 @@ class ValueModel(BaseEstimator):
             )
         else:  # BTYD needs only the lifetimes-style columns of the snapshot
             feats = snapshot_features(transactions, cut, config=self.features)
-        return self.predict_features(feats)
+        return self.predict_features(feats, as_of=cut)
