@@ -138,11 +138,11 @@ def spark_cancellations(orders, keys: list[str]):
 def spark_multi_order_cancellations(orders, keys: list[str], window_days: float):
     """``orders`` (with ``cancelled_us`` of the one-order matches) with the credit notes that
     cancel several orders at once marked too (:func:`churnml.io.prepare_transactions` step 3):
-    the same code (``churnml.io._match_multi_order``) runs on each customer with a return left
+    the same code (``churnml.io.match_multi_order``) runs on each customer with a return left
     unmatched, in a pandas UDF, and redoes that customer's matching where a set could match."""
     from pyspark.sql import functions as F
 
-    from churnml.io import _NAT, _match_multi_order
+    from churnml.io import NAT, match_multi_order
 
     window_ns = int(round(float(window_days) * 86_400e9))
     todo = orders.filter(F.col("is_return") & F.col("cancelled_us").isNull()).select("customer_id").distinct()
@@ -154,11 +154,11 @@ def spark_multi_order_cancellations(orders, keys: list[str], window_days: float)
         ts = pdf["us"].to_numpy(dtype=np.int64) * 1000
         cents = np.rint(np.abs(pdf["amount"].to_numpy(dtype=np.float64)) * 100.0).astype(np.int64)
         c = pdf["cancelled_us"]
-        cancelled = np.where(c.isna(), _NAT, c.fillna(0).to_numpy(dtype=np.int64) * 1000)
-        out, _ = _match_multi_order(np.zeros(len(pdf), dtype=np.int64), ts, cents,
+        cancelled = np.where(c.isna(), NAT, c.fillna(0).to_numpy(dtype=np.int64) * 1000)
+        out, _ = match_multi_order(np.zeros(len(pdf), dtype=np.int64), ts, cents,
                                     pdf["is_return"].to_numpy(dtype=bool), cancelled, window_ns)
-        pdf["cancelled_us"] = pd.array(np.where(out == _NAT, 0, out // 1000), dtype="Int64")
-        pdf.loc[out == _NAT, "cancelled_us"] = pd.NA
+        pdf["cancelled_us"] = pd.array(np.where(out == NAT, 0, out // 1000), dtype="Int64")
+        pdf.loc[out == NAT, "cancelled_us"] = pd.NA
         return pdf
 
     matched = mine.groupBy("customer_id").applyInPandas(match, schema=mine.schema)
