@@ -1210,6 +1210,17 @@ def match_multi_order(
     return out, n_matched
 
 
+def _amount_before_last(lines: pd.DataFrame, orders: pd.DataFrame, keys: list[str], last_ns: np.ndarray) -> np.ndarray:
+    """Per row of ``orders`` (identified by ``keys``): the sum of its ``lines``' amounts (currency)
+    strictly before ``last_ns`` (its latest line's time, int64 ns)."""
+    want = orders[keys].assign(_last_ns=last_ns)
+    sub = lines[keys + [TIMESTAMP, AMOUNT]].merge(want, on=keys, how="inner")
+    t = sub[TIMESTAMP].to_numpy().astype("datetime64[ns]").view(np.int64)
+    sub = sub.loc[t < sub["_last_ns"].to_numpy()]
+    got = sub.groupby(keys, sort=False, observed=True)[AMOUNT].sum()
+    return got.reindex(pd.MultiIndex.from_frame(orders[keys])).fillna(0.0).to_numpy(dtype=np.float64)
+
+
 def prepare_transactions(
     raw: pd.DataFrame,
     *,
@@ -1242,8 +1253,14 @@ def prepare_transactions(
     number or name the order it cancels: either way the amounts decide):
 
     1. An order whose own lines net to zero and that has a negative line (cancelled inside the
-       order, or at the order's own timestamp without order ids) is cancelled at its own
-       timestamp: it is never a purchase (``report.orders_netting_to_zero``).
+       order, or at the order's own timestamp without order ids) is cancelled at its latest
+       line's timestamp, the moment it became zero (``report.orders_netting_to_zero``). With all
+       lines at one time it is never a purchase. With ``order_id`` and lines at several times
+       (``+50`` on day 0, ``-50`` under the same order id on day 3) a snapshot at a cutoff
+       between its first and latest line sees one purchase at the first line's time, whose
+       amount is the net of all its lines before the latest line's time (floored at 0; 50 here,
+       including any such lines at or after the cutoff, as for every order: an order's lines are
+       summed regardless of time); from the latest line on it never happened.
     2. One order: a return order whose amount is minus the amount of a purchase order of the same
        customer placed at or before it cancels the latest such purchase not cancelled yet
        (returns in time order, each purchase cancelled at most once; no time window).
@@ -1330,7 +1347,8 @@ def prepare_transactions(
     if columns.order_id:
         keys = [CUSTOMER_ID, "order_id"]
         orders = lines.groupby(keys, sort=False, observed=True).agg(
-            timestamp=(TIMESTAMP, "min"), amount=(AMOUNT, "sum"), n_lines=(AMOUNT, "size"), _min=(AMOUNT, "min")
+            timestamp=(TIMESTAMP, "min"), _last=(TIMESTAMP, "max"), amount=(AMOUNT, "sum"), n_lines=(AMOUNT, "size"),
+            _min=(AMOUNT, "min"),
         )
     else:
         keys = [CUSTOMER_ID, TIMESTAMP]
@@ -1343,6 +1361,9 @@ def prepare_transactions(
     cents = np.rint(np.abs(amt) * 100.0)
     # cancelled inside the order: a negative line and a net amount of zero to the cent
     zero_net = (orders.pop("_min").to_numpy() < 0) & (cents == 0) if returns == "net" else np.zeros(len(orders), dtype=bool)
+    # it became zero at its latest line (the order's own time without order ids)
+    last = orders.pop("_last") if "_last" in orders.columns else orders[TIMESTAMP]
+    last_ns = last.to_numpy().astype("datetime64[ns]").view(np.int64)
     orders[IS_RETURN] = (amt < 0) & ~zero_net
     is_ret = orders[IS_RETURN].to_numpy()
     ts_ns = orders[TIMESTAMP].to_numpy().astype("datetime64[ns]").view(np.int64)
@@ -1355,8 +1376,12 @@ def prepare_transactions(
             codes, ts_ns, cents.astype(np.int64), is_ret, cancelled, window_ns
         )
     report.cancellations = int(((cancelled != NAT) & ~is_ret).sum())
-    cancelled[zero_net] = ts_ns[zero_net]
+    cancelled[zero_net] = last_ns[zero_net]
     report.orders_netting_to_zero = int(zero_net.sum())
+    spans = np.flatnonzero(zero_net & (last_ns > ts_ns))
+    if spans.size:  # until it became zero, the order stands at what its earlier lines add up to
+        before = _amount_before_last(lines, orders.iloc[spans], keys, last_ns[spans])
+        orders.loc[orders.index[spans], AMOUNT] = np.maximum(before, 0.0)
     report.unmatched_returns = int((is_ret & (cancelled == NAT)).sum())
     orders[CANCELLED_AT] = cancelled.view("datetime64[ns]")
     cols = [CUSTOMER_ID, TIMESTAMP, AMOUNT, IS_RETURN, "n_lines", CANCELLED_AT] + (["order_id"] if columns.order_id else [])

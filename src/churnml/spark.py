@@ -83,9 +83,17 @@ def spark_transactions(spark, path: str, config: Config):
     if config.data.returns == "drop":
         lines = lines.filter(F.col("amount") >= 0)
     keys = ["customer_id", "order_id"] if cols.order_id else ["customer_id", "us"]
-    orders = lines.groupBy(*keys).agg(F.min("us").alias("us_min"), F.sum("amount").alias("amount"), F.min("amount").alias("_min"))
-    orders = orders.select(*keys, F.col("us_min").alias("us"), "amount", "_min") if cols.order_id else (
-        orders.select("customer_id", F.col("us_min").alias("us"), "amount", "_min")
+    if cols.order_id:  # the order's latest line time, and what its lines before it add up to
+        from pyspark.sql import Window
+
+        lines = lines.withColumn("_umax", F.max("us").over(Window.partitionBy(*keys)))
+        before = F.sum(F.when(F.col("us") < F.col("_umax"), F.col("amount")).otherwise(F.lit(0.0)))
+    else:
+        before = F.lit(0.0)
+    orders = lines.groupBy(*keys).agg(F.min("us").alias("us_min"), F.max("us").alias("_last"), F.sum("amount").alias("amount"),
+                                      F.min("amount").alias("_min"), before.alias("_before"))
+    orders = orders.select(*keys, F.col("us_min").alias("us"), "amount", "_min", "_last", "_before") if cols.order_id else (
+        orders.select("customer_id", F.col("us_min").alias("us"), "amount", "_min", "_last", "_before")
     )
     # cancelled inside the order: a negative line and a net amount of zero to the cent
     zero_net = (F.col("_min") < 0) & (F.bround(F.abs(F.col("amount")) * F.lit(100.0), 0) == 0)
@@ -94,7 +102,10 @@ def spark_transactions(spark, path: str, config: Config):
         orders = orders.withColumn("is_return", (F.col("amount") < 0) & ~F.col("_zero")).drop("_min")
         orders = spark_cancellations(orders, keys)
         orders = spark_multi_order_cancellations(orders, keys, config.data.cancel_window_days)
-        orders = orders.withColumn("cancelled_us", F.when(F.col("_zero"), F.col("us")).otherwise(F.col("cancelled_us")))
+        # cancelled when it became zero (its latest line); until then it stands at its earlier lines' net
+        orders = orders.withColumn("cancelled_us", F.when(F.col("_zero"), F.col("_last")).otherwise(F.col("cancelled_us")))
+        spans = F.col("_zero") & (F.col("_last") > F.col("us"))
+        orders = orders.withColumn("amount", F.when(spans, F.greatest(F.col("_before"), F.lit(0.0))).otherwise(F.col("amount")))
     else:
         orders = orders.withColumn("is_return", F.col("amount") < 0).drop("_min")
         orders = orders.withColumn("cancelled_us", F.lit(None).cast("long"))
