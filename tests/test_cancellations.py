@@ -237,3 +237,36 @@ def test_a_later_credit_note_does_not_change_an_earlier_match():
         pd.testing.assert_frame_equal(snapshot_features(past, pd.Timestamp(cut)), snapshot_features(tx, pd.Timestamp(cut)))
     f = snapshot_features(tx, pd.Timestamp("2024-01-06")).loc["a"]
     assert f["n_purchases"] == 1 and f["net_spend"] == pytest.approx(-13.0)
+
+
+# S: +50 on day 0, cancelled by a -50 line under the same invoice on day 3 (K: another customer)
+SPANNING = [
+    ("S", "537000", "2011-02-01 12:00", 5, 10.0),
+    ("S", "537000", "2011-02-04 12:00", -5, 10.0),
+    ("K", "537100", "2011-01-10 09:00", 2, 15.0),
+]
+
+
+@pytest.mark.parametrize("cut, n, spend", [
+    ("2011-02-02 12:00", 1, 50.0),  # day 1
+    ("2011-02-04 12:00", 1, 50.0),  # the -50 line is at the cutoff, not before it
+    ("2011-02-04 12:01", 0, 0.0),
+    ("2011-02-05 12:00", 0, 0.0),  # day 4
+])
+def test_an_order_netting_to_zero_later_is_a_purchase_until_it_does(cut, n, spend):
+    """Cancelled when its last line makes it zero, not at its first line: a cutoff in between sees
+    the purchase at its amount so far, and so does a log holding only the rows before the cutoff."""
+    raw = _raw(SPANNING)
+    cut = pd.Timestamp(cut)
+    full, report = prepare_transactions(raw, columns=COLUMNS)
+    assert report.orders_netting_to_zero == 1 and report.cancellations == 0
+    f = snapshot_features(full, cut)
+    if n:
+        assert f.loc["S", "n_purchases"] == n and f.loc["S", "net_spend"] == pytest.approx(spend)
+        assert f.loc["S", "recency_days"] == pytest.approx((cut - pd.Timestamp("2011-02-01 12:00")) / pd.Timedelta(days=1))
+    else:
+        assert "S" not in f.index  # no purchase left: the order never happened
+    assert len(purchases(full, at=cut).query("customer_id == 'S'")) == n
+    past, _ = prepare_transactions(raw.loc[pd.to_datetime(raw["InvoiceDate"]) < cut], columns=COLUMNS)
+    pd.testing.assert_frame_equal(snapshot_features(past, cut), snapshot_features(full, cut))
+    check_point_in_time(lambda t, c: snapshot_features(t, c), full, cut)

@@ -70,10 +70,10 @@ def effect_source(action: ActionConfig) -> str:
     else "assumed: configured, not measured"."""
     if action.effect_source:
         return action.effect_source
-    from churnml.config import _default_actions
+    from churnml.config import default_actions
 
     same = any(d.name == action.name and d.cost == action.cost and d.churn_reduction == action.churn_reduction
-               for d in _default_actions())
+               for d in default_actions())
     return ASSUMED_DEFAULT if same else ASSUMED_CONFIGURED
 
 

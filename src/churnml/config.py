@@ -33,6 +33,7 @@ __all__ = [
     "MlflowConfig",
     "RFMConfig",
     "RFMSegmentRule",
+    "default_actions",
     "load_config",
     "parse_condition",
 ]
@@ -526,10 +527,11 @@ class ActionConfig(_Section):
 
 
 DEFAULT_EFFECT_RULE = "stated loyalty increase / 750"
-"""How the default catalogue's churn_reduction figures were set (see :func:`_default_actions`)."""
+"""How the default catalogue's churn_reduction figures were set (see :func:`default_actions`)."""
 
 
-def _default_actions() -> list[ActionConfig]:
+def default_actions() -> list[ActionConfig]:
+    """The default action catalogue (``campaign.actions``): fresh objects on every call."""
     # Assumptions, not measurements. The relative ordering of cost and effect follows a Nordic
     # retention guide's table (personal contact most expensive and most effective); its figures
     # are marketing claims ("loyalty +60%"), not measured uplifts. The effects here are
@@ -558,7 +560,7 @@ class CampaignConfig(_Section):
     group, so about that share of the selected customers is control, and a customer held out
     once is held out whenever selected in a later campaign with the same ``seed``."""
 
-    actions: list[ActionConfig] = Field(default_factory=_default_actions)
+    actions: list[ActionConfig] = Field(default_factory=default_actions)
     control_share: float = 0.1
     seed: int = 42
 

@@ -47,10 +47,12 @@ __all__ = [
     "Dataset",
     "IS_RETURN",
     "LoadReport",
+    "NAT",
     "TIMESTAMP",
     "active_rows",
     "cancelled_before",
     "load_dataset",
+    "match_multi_order",
     "parse_date",
     "prepare_events",
     "prepare_transactions",
@@ -1017,7 +1019,8 @@ def _parse_numbers(
 
 # --------------------------------------------------------------------------- transactions
 
-_NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
+NAT = np.iinfo(np.int64).min
+"""NaT as int64 nanoseconds (``datetime64[ns]`` viewed as int64): "not cancelled" in the matching arrays."""
 
 
 def _run_starts(values: pd.Series) -> np.ndarray:
@@ -1046,7 +1049,7 @@ def _run_starts(values: pd.Series) -> np.ndarray:
 
 
 def _match_cancellations(codes: np.ndarray, ts_ns: np.ndarray, amount: np.ndarray, is_return: np.ndarray) -> np.ndarray:
-    """``cancelled_at`` (int64 ns, ``_NAT`` for none) of every order, vectorised.
+    """``cancelled_at`` (int64 ns, ``NAT`` for none) of every order, vectorised.
 
     ``codes`` are integer customer codes. A return order cancels the latest purchase order of the
     same customer placed at or before it (same timestamp included) that is not cancelled yet and
@@ -1064,7 +1067,7 @@ def _match_cancellations(codes: np.ndarray, ts_ns: np.ndarray, amount: np.ndarra
     a return.
     """
     n = len(amount)
-    out = np.full(n, _NAT, dtype=np.int64)
+    out = np.full(n, NAT, dtype=np.int64)
     if n == 0 or not is_return.any():
         return out
     cents = np.rint(np.abs(amount) * 100.0)
@@ -1119,7 +1122,7 @@ _SUBSETS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 def _subsets(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Every subset of ``k`` items with at least two, as a (subsets, k) 0/1 matrix sorted in the
-    preference order of :func:`_match_multi_order` (fewest orders, then the most recent oldest
+    preference order of :func:`match_multi_order` (fewest orders, then the most recent oldest
     order, then the most recent orders), and each subset's size."""
     if k not in _SUBSETS:
         masks = np.arange(1, 1 << k, dtype=np.int64)
@@ -1133,14 +1136,14 @@ def _subsets(k: int) -> tuple[np.ndarray, np.ndarray]:
     return _SUBSETS[k]
 
 
-def _match_multi_order(
+def match_multi_order(
     codes: np.ndarray, ts_ns: np.ndarray, cents: np.ndarray, is_return: np.ndarray, cancelled: np.ndarray,
     window_ns: int, max_orders: int = CANCEL_MAX_ORDERS,
 ) -> tuple[np.ndarray, int]:
     """Credit notes that cancel several orders at once, on top of the one-order matches.
 
     Rows sorted by customer code and time; ``cents`` are ``round(|amount| * 100)``; ``cancelled``
-    (int64 ns, ``_NAT`` for none) holds the one-order matches of :func:`_match_cancellations`.
+    (int64 ns, ``NAT`` for none) holds the one-order matches of :func:`_match_cancellations`.
     The rule, one credit note (return order) at a time in time order per customer (ties by
     amount): it cancels the latest open purchase of its amount placed at or before it (the
     one-order rule); failing that, two or more of the customer's open purchases placed at or
@@ -1157,7 +1160,7 @@ def _match_multi_order(
     many credit notes cancelled a set."""
     out = cancelled.copy()
     n = len(codes)
-    ret = np.flatnonzero(is_return & (out == _NAT))
+    ret = np.flatnonzero(is_return & (out == NAT))
     if n == 0 or ret.size == 0:
         return out, 0
     # rule-out, vectorised: purchases (any state) of the customer in [t - window, t], found by a
@@ -1182,11 +1185,11 @@ def _match_multi_order(
     for r in redo.tolist():
         lo, hi = int(start[r]), int(end[r])
         t_c, c_c, is_r = ts_ns[lo:hi], cents[lo:hi], is_return[lo:hi]
-        marks = np.full(hi - lo, _NAT, dtype=np.int64)
+        marks = np.full(hi - lo, NAT, dtype=np.int64)
         rr = np.flatnonzero(is_r)
         for i in rr[np.lexsort((rr, c_c[rr], t_c[rr]))].tolist():
             t = t_c[i]
-            open_before = ~is_r & (marks == _NAT) & (t_c <= t)
+            open_before = ~is_r & (marks == NAT) & (t_c <= t)
             one = np.flatnonzero(open_before & (c_c == c_c[i]))
             if one.size:  # the one-order rule: the latest (the last row: rows are in time order)
                 j = one[np.lexsort((one, t_c[one]))][-1]
@@ -1205,6 +1208,17 @@ def _match_multi_order(
             n_matched += 1
         out[lo:hi] = marks
     return out, n_matched
+
+
+def _amount_before_last(lines: pd.DataFrame, orders: pd.DataFrame, keys: list[str], last_ns: np.ndarray) -> np.ndarray:
+    """Per row of ``orders`` (identified by ``keys``): the sum of its ``lines``' amounts (currency)
+    strictly before ``last_ns`` (its latest line's time, int64 ns)."""
+    want = orders[keys].assign(_last_ns=last_ns)
+    sub = lines[keys + [TIMESTAMP, AMOUNT]].merge(want, on=keys, how="inner")
+    t = sub[TIMESTAMP].to_numpy().astype("datetime64[ns]").view(np.int64)
+    sub = sub.loc[t < sub["_last_ns"].to_numpy()]
+    got = sub.groupby(keys, sort=False, observed=True)[AMOUNT].sum()
+    return got.reindex(pd.MultiIndex.from_frame(orders[keys])).fillna(0.0).to_numpy(dtype=np.float64)
 
 
 def prepare_transactions(
@@ -1239,8 +1253,14 @@ def prepare_transactions(
     number or name the order it cancels: either way the amounts decide):
 
     1. An order whose own lines net to zero and that has a negative line (cancelled inside the
-       order, or at the order's own timestamp without order ids) is cancelled at its own
-       timestamp: it is never a purchase (``report.orders_netting_to_zero``).
+       order, or at the order's own timestamp without order ids) is cancelled at its latest
+       line's timestamp, the moment it became zero (``report.orders_netting_to_zero``). With all
+       lines at one time it is never a purchase. With ``order_id`` and lines at several times
+       (``+50`` on day 0, ``-50`` under the same order id on day 3) a snapshot at a cutoff
+       between its first and latest line sees one purchase at the first line's time, whose
+       amount is the net of all its lines before the latest line's time (floored at 0; 50 here,
+       including any such lines at or after the cutoff, as for every order: an order's lines are
+       summed regardless of time); from the latest line on it never happened.
     2. One order: a return order whose amount is minus the amount of a purchase order of the same
        customer placed at or before it cancels the latest such purchase not cancelled yet
        (returns in time order, each purchase cancelled at most once; no time window).
@@ -1248,7 +1268,7 @@ def prepare_transactions(
        or more of the customer's open purchase orders placed at or before it and at most
        ``cancel_window_days`` days earlier whose amounts add up to minus its amount (among the
        ``CANCEL_MAX_ORDERS`` most recent; fewest orders first, then the most recent ones; see
-       ``_match_multi_order``). Credit notes are taken in time order, each trying step 2 then
+       ``match_multi_order``). Credit notes are taken in time order, each trying step 2 then
        step 3, so a credit note's match depends on nothing after it. A re-invoice at a new price
        is an ordinary new purchase: it counts once, at its own amount.
     4. Anything else (a partial return or cancellation, a credit note matching no set of orders)
@@ -1327,7 +1347,8 @@ def prepare_transactions(
     if columns.order_id:
         keys = [CUSTOMER_ID, "order_id"]
         orders = lines.groupby(keys, sort=False, observed=True).agg(
-            timestamp=(TIMESTAMP, "min"), amount=(AMOUNT, "sum"), n_lines=(AMOUNT, "size"), _min=(AMOUNT, "min")
+            timestamp=(TIMESTAMP, "min"), _last=(TIMESTAMP, "max"), amount=(AMOUNT, "sum"), n_lines=(AMOUNT, "size"),
+            _min=(AMOUNT, "min"),
         )
     else:
         keys = [CUSTOMER_ID, TIMESTAMP]
@@ -1340,21 +1361,28 @@ def prepare_transactions(
     cents = np.rint(np.abs(amt) * 100.0)
     # cancelled inside the order: a negative line and a net amount of zero to the cent
     zero_net = (orders.pop("_min").to_numpy() < 0) & (cents == 0) if returns == "net" else np.zeros(len(orders), dtype=bool)
+    # it became zero at its latest line (the order's own time without order ids)
+    last = orders.pop("_last") if "_last" in orders.columns else orders[TIMESTAMP]
+    last_ns = last.to_numpy().astype("datetime64[ns]").view(np.int64)
     orders[IS_RETURN] = (amt < 0) & ~zero_net
     is_ret = orders[IS_RETURN].to_numpy()
     ts_ns = orders[TIMESTAMP].to_numpy().astype("datetime64[ns]").view(np.int64)
-    cancelled = np.full(len(orders), _NAT, dtype=np.int64)
+    cancelled = np.full(len(orders), NAT, dtype=np.int64)
     if returns == "net" and is_ret.any():
         codes = np.cumsum(_run_starts(orders[CUSTOMER_ID])) - 1  # sorted: one run per customer
         cancelled = _match_cancellations(codes, ts_ns, amt, is_ret)
         window_ns = int(round(float(cancel_window_days) * 86_400e9))
-        cancelled, report.multi_order_credit_notes = _match_multi_order(
+        cancelled, report.multi_order_credit_notes = match_multi_order(
             codes, ts_ns, cents.astype(np.int64), is_ret, cancelled, window_ns
         )
-    report.cancellations = int(((cancelled != _NAT) & ~is_ret).sum())
-    cancelled[zero_net] = ts_ns[zero_net]
+    report.cancellations = int(((cancelled != NAT) & ~is_ret).sum())
+    cancelled[zero_net] = last_ns[zero_net]
     report.orders_netting_to_zero = int(zero_net.sum())
-    report.unmatched_returns = int((is_ret & (cancelled == _NAT)).sum())
+    spans = np.flatnonzero(zero_net & (last_ns > ts_ns))
+    if spans.size:  # until it became zero, the order stands at what its earlier lines add up to
+        before = _amount_before_last(lines, orders.iloc[spans], keys, last_ns[spans])
+        orders.loc[orders.index[spans], AMOUNT] = np.maximum(before, 0.0)
+    report.unmatched_returns = int((is_ret & (cancelled == NAT)).sum())
     orders[CANCELLED_AT] = cancelled.view("datetime64[ns]")
     cols = [CUSTOMER_ID, TIMESTAMP, AMOUNT, IS_RETURN, "n_lines", CANCELLED_AT] + (["order_id"] if columns.order_id else [])
     orders = orders[cols]

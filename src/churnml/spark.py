@@ -83,9 +83,17 @@ def spark_transactions(spark, path: str, config: Config):
     if config.data.returns == "drop":
         lines = lines.filter(F.col("amount") >= 0)
     keys = ["customer_id", "order_id"] if cols.order_id else ["customer_id", "us"]
-    orders = lines.groupBy(*keys).agg(F.min("us").alias("us_min"), F.sum("amount").alias("amount"), F.min("amount").alias("_min"))
-    orders = orders.select(*keys, F.col("us_min").alias("us"), "amount", "_min") if cols.order_id else (
-        orders.select("customer_id", F.col("us_min").alias("us"), "amount", "_min")
+    if cols.order_id:  # the order's latest line time, and what its lines before it add up to
+        from pyspark.sql import Window
+
+        lines = lines.withColumn("_umax", F.max("us").over(Window.partitionBy(*keys)))
+        before = F.sum(F.when(F.col("us") < F.col("_umax"), F.col("amount")).otherwise(F.lit(0.0)))
+    else:
+        before = F.lit(0.0)
+    orders = lines.groupBy(*keys).agg(F.min("us").alias("us_min"), F.max("us").alias("_last"), F.sum("amount").alias("amount"),
+                                      F.min("amount").alias("_min"), before.alias("_before"))
+    orders = orders.select(*keys, F.col("us_min").alias("us"), "amount", "_min", "_last", "_before") if cols.order_id else (
+        orders.select("customer_id", F.col("us_min").alias("us"), "amount", "_min", "_last", "_before")
     )
     # cancelled inside the order: a negative line and a net amount of zero to the cent
     zero_net = (F.col("_min") < 0) & (F.bround(F.abs(F.col("amount")) * F.lit(100.0), 0) == 0)
@@ -94,7 +102,10 @@ def spark_transactions(spark, path: str, config: Config):
         orders = orders.withColumn("is_return", (F.col("amount") < 0) & ~F.col("_zero")).drop("_min")
         orders = spark_cancellations(orders, keys)
         orders = spark_multi_order_cancellations(orders, keys, config.data.cancel_window_days)
-        orders = orders.withColumn("cancelled_us", F.when(F.col("_zero"), F.col("us")).otherwise(F.col("cancelled_us")))
+        # cancelled when it became zero (its latest line); until then it stands at its earlier lines' net
+        orders = orders.withColumn("cancelled_us", F.when(F.col("_zero"), F.col("_last")).otherwise(F.col("cancelled_us")))
+        spans = F.col("_zero") & (F.col("_last") > F.col("us"))
+        orders = orders.withColumn("amount", F.when(spans, F.greatest(F.col("_before"), F.lit(0.0))).otherwise(F.col("amount")))
     else:
         orders = orders.withColumn("is_return", F.col("amount") < 0).drop("_min")
         orders = orders.withColumn("cancelled_us", F.lit(None).cast("long"))
@@ -138,11 +149,11 @@ def spark_cancellations(orders, keys: list[str]):
 def spark_multi_order_cancellations(orders, keys: list[str], window_days: float):
     """``orders`` (with ``cancelled_us`` of the one-order matches) with the credit notes that
     cancel several orders at once marked too (:func:`churnml.io.prepare_transactions` step 3):
-    the same code (``churnml.io._match_multi_order``) runs on each customer with a return left
+    the same code (``churnml.io.match_multi_order``) runs on each customer with a return left
     unmatched, in a pandas UDF, and redoes that customer's matching where a set could match."""
     from pyspark.sql import functions as F
 
-    from churnml.io import _NAT, _match_multi_order
+    from churnml.io import NAT, match_multi_order
 
     window_ns = int(round(float(window_days) * 86_400e9))
     todo = orders.filter(F.col("is_return") & F.col("cancelled_us").isNull()).select("customer_id").distinct()
@@ -154,11 +165,11 @@ def spark_multi_order_cancellations(orders, keys: list[str], window_days: float)
         ts = pdf["us"].to_numpy(dtype=np.int64) * 1000
         cents = np.rint(np.abs(pdf["amount"].to_numpy(dtype=np.float64)) * 100.0).astype(np.int64)
         c = pdf["cancelled_us"]
-        cancelled = np.where(c.isna(), _NAT, c.fillna(0).to_numpy(dtype=np.int64) * 1000)
-        out, _ = _match_multi_order(np.zeros(len(pdf), dtype=np.int64), ts, cents,
+        cancelled = np.where(c.isna(), NAT, c.fillna(0).to_numpy(dtype=np.int64) * 1000)
+        out, _ = match_multi_order(np.zeros(len(pdf), dtype=np.int64), ts, cents,
                                     pdf["is_return"].to_numpy(dtype=bool), cancelled, window_ns)
-        pdf["cancelled_us"] = pd.array(np.where(out == _NAT, 0, out // 1000), dtype="Int64")
-        pdf.loc[out == _NAT, "cancelled_us"] = pd.NA
+        pdf["cancelled_us"] = pd.array(np.where(out == NAT, 0, out // 1000), dtype="Int64")
+        pdf.loc[out == NAT, "cancelled_us"] = pd.NA
         return pdf
 
     matched = mine.groupBy("customer_id").applyInPandas(match, schema=mine.schema)
