@@ -191,3 +191,55 @@ def test_a_family_feature_named_like_a_generic_label_keeps_its_own_form():
     assert parse_reason("last complaint 9 (typical 2)", scores.columns)[0] == "event_value"
     found = check_reasons(scores, Config(), None)
     assert len(found) == 1 and found[0].severity == "fail" and "does not raise" in found[0].message
+
+
+# --------------------------------------------------------------------------- issue 22: misleading sentences
+
+
+def _fails(table):
+    found = check_reasons(table, Config(), None)
+    return [f.message for f in found if f.severity == "fail"]
+
+
+@pytest.mark.parametrize("sentence, overrides, why", [
+    # 1. "usually buys every" from one gap; the one-gap form needs exactly one gap
+    ("no purchase for 272 days, usually buys every day", {"recency_days": 272.0, "ipt_mean_days": 1.0, "frequency": 1.0}, "false"),
+    ("no purchase for 272 days, after 2 purchases 1 day apart", {"recency_days": 272.0, "ipt_mean_days": 1.0, "frequency": 3.0}, "false"),
+    ("no purchase for 5 days, after 2 purchases 9 days apart", {"recency_days": 5.0, "ipt_mean_days": 9.0, "frequency": 1.0}, "lower"),
+    # 2. repeat-purchase spend of a single-purchase customer
+    ("repeat purchases worth 0 on average, below the typical 3.62", {"monetary_value": 0.0, "frequency": 0.0}, "false"),
+    # 3. mixed units
+    ("customer for only 38 days (typical 4 months)", {"tenure_days": 38.0}, "false"),
+    ("customer for only 3 months (typical 122 days)", {"tenure_days": 95.0}, "false"),
+    # 4. "after returns" with no returns
+    ("spent 50 in total after returns, below the typical 200", {"net_spend": 50.0, "n_returns": 0.0, "return_amount": 0.0}, "false"),
+    # 5. trivial differences
+    ("customer for only 28 days (typical 29 days)", {"tenure_days": 28.0}, "lower"),
+    ("expected spend per purchase 1.01, below the typical 1.05", {"btyd_expected_avg_spend": 1.01}, "lower"),
+    ("only 5 purchases in 14 months (typical 5.3)", {}, "lower"),
+    # 6. the summary: the row's own probability, and the comparison its numbers make
+    ("no single driver stands out: churn probability 78%, below the typical customer's 80%", {"churn_probability": 0.78}, "false"),
+    ("no single driver stands out: churn probability 60%, about as high as the typical customer's 80%", {"churn_probability": 0.6}, "false"),
+    ("no single driver stands out: churn probability 70%, about as high as the typical customer's 80%", {"churn_probability": 0.78}, "false"),
+    ("no risk driver: churn probability 78%, below the typical 80%", {"churn_probability": 0.78}, "lower"),  # the old form
+])
+def test_issue22_misleading_sentences_fail(sentence, overrides, why):
+    msgs = _fails(_table([sentence], **overrides))
+    assert len(msgs) == 1, msgs
+    assert ("are false" in msgs[0]) == (why == "false") and ("does not raise" in msgs[0]) == (why == "lower")
+
+
+@pytest.mark.parametrize("sentence, overrides", [
+    ("no purchase for 272 days, after 2 purchases 1 day apart", {"recency_days": 272.0, "ipt_mean_days": 1.0, "frequency": 1.0}),
+    ("no purchase for 272 days, usually buys every day", {"recency_days": 272.0, "ipt_mean_days": 1.0, "frequency": 2.0}),
+    ("repeat purchases worth 1 on average, below the typical 3.62", {"monetary_value": 1.0, "frequency": 2.0}),
+    ("customer for only 38 days (typical 122 days)", {"tenure_days": 38.0}),
+    ("customer for only 10 months (typical 13 months)", {"tenure_days": 300.0}),
+    ("spent 50 in total, below the typical 200", {"net_spend": 50.0, "total_spend": 50.0}),
+    ("spent 50 in total after returns, below the typical 200", {"net_spend": 50.0, "n_returns": 1.0, "return_amount": 20.0}),
+    ("customer for only 26 days (typical 29 days)", {"tenure_days": 26.0}),
+    ("no single driver stands out: churn probability 78%, about as high as the typical customer's 80%", {"churn_probability": 0.78}),
+    ("no single driver stands out: churn probability 60%, below the typical customer's 80%", {"churn_probability": 0.6}),
+])
+def test_issue22_true_forms_pass(sentence, overrides):
+    assert check_reasons(_table([sentence], **overrides), Config(), None) == []

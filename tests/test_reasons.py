@@ -11,7 +11,7 @@ import pytest
 
 from churnml.churn import ChurnModel, PlattCalibrator, _fit_calibrator, _logit
 from churnml.config import SegmentsConfig, TierConfig
-from churnml.segments import LOW_RISK, _phrase, low_risk_cut, reason_codes
+from churnml.segments import LOW_RISK, _phrase, low_risk_cut, parse_reason, reason_codes
 
 
 def _features(n=1500, seed=0):
@@ -356,3 +356,69 @@ def test_no_raw_floats_or_broken_plurals_on_a_random_population():
     # a customer whose risk is not above the reference never gets drivers
     gated = r.str.startswith(("low risk", "no single driver"))
     assert gated[contrib.drop(columns="base").sum(axis=1) <= 0].all() and not gated.all()
+
+
+# --------------------------------------------------------------------------- issue 22: misleading sentences
+
+
+def test_one_gap_is_not_a_usual_rhythm():
+    """Bought on 1 and 2 Jan, then nothing for 272 days: one gap of 1 day is no "usually buys
+    every day"; "usually buys every" needs 2 or more gaps (frequency >= 2)."""
+    got = _one("recency_days", {"recency_days": 40.0}, recency_days=[272.0, 272.0, 10.0, 272.0],
+               ipt_mean_days=[1.0, 1.0, 20.0, 30.0], frequency=[1.0, 2.0, 1.0, 1.0])
+    assert got == ["no purchase for 272 days, after 2 purchases 1 day apart", "no purchase for 272 days, usually buys every day",
+                   None,  # 10 days since, after a single gap of 20: not overdue
+                   "no purchase for 272 days, after 2 purchases 30 days apart"]
+    assert parse_reason(got[0]) == ("recency_pair", {"recency": "272 days", "gap": "1 day"})
+
+
+def test_no_repeat_purchase_spend_for_single_purchase_customers():
+    typ = {"monetary_value": 3.62}
+    assert _one("monetary_value", typ, monetary_value=[0.0, 1.0, 3.5], frequency=[0.0, 2.0, 2.0], net_spend=[5.0, 9.0, 9.0]) == [
+        None, "repeat purchases worth 1 on average, below the typical 3.62", None]  # 3.5 vs 3.62: not material
+
+
+def test_tenure_and_its_typical_share_one_unit():
+    """Either under 90 days: both in days; else both as spans."""
+    assert _one("tenure_days", {"tenure_days": 122.0}, tenure_days=[38.0, 115.0]) == [
+        "customer for only 38 days (typical 122 days)", None]  # 115 against 122: under 10% shorter
+    assert _one("tenure_days", {"tenure_days": 400.0}, tenure_days=[38.0, 95.0, 300.0]) == [
+        "customer for only 38 days (typical 400 days)", "customer for only 3 months (typical 13 months)",
+        "customer for only 10 months (typical 13 months)"]
+
+
+def test_after_returns_only_for_customers_with_returns():
+    typ = {"net_spend": 200.0}
+    got = _one("net_spend", typ, net_spend=[50.0, 50.0, 50.0], n_returns=[0.0, 2.0, 0.0], return_amount=[0.0, 30.0, 12.0])
+    assert got == ["spent 50 in total, below the typical 200", "spent 50 in total after returns, below the typical 200",
+                   "spent 50 in total after returns, below the typical 200"]
+
+
+def test_trivial_differences_are_no_risk_driver():
+    """Under MATERIAL_SHARE below the typical the sentence is gated out and the next driver takes the slot."""
+    from churnml.segments import MATERIAL_SHARE, materially_below
+
+    assert MATERIAL_SHARE == 0.10
+    assert materially_below([90.0, 90.5, -11.0, -10.5], [100.0, 100.0, -10.0, -10.0]).tolist() == [True, False, True, False]
+    assert _one("tenure_days", {"tenure_days": 29.0}, tenure_days=[28.0, 26.0]) == [None, "customer for only 26 days (typical 29 days)"]
+    assert _one("btyd_expected_avg_spend", {"btyd_expected_avg_spend": 1.05}, btyd_expected_avg_spend=[1.01, 0.94], net_spend=[5.0, 5.0]) == [
+        None, "expected spend per purchase 0.94, below the typical 1.05"]
+    assert _one("n_purchases", {"purchase_days_per_year": 4.0}, n_purchases=[4.0], frequency=[3.0], tenure_days=[400.0]) == [None]  # 4 vs 4.4
+    assert _one("last_nps", {"last_nps": 8.0}, last_nps=[7.5, 7.0]) == [None, "last NPS answer 7 (typical 8)"]
+    f = pd.DataFrame({"tenure_days": [28.0], "n_complaint_90d": [1.0]})
+    c = pd.DataFrame({"tenure_days": [1.0], "n_complaint_90d": [0.5], "base": [0.0]})
+    assert reason_codes(c, f, typical={"tenure_days": 29.0, "n_complaint_90d": 0.0}, low_risk=0.0)[0] == "1 complaint in the last 90 days"
+
+
+def test_no_driver_summary_says_how_the_risk_compares():
+    f = pd.DataFrame({"recency_days": [5.0, 5.0, 5.0]}, index=list("abc"))
+    base = _logit(0.8)
+    c = pd.DataFrame({"recency_days": [_logit(0.78) - base, _logit(0.6) - base, _logit(0.9) - base], "base": [base] * 3},
+                     index=list("abc"))
+    r = reason_codes(c, f, low_risk=0.3)
+    assert r.tolist() == ["no single driver stands out: churn probability 78%, about as high as the typical customer's 80%",
+                          "no single driver stands out: churn probability 60%, below the typical customer's 80%",
+                          "no single driver stands out: churn probability 90%, above the typical customer's 80%"]
+    assert parse_reason(r["b"]) == ("no_driver", {"p": "60%", "relation": "below", "typical": "80%"})
+    low = pd.DataFrame({"recency_days": [0.0] * 3, "base": [_logit(0.2)] * 3}, index=list("abc"))
+    assert reason_codes(low, f, low_risk=0.3).tolist() == ["low risk: churn probability 20%"] * 3  # unchanged
