@@ -14,7 +14,7 @@ from churnml.segments import REASON_TEMPLATES, parse_reason, reason_codes
 _ROW = {"recency_days": 8.0, "ipt_mean_days": 167.0, "frequency": 4.0, "n_purchases": 7.0, "tenure_days": 430.0,
         "net_spend": 300.0, "total_spend": 300.0, "btyd_value": 127.0, "n_purchases_90d": 3.0, "spend_90d": 40.0,
         "purchase_trend": 0.2, "spend_trend": 0.1, "n_returns": 0.0, "return_amount": 0.0, "n_complaint_90d": 0.0,
-        "value_at_risk": 10.0}
+        "value_at_risk": 10.0, "churn_probability": 0.45}
 
 
 def _table(reasons: list[str], **overrides) -> pd.DataFrame:
@@ -36,8 +36,9 @@ def _severities(findings):
     ("no purchase for 8 days, usually buys every 5 days", "false"),  # the gap is 167 days
     ("only 7 purchases in 14 months (typical 9)", "false"),  # 7 orders, but 5 purchase days
     ("only 5 purchases in 14 months (typical 4)", "lower"),  # more than the stated typical
-    ("customer for only 14 months (typical 2 months)", "lower"),  # longer than typical
-    ("customer for 14 months (typical 2 months)", "lower"),  # the old form of the same
+    ("customer for only 14 months (typical 4 months)", "lower"),  # longer than typical
+    ("customer for 14 months (typical 4 months)", "lower"),  # the old form of the same
+    ("customer for only 14 months (typical 2 months)", "false"),  # a typical under 90 days is stated in days
     ("customer for only 3 months (typical 7 months)", "false"),  # the tenure is 14 months
     ("high expected future spend (127, typical 31.74)", "lower"),  # high spend never a churn reason
     ("spent 300 in total, below the typical 200", "lower"),
@@ -62,15 +63,15 @@ def test_true_sentences_pass_and_counts_name_every_customer():
         "no purchase for 200 days, usually buys every 167 days; only 5 purchases in 14 months (typical 9)",
         "high total spend (300, typical 31); no purchase for 200 days, usually buys every 167 days",
         "no purchase for 200 days, usually buys every 167 days; the moon is full",
-        "no risk driver: churn probability 45%, below the typical 52%",
+        "no single driver stands out: churn probability 45%, about as high as the typical customer's 48%",
     ], recency_days=200.0)
     found = check_reasons(scores, Config(), None)
     assert _severities(found) == ["fail", "warn"]
     fail = next(f for f in found if f.severity == "fail")
-    assert fail.message.startswith("1 of 6 reason sentences state a fact that does not raise") and "e.g. c1" in fail.message
+    assert fail.message.startswith("1 of 7 reason sentences state a fact that does not raise") and "e.g. c1" in fail.message
     warn = next(f for f in found if f.severity == "warn")
     assert "the moon is full" in warn.message and "e.g. c2" in warn.message
-    short = _table(["customer for only 58 days (typical 62 days)", "customer for only 58 days (typical 2 months)"], tenure_days=58.0)
+    short = _table(["customer for only 50 days (typical 62 days)"], tenure_days=50.0)
     assert check_reasons(short, Config(), None) == []
     assert "are false" in check_reasons(_table(["customer for only 2 months (typical 3 months)"], tenure_days=58.0), Config(), None)[0].message
     # the customer id may be a column (churnml score)
@@ -118,10 +119,10 @@ def _population(n=3000, seed=0):
 def test_the_phrasings_own_output_passes_on_a_simulated_population():
     f, c = _population()
     r = reason_codes(c, f, k=3, low_risk=0.05, above_typical_only=False)
-    scores = f.assign(reasons=r)
+    scores = f.assign(reasons=r, churn_probability=1 / (1 + np.exp(-c.drop(columns="base").sum(axis=1))))
     assert check_reasons(scores, Config(), None) == []
     # and the sentences cover most of the templates (the audit is not passing on an empty set)
-    names = {parse_reason(s)[0] for line in r if not line.startswith(("low risk", "no risk driver")) for s in line.split("; ")}
+    names = {parse_reason(s)[0] for line in r if not line.startswith(("low risk", "no single driver")) for s in line.split("; ")}
     assert names <= set(REASON_TEMPLATES) | {"generic", "category"}
     assert len(names & set(REASON_TEMPLATES)) >= 15, names
     # the same sentences, moved to another customer, are caught: a different customer's numbers
@@ -190,3 +191,55 @@ def test_a_family_feature_named_like_a_generic_label_keeps_its_own_form():
     assert parse_reason("last complaint 9 (typical 2)", scores.columns)[0] == "event_value"
     found = check_reasons(scores, Config(), None)
     assert len(found) == 1 and found[0].severity == "fail" and "does not raise" in found[0].message
+
+
+# --------------------------------------------------------------------------- issue 22: misleading sentences
+
+
+def _fails(table):
+    found = check_reasons(table, Config(), None)
+    return [f.message for f in found if f.severity == "fail"]
+
+
+@pytest.mark.parametrize("sentence, overrides, why", [
+    # 1. "usually buys every" from one gap; the one-gap form needs exactly one gap
+    ("no purchase for 272 days, usually buys every day", {"recency_days": 272.0, "ipt_mean_days": 1.0, "frequency": 1.0}, "false"),
+    ("no purchase for 272 days, after 2 purchases 1 day apart", {"recency_days": 272.0, "ipt_mean_days": 1.0, "frequency": 3.0}, "false"),
+    ("no purchase for 5 days, after 2 purchases 9 days apart", {"recency_days": 5.0, "ipt_mean_days": 9.0, "frequency": 1.0}, "lower"),
+    # 2. repeat-purchase spend of a single-purchase customer
+    ("repeat purchases worth 0 on average, below the typical 3.62", {"monetary_value": 0.0, "frequency": 0.0}, "false"),
+    # 3. mixed units
+    ("customer for only 38 days (typical 4 months)", {"tenure_days": 38.0}, "false"),
+    ("customer for only 3 months (typical 122 days)", {"tenure_days": 95.0}, "false"),
+    # 4. "after returns" with no returns
+    ("spent 50 in total after returns, below the typical 200", {"net_spend": 50.0, "n_returns": 0.0, "return_amount": 0.0}, "false"),
+    # 5. trivial differences
+    ("customer for only 28 days (typical 29 days)", {"tenure_days": 28.0}, "lower"),
+    ("expected spend per purchase 1.01, below the typical 1.05", {"btyd_expected_avg_spend": 1.01}, "lower"),
+    ("only 5 purchases in 14 months (typical 5.3)", {}, "lower"),
+    # 6. the summary: the row's own probability, and the comparison its numbers make
+    ("no single driver stands out: churn probability 78%, below the typical customer's 80%", {"churn_probability": 0.78}, "false"),
+    ("no single driver stands out: churn probability 60%, about as high as the typical customer's 80%", {"churn_probability": 0.6}, "false"),
+    ("no single driver stands out: churn probability 70%, about as high as the typical customer's 80%", {"churn_probability": 0.78}, "false"),
+    ("no risk driver: churn probability 78%, below the typical 80%", {"churn_probability": 0.78}, "lower"),  # the old form
+])
+def test_issue22_misleading_sentences_fail(sentence, overrides, why):
+    msgs = _fails(_table([sentence], **overrides))
+    assert len(msgs) == 1, msgs
+    assert ("are false" in msgs[0]) == (why == "false") and ("does not raise" in msgs[0]) == (why == "lower")
+
+
+@pytest.mark.parametrize("sentence, overrides", [
+    ("no purchase for 272 days, after 2 purchases 1 day apart", {"recency_days": 272.0, "ipt_mean_days": 1.0, "frequency": 1.0}),
+    ("no purchase for 272 days, usually buys every day", {"recency_days": 272.0, "ipt_mean_days": 1.0, "frequency": 2.0}),
+    ("repeat purchases worth 1 on average, below the typical 3.62", {"monetary_value": 1.0, "frequency": 2.0}),
+    ("customer for only 38 days (typical 122 days)", {"tenure_days": 38.0}),
+    ("customer for only 10 months (typical 13 months)", {"tenure_days": 300.0}),
+    ("spent 50 in total, below the typical 200", {"net_spend": 50.0, "total_spend": 50.0}),
+    ("spent 50 in total after returns, below the typical 200", {"net_spend": 50.0, "n_returns": 1.0, "return_amount": 20.0}),
+    ("customer for only 26 days (typical 29 days)", {"tenure_days": 26.0}),
+    ("no single driver stands out: churn probability 78%, about as high as the typical customer's 80%", {"churn_probability": 0.78}),
+    ("no single driver stands out: churn probability 60%, below the typical customer's 80%", {"churn_probability": 0.6}),
+])
+def test_issue22_true_forms_pass(sentence, overrides):
+    assert check_reasons(_table([sentence], **overrides), Config(), None) == []

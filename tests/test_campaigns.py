@@ -42,7 +42,7 @@ def test_segments_follow_the_matrix_and_recommend_the_best_eligible_action():
 def test_reason_codes_in_words():
     feats = pd.DataFrame(
         {"recency_days": [210.0, 5.0], "ipt_mean_days": [45.0, np.nan], "n_complaint_90d": [2.0, 0.0],
-         "last_nps": [3.0, 9.0], "tenure_days": [400.0, 30.0], "n_purchases": [8.0, 1.0]},
+         "last_nps": [3.0, 9.0], "tenure_days": [400.0, 30.0], "n_purchases": [8.0, 1.0], "frequency": [7.0, 0.0]},
         index=["a", "b"],
     )
     contrib = pd.DataFrame(

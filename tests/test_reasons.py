@@ -11,7 +11,7 @@ import pytest
 
 from churnml.churn import ChurnModel, PlattCalibrator, _fit_calibrator, _logit
 from churnml.config import SegmentsConfig, TierConfig
-from churnml.segments import LOW_RISK, _phrase, low_risk_cut, reason_codes
+from churnml.segments import LOW_RISK, _phrase, low_risk_cut, parse_reason, reason_codes
 
 
 def _features(n=1500, seed=0):
@@ -136,8 +136,9 @@ def test_a_customer_at_the_reference_gets_no_contribution(fitted):
 def test_reasons_when_the_prior_ships_talk_about_recency_only(fitted):
     model, Xv, yv, Xt = fitted
     m = _as(model, "prior", Xv, yv, "isotonic")
-    r = reason_codes(m.shipped_contributions(Xt), Xt, typical=m.typical_, low_risk=0.0)
-    drivers = r[~r.str.startswith(("low risk", "no risk driver"))]
+    # the phrasing's helper column: purchase days less one (orders are purchase days in this simulation)
+    r = reason_codes(m.shipped_contributions(Xt), Xt.assign(frequency=Xt["n_purchases"] - 1), typical=m.typical_, low_risk=0.0)
+    drivers = r[~r.str.startswith(("low risk", "no single driver"))]
     assert len(drivers) > 50
     assert drivers.str.match(r"^(no purchase for \d+ days|last purchase (today|yesterday))").all()
     assert not r.str.contains("customer for|orders|spent|complaint").any()
@@ -151,7 +152,7 @@ def test_only_risk_raising_drivers_strongest_first_and_low_risk_texts():
         {"recency_days": [210.0, 5.0, 30.0, 100.0], "ipt_mean_days": [45.0, np.nan, 20.0, 30.0],
          "n_complaint_90d": [2.0, 0.0, 1.0, 1.0], "last_nps": [3.0, 9.0, 8.0, 8.0],
          "tenure_days": [400.0, 30.0, 300.0, 300.0], "n_purchases": [8.0, 1.0, 5.0, 5.0],
-         "recency_ratio": [4.7, np.nan, 1.5, 3.3]},
+         "recency_ratio": [4.7, np.nan, 1.5, 3.3], "frequency": [7.0, 0.0, 4.0, 4.0]},
         index=list("abcd"),
     )
     base = _logit(0.4)
@@ -167,8 +168,8 @@ def test_only_risk_raising_drivers_strongest_first_and_low_risk_texts():
     assert r["a"] == "no purchase for 210 days, usually buys every 45 days; 2 complaints in the last 90 days; last NPS answer 3 (typical 8)"
     # b: a positive driver, but the shipped risk (4%) is low: no "why at risk"
     assert r["b"] == "low risk: churn probability 4%"
-    # c: 0.3 of drivers against 0.5 of protection: risk 35% is not above the reference's 40%
-    assert r["c"] == "no risk driver: churn probability 35%, below the typical 40%"
+    # c: 0.3 of drivers against 0.5 of protection: risk 35% is not above the reference's 40% (within 5 points)
+    assert r["c"] == "no single driver stands out: churn probability 35%, about as high as the typical customer's 40%"
     # d: above the reference; the negative recency contribution is not a reason
     assert r["d"] == "1 complaint in the last 90 days"
     assert reason_codes(contrib, feats, k=1, typical=typ, low_risk=0.2)["a"] == "no purchase for 210 days, usually buys every 45 days"
@@ -182,7 +183,7 @@ def test_a_driver_whose_sentence_is_not_true_gives_its_slot_to_the_next():
     """The model credits recency, tenure and spend, but for this customer recency (8 days, usually
     every 167), tenure (above the typical) and spend (high) do not raise risk: the sentence of the
     next driver that does is shown; with none left, the "no risk driver" form."""
-    feats = pd.DataFrame({"recency_days": [8.0, 8.0], "ipt_mean_days": [167.0, 167.0], "tenure_days": [400.0, 400.0],
+    feats = pd.DataFrame({"recency_days": [8.0, 8.0], "ipt_mean_days": [167.0, 167.0], "frequency": [3.0, 3.0], "tenure_days": [400.0, 400.0],
                           "btyd_value": [127.0, 127.0], "net_spend": [500.0, 500.0], "n_complaint_90d": [1.0, 0.0]},
                          index=["x", "y"])
     contrib = pd.DataFrame({"recency_days": [2.0, 2.0], "tenure_days": [1.0, 1.0], "btyd_value": [0.8, 0.8],
@@ -190,7 +191,7 @@ def test_a_driver_whose_sentence_is_not_true_gives_its_slot_to_the_next():
     typ = {"tenure_days": 60.0, "btyd_value": 31.74, "n_complaint_90d": 0.0}
     r = reason_codes(contrib, feats, typical=typ, low_risk=0.1)
     assert r["x"] == "1 complaint in the last 90 days"
-    assert r["y"] == "no risk driver: churn probability 99%, above the typical 50%"
+    assert r["y"] == "no single driver stands out: churn probability 99%, above the typical customer's 50%"
 
 
 def test_low_risk_cut_follows_absolute_risk_tiers():
@@ -207,7 +208,8 @@ def _one(feature, typical=None, trend_days=90, **cols):
 def test_recency_sentence_only_when_overdue():
     typ = {"recency_days": 40.0}
     got = _one("recency_days", typ, recency_days=[0.0, 1.0, 8.0, 300.0, 167.0, 168.0, 2.0, 50.0, 40.0],
-               ipt_mean_days=[1.0, 7.0, 167.0, 1.0, 167.0, 167.0, np.nan, np.nan, np.nan])
+               ipt_mean_days=[1.0, 7.0, 167.0, 1.0, 167.0, 167.0, np.nan, np.nan, np.nan],
+               frequency=[5.0, 5.0, 2.0, 9.0, 2.0, 2.0, 0.0, 0.0, 0.0])
     assert got == [
         None, None,  # a purchase today / yesterday never raises risk
         None,  # "no purchase for 8 days, usually buys every 167 days": not overdue
@@ -219,7 +221,7 @@ def test_recency_sentence_only_when_overdue():
         None,  # a single purchase as long ago as the typical customer's last
     ]
     # BG/NBD's prior reads as the same recency fact; without recency it says what the model expects (over 50% only)
-    assert _one("btyd_p_no_purchase", recency_days=[40.0], ipt_mean_days=[12.0], btyd_p_no_purchase=[0.8]) == [
+    assert _one("btyd_p_no_purchase", recency_days=[40.0], ipt_mean_days=[12.0], frequency=[3.0], btyd_p_no_purchase=[0.8]) == [
         "no purchase for 40 days, usually buys every 12 days"]
     assert _one("btyd_p_no_purchase", btyd_p_no_purchase=[0.83, 0.4, 0.504]) == [
         "the purchase model expects no purchase soon (83% chance of none in the churn horizon)", None, None]
@@ -243,14 +245,16 @@ def test_frequency_counts_purchase_days_and_only_below_typical():
 def test_tenure_only_when_shorter_than_typical():
     typ = {"tenure_days": 200.0}
     assert _one("tenure_days", typ, tenure_days=[1.0, 30.44, 800.0, 195.0, 199.0]) == [
-        "customer for only 1 day (typical 7 months)", "customer for only 30 days (typical 7 months)",
+        # under 90 days: both in days
+        "customer for only 1 day (typical 200 days)", "customer for only 30 days (typical 200 days)",
         None,  # longer than typical: never a risk driver
-        "customer for only 6 months (typical 7 months)",
+        None,  # 195 days against 200: under MATERIAL_SHARE shorter, no driver
         None,  # shorter, but reads as the same 7 months
     ]
+    assert _one("tenure_days", typ, tenure_days=[170.0]) == ["customer for only 6 months (typical 7 months)"]
     # a typical tenure under 90 days: both in days, not "58 days (typical 2 months)"
-    assert _one("tenure_days", {"tenure_days": 62.4}, tenure_days=[58.0, 70.0, 61.9]) == [
-        "customer for only 58 days (typical 62 days)", None, None]
+    assert _one("tenure_days", {"tenure_days": 62.4}, tenure_days=[50.0, 70.0, 61.9, 58.0]) == [
+        "customer for only 50 days (typical 62 days)", None, None, None]  # 58 against 62.4: under 10% shorter
 
 
 def test_spend_low_facts_only():
@@ -278,9 +282,9 @@ def test_returns_windows_and_trends():
         "spent 12.50 in the last 90 days, below the typical 40", None, None]
     # an empty window is the recency fact, gated as one
     assert _one("n_purchases_90d", typ, n_purchases_90d=[0.0, 0.0, 0.0], spend_90d=[0.0, 0.0, 0.0], recency_days=[179.0, 95.0, 100.0],
-                ipt_mean_days=[37.0, np.nan, 150.0]) == [
+                ipt_mean_days=[37.0, np.nan, 150.0], frequency=[4.0, 0.0, 2.0]) == [
         "no purchase for 179 days, usually buys every 37 days", "no purchase for 95 days after a single purchase (typical 60 days)", None]
-    f = pd.DataFrame({"recency_days": [179.0], "ipt_mean_days": [37.0], "n_purchases_90d": [0.0], "spend_90d": [0.0],
+    f = pd.DataFrame({"recency_days": [179.0], "ipt_mean_days": [37.0], "frequency": [4.0], "n_purchases_90d": [0.0], "spend_90d": [0.0],
                       "n_complaint_90d": [1.0]})
     c = pd.DataFrame({"spend_90d": [0.9], "n_purchases_90d": [0.8], "recency_days": [0.7], "n_complaint_90d": [0.1], "base": [0.0]})
     assert reason_codes(c, f, typical={"n_complaint_90d": 0.0}, low_risk=0.0)[0] == (
@@ -350,5 +354,71 @@ def test_no_raw_floats_or_broken_plurals_on_a_random_population():
     assert not re.search(r"(?<![\d,.])(0|[2-9]|\d{2,}) (day|purchase|return|complaint|month)\b", text)
     assert "(s)" not in text and "nan" not in text.lower() and "unknown" not in text
     # a customer whose risk is not above the reference never gets drivers
-    gated = r.str.startswith(("low risk", "no risk driver"))
+    gated = r.str.startswith(("low risk", "no single driver"))
     assert gated[contrib.drop(columns="base").sum(axis=1) <= 0].all() and not gated.all()
+
+
+# --------------------------------------------------------------------------- issue 22: misleading sentences
+
+
+def test_one_gap_is_not_a_usual_rhythm():
+    """Bought on 1 and 2 Jan, then nothing for 272 days: one gap of 1 day is no "usually buys
+    every day"; "usually buys every" needs 2 or more gaps (frequency >= 2)."""
+    got = _one("recency_days", {"recency_days": 40.0}, recency_days=[272.0, 272.0, 10.0, 272.0],
+               ipt_mean_days=[1.0, 1.0, 20.0, 30.0], frequency=[1.0, 2.0, 1.0, 1.0])
+    assert got == ["no purchase for 272 days, after 2 purchases 1 day apart", "no purchase for 272 days, usually buys every day",
+                   None,  # 10 days since, after a single gap of 20: not overdue
+                   "no purchase for 272 days, after 2 purchases 30 days apart"]
+    assert parse_reason(got[0]) == ("recency_pair", {"recency": "272 days", "gap": "1 day"})
+
+
+def test_no_repeat_purchase_spend_for_single_purchase_customers():
+    typ = {"monetary_value": 3.62}
+    assert _one("monetary_value", typ, monetary_value=[0.0, 1.0, 3.5], frequency=[0.0, 2.0, 2.0], net_spend=[5.0, 9.0, 9.0]) == [
+        None, "repeat purchases worth 1 on average, below the typical 3.62", None]  # 3.5 vs 3.62: not material
+
+
+def test_tenure_and_its_typical_share_one_unit():
+    """Either under 90 days: both in days; else both as spans."""
+    assert _one("tenure_days", {"tenure_days": 122.0}, tenure_days=[38.0, 115.0]) == [
+        "customer for only 38 days (typical 122 days)", None]  # 115 against 122: under 10% shorter
+    assert _one("tenure_days", {"tenure_days": 400.0}, tenure_days=[38.0, 95.0, 300.0]) == [
+        "customer for only 38 days (typical 400 days)", "customer for only 3 months (typical 13 months)",
+        "customer for only 10 months (typical 13 months)"]
+
+
+def test_after_returns_only_for_customers_with_returns():
+    typ = {"net_spend": 200.0}
+    got = _one("net_spend", typ, net_spend=[50.0, 50.0, 50.0], n_returns=[0.0, 2.0, 0.0], return_amount=[0.0, 30.0, 12.0])
+    assert got == ["spent 50 in total, below the typical 200", "spent 50 in total after returns, below the typical 200",
+                   "spent 50 in total after returns, below the typical 200"]
+
+
+def test_trivial_differences_are_no_risk_driver():
+    """Under MATERIAL_SHARE below the typical the sentence is gated out and the next driver takes the slot."""
+    from churnml.segments import MATERIAL_SHARE, materially_below
+
+    assert MATERIAL_SHARE == 0.10
+    assert materially_below([90.0, 90.5, -11.0, -10.5], [100.0, 100.0, -10.0, -10.0]).tolist() == [True, False, True, False]
+    assert _one("tenure_days", {"tenure_days": 29.0}, tenure_days=[28.0, 26.0]) == [None, "customer for only 26 days (typical 29 days)"]
+    assert _one("btyd_expected_avg_spend", {"btyd_expected_avg_spend": 1.05}, btyd_expected_avg_spend=[1.01, 0.94], net_spend=[5.0, 5.0]) == [
+        None, "expected spend per purchase 0.94, below the typical 1.05"]
+    assert _one("n_purchases", {"purchase_days_per_year": 4.0}, n_purchases=[4.0], frequency=[3.0], tenure_days=[400.0]) == [None]  # 4 vs 4.4
+    assert _one("last_nps", {"last_nps": 8.0}, last_nps=[7.5, 7.0]) == [None, "last NPS answer 7 (typical 8)"]
+    f = pd.DataFrame({"tenure_days": [28.0], "n_complaint_90d": [1.0]})
+    c = pd.DataFrame({"tenure_days": [1.0], "n_complaint_90d": [0.5], "base": [0.0]})
+    assert reason_codes(c, f, typical={"tenure_days": 29.0, "n_complaint_90d": 0.0}, low_risk=0.0)[0] == "1 complaint in the last 90 days"
+
+
+def test_no_driver_summary_says_how_the_risk_compares():
+    f = pd.DataFrame({"recency_days": [5.0, 5.0, 5.0]}, index=list("abc"))
+    base = _logit(0.8)
+    c = pd.DataFrame({"recency_days": [_logit(0.78) - base, _logit(0.6) - base, _logit(0.9) - base], "base": [base] * 3},
+                     index=list("abc"))
+    r = reason_codes(c, f, low_risk=0.3)
+    assert r.tolist() == ["no single driver stands out: churn probability 78%, about as high as the typical customer's 80%",
+                          "no single driver stands out: churn probability 60%, below the typical customer's 80%",
+                          "no single driver stands out: churn probability 90%, above the typical customer's 80%"]
+    assert parse_reason(r["b"]) == ("no_driver", {"p": "60%", "relation": "below", "typical": "80%"})
+    low = pd.DataFrame({"recency_days": [0.0] * 3, "base": [_logit(0.2)] * 3}, index=list("abc"))
+    assert reason_codes(low, f, low_risk=0.3).tolist() == ["low risk: churn probability 20%"] * 3  # unchanged

@@ -126,7 +126,8 @@ def customer_ids(scores: pd.DataFrame) -> np.ndarray:
 
 
 _OK, _FALSE, _LOWERS, _UNCHECKED = 0, 1, 2, 3
-_REASON_SKIP = ("low risk: ", "no risk driver")
+_REASON_SKIP = ("low risk: ",)
+_NO_DRIVER_RAW = "no risk driver"  # raw LightGBM contributions without a reference: nothing to recompute
 
 
 def _reason_codes_of(name: str, fields: list[dict], col, pop, columns=()) -> tuple[np.ndarray, list[str]]:
@@ -171,15 +172,25 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop, columns=()) -> tup
                 out[w == wv] = v[w == wv]
         return out
 
-    if name in ("recency_overdue", "recency_single", "old_single"):
+    def amount_of(key):
+        return f(key, lambda s: float(s.replace(",", "")))
+
+    def immaterial(v, typical):
+        """A "below / only ... typical" comparison under MATERIAL_SHARE: no risk driver worth naming."""
+        return ~sg.materially_below(v, typical)
+
+    if name in ("recency_overdue", "recency_pair", "recency_single", "old_single"):
         rec, ipt = get("recency_days"), get("ipt_mean_days")
-        if rec is None or ipt is None:
+        fr = get("frequency") if name in ("recency_overdue", "recency_pair") else np.zeros(n)
+        if rec is None or ipt is None or fr is None:
             return np.full(n, _UNCHECKED), need
         d = f("recency", sg.parse_count)
         mark(false=np.round(rec) != d)
-        if name == "recency_overdue":
+        if name in ("recency_overdue", "recency_pair"):
             g = f("gap", sg.parse_count)
-            mark(false=~np.isfinite(ipt) | (np.maximum(np.round(ipt), 1) != g), lowers=d <= g)
+            # "usually buys every" needs 2 or more gaps; "after 2 purchases N days apart" exactly one
+            mark(false=~np.isfinite(ipt) | (np.maximum(np.round(ipt), 1) != g) | ~((fr >= 2) if name == "recency_overdue" else (fr == 1)),
+                 lowers=d <= g)
         else:
             mark(false=np.isfinite(ipt))
             ref = f("typical", sg.parse_count) if name == "recency_single" else np.full(n, pop("recency_days"))
@@ -196,29 +207,53 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop, columns=()) -> tup
         k = f("k", sg.parse_count)
         mark(false=(k != fr + 1) | ~same_text(np.maximum(ten, 1.0), f("tenure"), lambda x: ph.each(x, ph.span, 1)))
         if name == "frequency_low":
-            mark(lowers=~(k < f("typical", lambda s: float(s.replace(",", "")))))
+            mark(lowers=immaterial(k, amount_of("typical")))
         elif name == "old_frequency":
             mark(lowers=np.ones(n, bool))
     elif name in ("tenure_short", "old_tenure"):
         ten = get("tenure_days")
         if ten is None:
             return np.full(n, _UNCHECKED), need
-        in_days = ph.counted(np.maximum(np.round(ten), 1), "day")  # both in days when the typical is under 90 days
-        mark(false=~same_text(ten, f("tenure"), lambda x: ph.each(x, ph.span, 1)) & (in_days != f("tenure")))
-        mark(lowers=(name == "old_tenure") | ~(f("tenure", sg.parse_span_days) < f("typical", sg.parse_span_days)))
+        shown, typ_text = f("tenure"), f("typical")
+        in_days = ph.counted(np.maximum(np.round(ten), 1), "day")
+        as_span = np.asarray(ph.each(np.asarray(ten, dtype=float), ph.span, 1), dtype=object)
+        typ_days = np.array([str(t).endswith(("day", "days")) for t in typ_text])
+        typ_d = f("typical", sg.parse_span_days)
+        # both in days when either is under 90 days, both as spans otherwise (no "38 days (typical 4 months)")
+        want_days = (ten < 90) | (typ_d < 90) | typ_days
+        mark(false=np.where(want_days, (in_days != shown) | ~typ_days, as_span != shown))
+        mark(lowers=(name == "old_tenure") | immaterial(f("tenure", sg.parse_span_days), typ_d))
     elif name == "spend_negative" or name.startswith(("spend_low:", "old_spend_low:")):
         feat = "net_spend" if name == "spend_negative" else name.split(":", 1)[1]
         x, net = get(feat), col("net_spend")
         if x is None:
             return np.full(n, _UNCHECKED), need
-        v = f("v", lambda s: float(s.replace(",", "")))
-        mark(false=~same_text(x, f("v"), ph.amounts))
+        v = amount_of("v")
+        k_ret, amt_ret = col("n_returns"), col("return_amount")
+        has_returns = None
+        if k_ret is not None or amt_ret is not None:
+            has_returns = np.zeros(n, bool)
+            if k_ret is not None:
+                has_returns |= k_ret > 0
+            if amt_ret is not None:
+                has_returns |= np.isfinite(amt_ret) & (amt_ret != 0)
+        ok_text = same_text(x, f("v"), ph.amounts)
+        if feat == "total_spend" and net is not None and has_returns is not None:
+            ok_text |= ~has_returns & same_text(net, f("v"), ph.amounts)  # a net spend without returns reads "in total"
+        mark(false=~ok_text)
         if name == "spend_negative":
             mark(false=~(v < 0))
         else:
             if net is not None:
                 mark(false=net < 0)  # such a customer reads "returned more than bought"
-            mark(lowers=~(v < f("typical", lambda s: float(s.replace(",", "")))))
+            if feat == "net_spend" and has_returns is not None:
+                mark(false=~has_returns)  # "after returns" for a customer with none
+            if feat == "monetary_value":
+                fr = get("frequency")
+                if fr is None:
+                    return np.where(code == _OK, _UNCHECKED, code), need
+                mark(false=~(fr >= 1))  # a single-purchase customer has no repeat purchases
+            mark(lowers=immaterial(v, amount_of("typical")))
     elif name in ("window_one", "old_window_count", "old_window_none"):
         x = windowed("n_purchases")
         k = np.zeros(n) if name == "old_window_none" else f("k", sg.parse_count)
@@ -237,7 +272,7 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop, columns=()) -> tup
             if name == "window_spend_negative":
                 mark(false=~(v < 0))
             elif name == "window_spend_low":
-                mark(lowers=~(v < f("typical", lambda s: float(s.replace(",", "")))))
+                mark(lowers=immaterial(v, amount_of("typical")))
             else:
                 mark(lowers=np.ones(n, bool))
     elif name in ("trend_stopped", "trend_spend_down", "old_trend_up", "old_trend_same"):
@@ -282,10 +317,16 @@ def _reason_codes_of(name: str, fields: list[dict], col, pop, columns=()) -> tup
             mark(false=~same_text(x, f("ago"), ph.ago))
         elif name == "event_value":
             mark(false=~same_text(x, f("v"), lambda a: ph.each(a, ph.number)),
-                 lowers=~(f("v", lambda s: float(s.replace(",", ""))) < f("typical", lambda s: float(s.replace(",", "")))))
+                 lowers=immaterial(amount_of("v"), amount_of("typical")))
         else:
             k = f("k", sg.parse_count)
             mark(false=~(x == k), lowers=~(k > 0))
+    elif name == "no_driver":  # the whole reason of a customer at risk with no driver to name
+        p = get("churn_probability")
+        if p is None:
+            return np.full(n, _UNCHECKED), need
+        rel = np.array([sg.no_driver_relation(a, b) for a, b in zip(f("p", sg.parse_pct), f("typical", sg.parse_pct))], dtype=object)
+        mark(false=~same_text(p, f("p"), ph.pcts) | (rel != f("relation")))
     elif name in ("generic", "generic_plain", "category"):
         for i, d in enumerate(fields):
             c = sg.reason_column(d["label"], columns) or d["label"].replace(" ", "_")
@@ -343,7 +384,12 @@ def check_reasons(scores: pd.DataFrame, config: Config, report: dict | None = No
     lacks the columns to check (e.g. a ``churnml score`` table without feature columns). A
     sentence about a feature with no sentence of its own (a customers-file attribute, an event
     count: "Age 34 (typical 40)", "no show count 3 (typical 1)", "Country: United Kingdom") is read
-    by the column its label names and is true when it states that row's value."""
+    by the column its label names and is true when it states that row's value. A "below / only ...
+    typical" comparison less than :data:`churnml.segments.MATERIAL_SHARE` below the typical fails
+    as not raising risk; "usually buys every" needs ``frequency`` >= 2 (one gap reads "after 2
+    purchases N days apart"), repeat-purchase spend ``frequency`` >= 1, "after returns" a return;
+    a tenure and its typical are both in days when either is under 90 days; "no single driver
+    stands out" states the row's churn probability and how it compares with the typical one."""
     from churnml.segments import parse_reason
 
     if "reasons" not in scores.columns:
@@ -356,7 +402,7 @@ def check_reasons(scores: pd.DataFrame, config: Config, report: dict | None = No
     groups: dict[str, tuple[list[int], list[dict], list[str]]] = {}
     unknown_rows, unknown_text = [], []
     for i, r in enumerate(reasons):
-        if not isinstance(r, str) or r.startswith(_REASON_SKIP) or not r:
+        if not isinstance(r, str) or r.startswith(_REASON_SKIP) or r == _NO_DRIVER_RAW or not r:
             continue
         for s in r.split("; "):
             if s not in cache:

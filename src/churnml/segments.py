@@ -24,11 +24,14 @@ from churnml.phrasing import span as _span
 __all__ = [
     "GENERIC_TEMPLATES",
     "LOW_RISK",
+    "MATERIAL_SHARE",
+    "NEAR_TYPICAL_POINTS",
     "REASON_TEMPLATES",
     "REASON_TEMPLATES_NEVER_WRITTEN",
     "assign_segments",
     "kpis",
     "low_risk_cut",
+    "materially_below",
     "parse_ago",
     "parse_count",
     "parse_pct",
@@ -79,6 +82,43 @@ def assign_segments(scores: pd.DataFrame, config: SegmentsConfig | None = None, 
 LOW_RISK = 0.3
 """Churn probability under which a customer's reason reads "low risk" instead of drivers: the
 default low risk tier's bound (``segments.risk``)."""
+
+
+MATERIAL_SHARE = 0.10
+"""Share of the typical value by which a customer must be below it for a "below the typical" /
+"only ... (typical ...)" sentence (tenure, purchases, spend, recent spend, an event's last value)
+to be written: a smaller difference (28 days against 29) is no risk driver worth naming. Checked
+on the values and on the numbers as shown (the audit recomputes it from the sentence)."""
+
+NEAR_TYPICAL_POINTS = 5
+"""Percentage points within which a customer with no driver to name reads "about as high as the
+typical customer's" churn probability (else "below" / "above" it)."""
+
+
+def materially_below(v, typical) -> np.ndarray:
+    """Whether each ``v`` is below ``typical`` by at least :data:`MATERIAL_SHARE` of its size
+    (``v <= typical - MATERIAL_SHARE * |typical|``, ``v < typical``; NaN: False)."""
+    v, t = np.asarray(v, dtype=float), np.asarray(typical, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return (v < t) & (v <= t - MATERIAL_SHARE * np.abs(t) + 1e-9 * np.maximum(np.abs(t), 1.0))
+
+
+def _shown(texts) -> np.ndarray:
+    """The numbers of shown texts ("1,234" -> 1234.0; "unknown" -> NaN)."""
+    out = []
+    for s in np.asarray(texts, dtype=object).ravel():
+        try:
+            out.append(float(str(s).replace(",", "")))
+        except ValueError:
+            out.append(np.nan)
+    return np.array(out, dtype=float)
+
+
+def no_driver_relation(p_pct: float, typical_pct: float) -> str:
+    """ "about as high as" (within :data:`NEAR_TYPICAL_POINTS` points), "below" or "above": how a
+    shown churn probability (0-1) compares with the typical customer's."""
+    d = 100 * (p_pct - typical_pct)
+    return "about as high as" if abs(d) <= NEAR_TYPICAL_POINTS + 1e-9 else "below" if d < 0 else "above"
 
 
 def low_risk_cut(config: SegmentsConfig | None = None) -> float:
@@ -148,6 +188,7 @@ _FIELD_RE = {
     "purchases": r"1 purchase|[\d,]+ purchases",
     "returns": r"1 return|[\d,]+ returns",
     "every": r"day|[\d,]+ days",
+    "relation": r"about as high as|below|above",
     "span": r"1 day|[\d,]+ days|\d+ months|\d+(?:\.\d)? years",
     "amount": r"-?[\d,]+(?:\.\d+)?",
     "number": r"-?[\d,]*\.?\d+(?:e[+-]?\d+)?",
@@ -164,6 +205,7 @@ _FIELD_RE = {
 REASON_TEMPLATES: dict[str, str] = {
     # what the phrasing writes, each only when it is true and raises this customer's risk
     "recency_overdue": "no purchase for {recency:days}, usually buys every {gap:every}",
+    "recency_pair": "no purchase for {recency:days}, after 2 purchases {gap:days} apart",
     "recency_single": "no purchase for {recency:days} after a single purchase (typical {typical:days})",
     "recency_model": "the purchase model expects no purchase soon ({p:pct} chance of none in the churn horizon)",
     "frequency_low": "only {k:purchases} in {tenure:span} (typical {typical:number})",
@@ -189,11 +231,14 @@ REASON_TEMPLATES: dict[str, str] = {
     "event_total": "{k:int} {noun:noun} so far",
     "event_ago": "last {noun:noun} {ago:ago}",
     "event_value": "last {noun:noun} {v:number} (typical {typical:number})",
+    # the whole reason of a customer at risk with no driver of their own to name
+    "no_driver": "no single driver stands out: churn probability {p:pct}, {relation:relation} the typical customer's {typical:pct}",
 }
 """Template name -> sentence template of every reason the phrasing writes."""
 
 REASON_TEMPLATES_NEVER_WRITTEN: dict[str, str] = {
     # forms older versions wrote: recognised so that the audit says why they mislead
+    "old_no_driver": "no risk driver: churn probability {p:pct}, {relation:text} the typical {typical:pct}",
     "old_recent": "last purchase {rest:text}",
     "old_single": "no purchase for {recency:days} (bought on a single day so far)",
     "old_frequency_only": "only {k:purchases} in {tenure:span}",
@@ -360,17 +405,22 @@ def _none(n: int) -> np.ndarray:
 def _recency(f: pd.DataFrame, typ) -> np.ndarray:
     """The recency fact, only when it raises risk: days since the last purchase above the
     customer's own usual gap between purchases ("no purchase for 210 days, usually buys every 45
-    days"), or, after a single purchase, above the typical customer's days since the last purchase;
-    without ``recency_days``, BG/NBD's P(no purchase in the churn horizon) when over 50%."""
+    days", from 2 or more gaps, i.e. ``frequency`` >= 2; after exactly 2 purchase days "no
+    purchase for 272 days, after 2 purchases 1 day apart"), or, after a single purchase, above the
+    typical customer's days since the last purchase; without ``recency_days``, BG/NBD's P(no
+    purchase in the churn horizon) when over 50%."""
     n = len(f)
     d = np.round(_num(f, "recency_days"))
     gap = np.round(_num(f, "ipt_mean_days"))
+    fr = _num(f, "frequency")
     t = np.round(typ["recency_days"]) if np.isfinite(typ["recency_days"]) else np.nan
     every = _sel(gap <= 1, "day", _counted(gap, "day"))
     days = _counted(d, "day")
     out = _none(n)
     over = np.isfinite(d) & np.isfinite(gap) & (d > np.maximum(gap, 1))
-    out[over] = _write("recency_overdue", int(over.sum()), recency=days[over], gap=every[over])
+    usual, pair = over & (fr >= 2), over & (fr == 1)
+    out[usual] = _write("recency_overdue", int(usual.sum()), recency=days[usual], gap=every[usual])
+    out[pair] = _write("recency_pair", int(pair.sum()), recency=days[pair], gap=_counted(np.maximum(gap[pair], 1), "day"))
     if np.isfinite(t):
         single = np.isfinite(d) & ~np.isfinite(gap) & (d > t)
         out[single] = _write("recency_single", int(single.sum()), recency=days[single], typical=_counted(np.array([t]), "day")[0])
@@ -381,12 +431,15 @@ def _recency(f: pd.DataFrame, typ) -> np.ndarray:
     return out
 
 
-def _tenure_spans(ten: np.ndarray, t: float) -> tuple[np.ndarray, str]:
-    """Each tenure and the typical one as :func:`_span` texts, both in days when the typical is
-    under 90 days ("58 days (typical 62 days)", not "58 days (typical 2 months)")."""
-    if t < 90:
-        return _counted(np.maximum(np.round(ten), 1), "day"), _counted(np.array([max(round(t), 1)]), "day")[0]
-    return _each(ten, _span, 1), _span(t)
+def _tenure_spans(ten: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each tenure and the typical one (per row) as :func:`_span` texts, both in days when either
+    is under 90 days ("38 days (typical 122 days)", "58 days (typical 62 days)", not "38 days
+    (typical 4 months)"), both as :func:`_span` otherwise."""
+    days = np.asarray(ten, dtype=float) < 90
+    in_days = days | (t < 90)
+    t_days = _counted(np.array([max(round(t), 1)]), "day")[0]
+    spans = _sel(in_days, _counted(np.maximum(np.round(ten), 1), "day"), _each(ten, _span, 1))
+    return spans, _sel(in_days, t_days, _span(t))
 
 
 def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -> pd.Series:
@@ -433,7 +486,7 @@ def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -
         else:
             v = _amounts(x)
             neg, zero = x < 0, (x == 0) & (rec < w)
-            low = (x > 0) & np.isfinite(t) & (x < t) & (v != _amount(t))
+            low = (x > 0) & np.isfinite(t) & materially_below(x, t) & materially_below(_shown(v), _shown([_amount(t)])[0])
             res[neg] = _write("window_spend_negative", int(neg.sum()), w=str(w), v=v[neg])
             res[zero] = _write("window_spend_zero", int(zero.sum()), w=str(w))
             res[low] = _write("window_spend_low", int(low.sum()), w=str(w), v=v[low], typical=_amount(t))
@@ -454,7 +507,7 @@ def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -
             return out(res)
         t_text = _number1(t_rate * ten / 365.25)
         t_shown = np.array([float(s.replace(",", "")) if s != "unknown" else np.nan for s in t_text])
-        low = np.isfinite(k) & (k >= 1) & (k < t_shown)
+        low = np.isfinite(k) & (k >= 1) & materially_below(k, t_shown) & materially_below(k, t_rate * ten / 365.25)
         res[low] = _write("frequency_low", int(low.sum()), k=_counted(k[low], "purchase"), tenure=_each(ten[low], _span, 1),
                           typical=t_text[low])
         return out(res)
@@ -466,8 +519,18 @@ def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -
         t = typ[feature]
         if feature in _SPEND_LOW and np.isfinite(t):
             v = _amounts(x)
-            low = ~neg & np.isfinite(x) & (x < t) & (v != _amount(t))
-            res[low] = _write("spend_low:" + feature, int(low.sum()), v=v[low], typical=_amount(t))
+            low = ~neg & np.isfinite(x) & materially_below(x, t) & materially_below(_shown(v), _shown([_amount(t)])[0])
+            if feature == "monetary_value":  # no repeat purchase, no repeat-purchase spend
+                low &= _num(f, "frequency") >= 1
+            name = "spend_low:" + feature
+            if feature == "net_spend":  # "after returns" only for customers with returns
+                k_ret, amt_ret = _num(f, "n_returns"), _num(f, "return_amount")
+                known = "n_returns" in f.columns or "return_amount" in f.columns
+                no_returns = known & ~(k_ret > 0) & ~((amt_ret != 0) & np.isfinite(amt_ret))
+                plain = low & no_returns
+                res[plain] = _write("spend_low:total_spend", int(plain.sum()), v=v[plain], typical=_amount(t))
+                low &= ~no_returns
+            res[low] = _write(name, int(low.sum()), v=v[low], typical=_amount(t))
         return out(res)
 
     if fam == "returns":
@@ -484,8 +547,9 @@ def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -
         ten, t = _num(f, col), typ[col]
         if np.isfinite(t):
             spans, typical_span = _tenure_spans(ten, t)
-            short = np.isfinite(ten) & (ten < t) & (spans != typical_span)
-            res[short] = _write("tenure_short", int(short.sum()), tenure=spans[short], typical=typical_span)
+            shown = materially_below([parse_span_days(a) for a in spans], [parse_span_days(b) for b in typical_span])
+            short = np.isfinite(ten) & materially_below(ten, t) & shown
+            res[short] = _write("tenure_short", int(short.sum()), tenure=spans[short], typical=typical_span[short])
         return out(res)
 
     if feature in {"purchase_trend", "spend_trend"}:
@@ -515,7 +579,7 @@ def _phrase(feature: str, f: pd.DataFrame, typical=None, trend_days: int = 90) -
             res[seen] = _write("event_ago", int(seen.sum()), noun=one, ago=_ago(x[seen]))
         elif np.isfinite(t):
             v = _each(x, _number)
-            low = np.isfinite(x) & (x < t) & (v != _number(t))
+            low = np.isfinite(x) & materially_below(x, t) & materially_below(_shown(v), _shown([_number(t)])[0])
             res[low] = _write("event_value", int(low.sum()), noun=one, v=v[low], typical=_number(t))
         return out(res)
 
@@ -561,9 +625,10 @@ def reason_codes(
     purchase is a day with at least one order in every sentence. With a ``base`` column, a
     customer whose churn probability is below ``low_risk`` reads "low risk: churn probability
     12%", and (``above_typical_only``) one whose risk is not above the reference's reads "no
-    risk driver: churn probability 45%, below the typical 52%"; neither gets drivers. A customer
-    left with no true driver reads "no risk driver: churn probability 60%, above the typical
-    52%". With ``above_typical_only=False`` the customers below the reference get the features
+    single driver stands out: churn probability 78%, about as high as the typical customer's 80%"
+    (within :data:`NEAR_TYPICAL_POINTS` points; else "below" it); neither gets drivers. A customer
+    left with no true driver reads "no single driver stands out: churn probability 60%, above the
+    typical customer's 52%". With ``above_typical_only=False`` the customers below the reference get the features
     that raise their risk even though others more than offset them. (Raw LightGBM contributions
     with a ``bias`` column are read as before, without these checks.)
 
@@ -631,8 +696,10 @@ def reason_codes(
     out[empty] = "no risk driver"
     if base is not None:
         pcts, refs = _pcts(p), _pcts(p_ref)
-        where = _sel(pcts == refs, ", about the typical ", _sel(log_odds > base, ", above the typical ", ", below the typical "))
-        out = np.where(~low & (~at_risk | empty), "no risk driver: churn probability " + pcts + where + refs, out)
+        pairs, inv = np.unique((pcts + "|" + refs).astype(str), return_inverse=True)  # few distinct pairs
+        rel = np.array([no_driver_relation(*(parse_pct(x) for x in q.split("|"))) for q in pairs] + [""], dtype=object)[:-1][inv.ravel()]
+        summary = "no single driver stands out: churn probability " + pcts + ", " + rel + " the typical customer's " + refs
+        out = np.where(~low & (~at_risk | empty), summary, out)
         out = np.where(low, "low risk: churn probability " + pcts, out)
     return pd.Series(out, index=c.index, name="reasons", dtype=object)
 
