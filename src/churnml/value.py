@@ -13,8 +13,12 @@ Spreadsheet answers (no model), each a forecast of net spend (currency) over the
 
 ``hybrid`` (:data:`HYBRID`) is a model: ``HYBRID_WEIGHT`` x the selection half's best model (btyd,
 ml or blend) + the rest x its best spreadsheet answer (scaled, clipped at 0), both currency over
-``h``. A spreadsheet answer such as recent-window spend ranks recent buyers well but ties everyone
-else at 0; the model part orders them and gives them a value, the spreadsheet part keeps its ranking.
+``h``; the model part counts only above a floor (``model_floor``, currency over ``h``: a quantile of
+:data:`HYBRID_FLOOR_QUANTILES` of the model value among the selection half's customers the
+spreadsheet answer puts at 0, chosen on the selection half). A spreadsheet answer such as
+recent-window spend ranks recent buyers well but ties everyone else at 0; the model part gives the
+likeliest of those a value. (Without a floor the model breaks every tie with little signal, which
+costs more rank correlation than it brings: on CDNOW Spearman 0.440 vs recent spend's 0.490.)
 
 Every candidate is scored on the same time split: features from data strictly before a cutoff,
 actual net spend in ``[cutoff, cutoff + h)``. The customers are split in two seeded hash halves
@@ -68,6 +72,9 @@ HYBRID = "hybrid"
 HYBRID_WEIGHT = 0.5
 """The hybrid's weight on its model part (the rest on its spreadsheet part): fixed, not fitted, so the
 selection half chooses only which model and which spreadsheet answer."""
+HYBRID_FLOOR_QUANTILES = (None, 0.5, 0.8, 0.9, 0.95)
+"""The hybrid's model-part floors tried on the selection half: None (no floor) or a quantile of the
+model value among the customers the spreadsheet answer puts at 0."""
 CANDIDATES = ("naive", "btyd", "ml", "blend", "past_spend", "recent_spend", HYBRID)
 SPREADSHEET = ("naive", "past_spend", "recent_spend")
 """The spreadsheet answers (no model) a shipped value model has to beat."""
@@ -547,11 +554,29 @@ def _best_calibrated(sel_metrics: pd.DataFrame, names) -> str | None:
     return max(ok or pool, key=lambda c: np.nan_to_num(sel_metrics.loc[c, "score"], nan=-np.inf))
 
 
-def hybrid_value(model_value, spreadsheet_value, weight: float = HYBRID_WEIGHT) -> np.ndarray:
-    """The hybrid: ``weight`` x the model value + ``1 - weight`` x the spreadsheet value clipped at 0
-    (both currency over the same horizon, per customer)."""
-    return float(weight) * np.asarray(model_value, dtype=float) + (1.0 - float(weight)) * np.clip(
-        np.asarray(spreadsheet_value, dtype=float), 0, None)
+def hybrid_value(model_value, spreadsheet_value, weight: float = HYBRID_WEIGHT, model_floor: float | None = None) -> np.ndarray:
+    """The hybrid: ``weight`` x the model value (0 where it is not above ``model_floor``; None: no
+    floor) + ``1 - weight`` x the spreadsheet value clipped at 0 (all currency over the same
+    horizon, per customer)."""
+    m = np.asarray(model_value, dtype=float)
+    if model_floor is not None:
+        m = np.where(m > float(model_floor), m, 0.0)
+    return float(weight) * m + (1.0 - float(weight)) * np.clip(np.asarray(spreadsheet_value, dtype=float), 0, None)
+
+
+def _fit_hybrid(preds: pd.DataFrame, sel: np.ndarray, model: str, sheet: str) -> dict[str, Any]:
+    """The hybrid's floor: the :data:`HYBRID_FLOOR_QUANTILES` entry whose hybrid scores best on the
+    selection half (ties: the earlier, i.e. the lower floor)."""
+    s = preds.loc[sel]
+    at_zero = s.loc[s[sheet] <= 0, model].to_numpy(dtype=float)
+    best = None
+    for q in HYBRID_FLOOR_QUANTILES:
+        floor = None if q is None or not len(at_zero) else float(np.quantile(at_zero, q))
+        m = value_metrics(hybrid_value(s[model], s[sheet], HYBRID_WEIGHT, floor), s["actual"])
+        sc = np.nan_to_num(_score(pd.Series(m)), nan=-np.inf)
+        if best is None or sc > best[0]:
+            best = (sc, q, floor)
+    return {"model": model, "spreadsheet": sheet, "weight": HYBRID_WEIGHT, "floor_quantile": best[1], "model_floor": best[2]}
 
 
 def _metrics_table(preds: pd.DataFrame, cands) -> pd.DataFrame:
@@ -647,8 +672,8 @@ def value_backtest(
         preds[name] = raw * scales[name]
     parts_metrics = _metrics_table(preds.loc[sel], [c for c in CANDIDATES if c in preds])
     hyb_model, hyb_sheet = _best_calibrated(parts_metrics, HYBRID_PARTS), _best_calibrated(parts_metrics, SPREADSHEET)
-    hybrid = {"model": hyb_model, "spreadsheet": hyb_sheet, "weight": HYBRID_WEIGHT}
-    preds[HYBRID] = hybrid_value(preds[hyb_model], preds[hyb_sheet])
+    hybrid = _fit_hybrid(preds, sel, hyb_model, hyb_sheet)
+    preds[HYBRID] = hybrid_value(preds[hyb_model], preds[hyb_sheet], hybrid["weight"], hybrid["model_floor"])
     cands = [c for c in CANDIDATES if c in preds]
     sel_metrics = _metrics_table(preds.loc[sel], cands)
     if clv.value_model == "auto":
@@ -676,6 +701,8 @@ def value_backtest(
         notes.append(
             f"the hybrid ships: {HYBRID_WEIGHT:g} x {hyb_model} + {1 - HYBRID_WEIGHT:g} x {hyb_sheet} "
             f"({SPREADSHEET_LABELS[hyb_sheet]}), the best model and the best spreadsheet answer on the selection half"
+            + (f"; the model part counts above {hybrid['model_floor']:.3g} (currency over {h:g} days)"
+               if hybrid["model_floor"] is not None else "")
         )
     if chosen in SPREADSHEET:
         others = [c for c in MODELS if c in metrics.index]
@@ -851,7 +878,8 @@ class ValueModel(BaseEstimator):
         if sheet_name is not None:  # a spreadsheet answer (or the hybrid's part): discounted, >= 0
             sheet = spreadsheet_value(feats, sheet_name, clv.horizon_days, **self._spreadsheet_kwargs(as_of))
             sheet_clv = np.clip(sheet, 0, None) * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
-            value = hybrid_value(value, sheet_clv, self.hybrid_["weight"]) if self.chosen_ == HYBRID else sheet_clv
+            value = (hybrid_value(value, sheet_clv, self.hybrid_["weight"], self._hybrid_floor(clv))
+                     if self.chosen_ == HYBRID else sheet_clv)
         if "net_spend" in feats.columns:
             nothing = feats["net_spend"].to_numpy(dtype=float) <= 0
             value = np.where(nothing, 0.0, value)
@@ -860,6 +888,14 @@ class ValueModel(BaseEstimator):
         out["predicted_clv"] = value
         out["value_model"] = self.chosen_
         return out
+
+    def _hybrid_floor(self, clv: CLVConfig) -> float | None:
+        """The hybrid's model floor as shipped: the backtest's (currency over ``h``, undiscounted,
+        margin 1) x ``clv.horizon_days / h`` x margin x discount; None: no floor."""
+        floor = self.hybrid_.get("model_floor")
+        if floor is None:
+            return None
+        return float(floor) * clv.horizon_days / self.horizon_fit_days_ * clv.margin * discount_factor(clv.horizon_days, clv.discount_rate)
 
     def _spreadsheet_kwargs(self, as_of) -> dict[str, Any]:
         """:func:`spreadsheet_value` keywords of the shipped answer at ``as_of`` (default: the
