@@ -75,6 +75,9 @@ def one_log(name: str, config_path: Path) -> tuple[list[str], dict]:
                     if r.get("score_diff") is not None and r.get("score_diff_ci_low") is not None else "")
             lines.append(f"| {cand} | {r.get('spearman', float('nan')):.3f} | {r.get('top_decile_capture', float('nan')):.3f} | "
                          f"{r.get('total_ratio', float('nan')):.2f} | {r.get('score', float('nan')):.3f} | {diff} |")
+        if "predicted_clv" in scores.columns:
+            zero = int((scores["predicted_clv"].to_numpy(dtype=float) == 0).sum())
+            lines += ["", f"predicted_clv exactly 0 for {zero:,} of {len(scores):,} customers ({zero / max(len(scores), 1):.1%})"]
     audit = report.get("audit") or {}
     lines += ["", "Decisions audit: " + ", ".join(f"{k} {v}" for k, v in (audit.get("status") or {}).items())]
     src = scores["p_alive_source"].value_counts().to_dict() if "p_alive_source" in scores.columns else {}

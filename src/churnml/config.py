@@ -245,7 +245,7 @@ class CLVConfig(_Section):
     spend_penalizer: float = 0.0
     corr_threshold: float = 0.3
     min_repeaters: int = 20
-    value_model: Literal["btyd", "ml", "blend", "naive", "past_spend", "recent_spend", "auto"] = "auto"
+    value_model: Literal["btyd", "ml", "blend", "naive", "past_spend", "recent_spend", "hybrid", "auto"] = "auto"
     max_fit_customers: int | None = 200_000
     """BTYD parameters are estimated on a seeded random sample of at most this many customers
     (None = all); every customer is still scored with them. Four population parameters are
