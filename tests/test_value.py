@@ -411,3 +411,23 @@ def test_hybrid_values_customers_a_spreadsheet_answer_ties_at_zero():
     h = bt.spreadsheet["hybrid"]
     assert h["floor_quantile"] in HYBRID_FLOOR_QUANTILES and "hybrid" in bt.metrics.index
     np.testing.assert_allclose(p["hybrid"], hybrid_value(p[h["model"]], p[h["spreadsheet"]], h["weight"], h["model_floor"]))
+
+
+def test_paired_differences_on_a_sample_are_rescaled_to_the_full_data():
+    """Above max_customers the intervals come from a seeded sample, recentred on the full-data
+    estimate and shrunk by sqrt(m / n): about as wide as the full bootstrap's, never centred on
+    the sample's own estimate."""
+    from churnml.value import paired_score_differences
+
+    rng = np.random.default_rng(3)
+    n = 6000
+    y = rng.gamma(0.5, 50, n) * (rng.random(n) < 0.4)
+    df = pd.DataFrame({"actual": y, "a": y * rng.random(n) + rng.gamma(1, 10, n),
+                       "b": y * 1.4 * rng.random(n) + rng.gamma(1, 10, n)}, index=[f"c{i}" for i in range(n)])
+    full = paired_score_differences(df, "a", n_resamples=200, max_customers=None)
+    part = paired_score_differences(df, "a", n_resamples=200, max_customers=1500)
+    assert part.loc["b", "spearman_diff"] == full.loc["b", "spearman_diff"]  # the point estimate uses every row
+    w_full = full.loc["b", "spearman_diff_ci_high"] - full.loc["b", "spearman_diff_ci_low"]
+    w_part = part.loc["b", "spearman_diff_ci_high"] - part.loc["b", "spearman_diff_ci_low"]
+    assert 0.6 < w_part / w_full < 1.6
+    assert part.loc["b", "spearman_diff_ci_low"] < part.loc["b", "spearman_diff"] < part.loc["b", "spearman_diff_ci_high"]
