@@ -151,6 +151,9 @@ def test_no_dropout_takes_p_alive_and_survival_from_the_churn_model(monkeypatch,
     assert np.allclose(out["p_alive"], 1 - churn) and (out["p_alive_source"] == "churn_model").all()
     assert np.allclose(out["predicted_clv"], out["value_if_retained"] * (1 - churn))
     assert not np.allclose(out["predicted_clv"], out["value_if_retained"])
+    # expected purchases move with P(alive): BTYD's (P(alive) ~ 1) times the churn model's survival
+    btyd = _value_model(m).predict_features(feats)
+    assert np.allclose(out["expected_purchases"], btyd["expected_purchases"] * (1 - churn) / btyd["p_alive"])
     # without the churn model's probabilities the BTYD answer is kept, and labelled as such
     assert (_value_model(m).predict_features(feats)["p_alive_source"] == "btyd").all()
 

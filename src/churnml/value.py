@@ -886,6 +886,8 @@ class ValueModel(BaseEstimator):
         out["p_alive_source"] = "btyd"
         if getattr(self.clv_model_, "no_dropout_", False) and churn_probability is not None and "value_if_retained" in out:
             stay = 1.0 - np.clip(np.asarray(churn_probability, dtype=float), 0.0, 1.0)
+            if "expected_purchases" in out:  # BTYD's expectation is P(alive) x the purchases if alive
+                out["expected_purchases"] = out["expected_purchases"].to_numpy() * stay / np.maximum(out["p_alive"].to_numpy(), 1e-6)
             out["p_alive"] = stay
             out["btyd_clv"] = out["value_if_retained"].to_numpy() * stay
             out["p_alive_source"] = "churn_model"
