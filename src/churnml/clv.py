@@ -543,7 +543,8 @@ class CLVModel(BaseEstimator):
         if self.n_nonpositive_spend_:
             warnings.warn(
                 f"{self.n_nonpositive_spend_} repeat customers have an average spend <= 0 (free orders, or returns netted); "
-                "they are left out of the Gamma-Gamma fit and get the population mean spend",
+                "they are left out of the Gamma-Gamma fit; their expected spend is the Gamma-Gamma posterior with an "
+                "average of 0 (0 when their net past spend is <= 0)",
                 stacklevel=3,
             )
         n_rep = int(positive.sum())
