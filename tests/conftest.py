@@ -47,3 +47,17 @@ def local_sample_config(folder: Path) -> str:
     path = Path(folder) / "cdnow_sample.yaml"
     path.write_text(yaml.safe_dump(raw))
     return str(path)
+
+
+def default_config_for(df: pd.DataFrame, folder: Path, **sections):
+    """A config with DEFAULT settings for a canonical log (``customer_id, timestamp, amount`` and
+    optionally ``order_id``): the log written to ``folder/log.csv`` and only its columns mapped;
+    ``sections`` (e.g. ``churn={"horizon_days": 60}``) are the only other settings."""
+    from churnml.config import config_from_dict
+
+    path = Path(folder) / "log.csv"
+    df.to_csv(path, index=False)
+    columns = {"customer_id": "customer_id", "timestamp": "timestamp", "amount": "amount"}
+    if "order_id" in df.columns:
+        columns["order_id"] = "order_id"
+    return config_from_dict({"data": {"transactions": str(path), "columns": columns}, **sections})

@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.config import config_from_dict
 from churnml.datasets import CORPUS_CUSTOMERS, CORPUS_SEED, DataUnavailable, corpus_log, simulate_regime, truncate_months
 from churnml.jobs import run
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, default_config_for
 
 
 def _source(name: str) -> pd.DataFrame:
@@ -48,12 +47,7 @@ def test_default_run_passes_the_decisions_audit(name, months, horizon, failed, t
         df = truncate_months(_source(name), months)
     except DataUnavailable as err:
         pytest.skip(f"{name}: {err}")
-    path = tmp_path / "log.csv"
-    df.to_csv(path, index=False)
-    columns = {"customer_id": "customer_id", "timestamp": "timestamp", "amount": "amount"}
-    if "order_id" in df.columns:
-        columns["order_id"] = "order_id"
-    cfg = config_from_dict({"data": {"transactions": str(path), "columns": columns}, "churn": {"horizon_days": horizon}})
+    cfg = default_config_for(df, tmp_path, churn={"horizon_days": horizon})
     assert cfg.audit.on_fail == "error"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

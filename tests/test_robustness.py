@@ -15,12 +15,11 @@ import warnings
 
 import pytest
 
-from churnml.config import config_from_dict
 from churnml.datasets import CORPUS_CUSTOMERS, REGIMES, DataUnavailable, corpus_log
 from churnml.jobs import run
 from churnml.sanity import check_run_outputs
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, default_config_for
 
 SHARED_LOGS = {"apparel_12m", "grocery_12m"}
 LOGS = ["cdnow_9m", "cdnow_12m", "apparel_12m", "grocery_12m", *[f"sim_{r}_12m" for r in REGIMES]]
@@ -66,12 +65,7 @@ def test_default_run_gives_sane_scores(name, tmp_path):
         df, description = corpus_log(name, SHARED_DATA, n_customers=SIM_CUSTOMERS)
     except DataUnavailable as err:
         pytest.skip(f"{name}: {err}")
-    path = tmp_path / "log.csv"
-    df.to_csv(path, index=False)
-    columns = {"customer_id": "customer_id", "timestamp": "timestamp", "amount": "amount"}
-    if "order_id" in df.columns:
-        columns["order_id"] = "order_id"
-    cfg = config_from_dict({"data": {"transactions": str(path), "columns": columns}})
+    cfg = default_config_for(df, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = run(cfg, out_dir=tmp_path / "out", track=False)
