@@ -53,10 +53,12 @@ def split_model_input(df: pd.DataFrame, config) -> tuple[pd.DataFrame, Any, pd.D
     """(prepared transactions, load report, customers table or None, events table or None) from a
     pyfunc input frame; see the module docstring."""
     from churnml.config import EventColumnsConfig
-    from churnml.io import CUSTOMER_ID, prepare_events, prepare_transactions
+    from churnml.io import CUSTOMER_ID, normalise_ids, prepare_events, prepare_transactions
 
     df = pd.DataFrame(df).reset_index(drop=True)
     cols, fmt = _columns(df, config)
+    if cols.customer_id in df.columns:  # one spelling per id across transactions, events and attributes
+        df[cols.customer_id] = normalise_ids(df[cols.customer_id], source="model input", column=cols.customer_id, df=df)
     is_event = df[EVENT_TYPE].notna().to_numpy() if EVENT_TYPE in df.columns else None
     tx_cols = [c for c in (cols.customer_id, cols.timestamp, cols.order_id, cols.amount, cols.quantity, cols.unit_price) if c]
     tx_raw = df.loc[~is_event] if is_event is not None else df

@@ -53,6 +53,7 @@ __all__ = [
     "cancelled_before",
     "load_dataset",
     "match_multi_order",
+    "normalise_ids",
     "parse_date",
     "prepare_events",
     "prepare_transactions",
@@ -816,6 +817,67 @@ def _examples(
     return f"{int(mask.sum())} row(s), first {len(items)}: " + "; ".join(items)
 
 
+# --------------------------------------------------------------------------- customer ids
+
+_INTEGRAL_TEXT = re.compile(r"^[+-]?\d+\.0*$")  # 17850.0, 17850.
+_NUMBER_TEXT = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)$")
+
+
+def _is_non_scalar(v: Any) -> bool:
+    return isinstance(v, (list, tuple, dict, set, np.ndarray))
+
+
+def normalise_ids(
+    values: pd.Series,
+    *,
+    source: str = "<DataFrame>",
+    column: str = CUSTOMER_ID,
+    df: pd.DataFrame | None = None,
+    first_line: int = 0,
+    label: str | None = None,
+) -> pd.Series:
+    """Customer ids as stripped text (``string`` dtype; missing stays missing), one spelling per id.
+
+    An id column read as numbers (Parquet float, Excel cells) whose values are integral gives the
+    integer text: ``17850.0`` is customer ``17850``. In a text column whose every value is a plain
+    decimal number (numeric-looking), ``"17850.0"`` becomes ``"17850"`` as well, so ``17850`` and
+    ``17850.0`` in one log are one customer; other text (``"C17850.0"``, ``"007"``) is kept as is.
+    Non-scalar ids (a Parquet list-typed column) raise :class:`~churnml.errors.DataError` naming
+    the file, the column and the first rows."""
+    where = df if df is not None else values.to_frame(column)
+    if values.dtype == object or isinstance(values.dtype, pd.ArrowDtype):
+        odd = values.map(_is_non_scalar).to_numpy(dtype=bool)
+        if odd.any():
+            raise DataError(
+                f"{source}: column {column!r} holds lists or other non-scalar values, not one customer id per row: "
+                + _examples(where, odd, first_line, [column], label)
+            )
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("string")
+    if pd.api.types.is_float_dtype(values):
+        arr = values.to_numpy(dtype="float64", na_value=np.nan)
+        finite = np.isfinite(arr)
+        integral = finite & (np.floor(np.where(finite, arr, 0)) == np.where(finite, arr, 0))
+        out = values.astype("string")
+        if integral.any():
+            out[integral] = [str(int(v)) for v in arr[integral]]
+        out[np.isnan(arr)] = pd.NA
+        return out
+    if pd.api.types.is_integer_dtype(values):
+        return values.astype("string")
+    if values.dtype == object:  # Excel cells: numbers and text mixed
+        values = values.map(lambda v: str(int(v)) if isinstance(v, (float, np.floating)) and np.isfinite(v)
+                            and float(v).is_integer() else v)
+    text = values.astype("string").str.strip()
+    present = (text.notna() & (text != "")).to_numpy(dtype=bool)
+    if present.any() and text[present].str.fullmatch(_NUMBER_TEXT.pattern).all():
+        integral = present & text.str.fullmatch(_INTEGRAL_TEXT.pattern).fillna(False).to_numpy(dtype=bool)
+        if integral.any():
+            text = text.copy()
+            text[integral] = text[integral].str.replace(r"\.0*$", "", regex=True)
+    return text
+
+
 # --------------------------------------------------------------------------- timestamps and numbers
 
 # a UTC offset after a time of day: 10:00Z, 10:00:00+02:00, 101500+0200, 10:00 UTC, 10:00 GMT+2
@@ -1297,10 +1359,8 @@ def prepare_transactions(
         amount_cols = [columns.amount]
     _check_columns(source, list(raw.columns), required + amount_cols)
 
-    cid = raw[columns.customer_id]
-    if not pd.api.types.is_string_dtype(cid) or cid.dtype == object:
-        cid = cid.astype("string")
-    cid = cid.str.strip()
+    cid = normalise_ids(raw[columns.customer_id], source=source, column=columns.customer_id, df=raw,
+                        first_line=first_line, label=line_label)
     missing = cid.isna() | (cid == "")
     report.rows_missing_customer = int(missing.sum())
     if report.rows_missing_customer:
@@ -1515,7 +1575,8 @@ def _read_customers(path, *, id_column, sep=None, encoding="auto", sheet=None) -
     raw, first_line = table.df, table.first_line
     source = str(resolve_path(path))
     _check_columns(source, list(raw.columns), [id_column])
-    ids = raw[id_column].astype("string").str.strip()
+    ids = normalise_ids(raw[id_column], source=source, column=id_column, df=raw, first_line=first_line,
+                        label=table.line_label)
     dup = ids.duplicated(keep=False).to_numpy() & ids.notna().to_numpy()
     if dup.any():
         raise DataError(
@@ -1583,7 +1644,8 @@ def prepare_events(
     timestamp notes. What :func:`read_events` and the MLflow model's input both use."""
     columns = columns or EventColumnsConfig()
     label = line_label
-    cid = raw[columns.customer_id].astype("string").str.strip()
+    cid = normalise_ids(raw[columns.customer_id], source=source, column=columns.customer_id, df=raw,
+                        first_line=first_line, label=label)
     keep = (cid.notna() & (cid != "")).to_numpy()
     raw, cid = raw.loc[keep], cid[keep]
     ts = _parse_timestamps(
