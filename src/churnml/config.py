@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from churnml.errors import ConfigError
 
@@ -37,6 +46,18 @@ __all__ = [
     "load_config",
     "parse_condition",
 ]
+
+
+def _share_check(key: str, v: float, *, low_open: bool = False, high_open: bool = False) -> float:
+    """``v`` as a share in [0, 1] (ends open as asked); above 1 the message says it reads as a
+    percentage: "write 0.3, not 30"."""
+    if v > 1:
+        hint = f"write {v / 100:g}, not {v:g}" if v <= 100 else "write 0.3, not 30"
+        raise ValueError(f"{key} is a share between 0 and 1, got {v:g}: {hint}")
+    if v < 0 or (low_open and v == 0) or (high_open and v == 1):
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ValueError(f"{key} must be in {lo}0, 1{hi}, got {v:g}")
+    return v
 
 
 class _Section(BaseModel):
@@ -261,6 +282,11 @@ class CLVConfig(_Section):
             raise ValueError("must be positive")
         return v
 
+    @field_validator("margin")
+    @classmethod
+    def _margin_share(cls, v: float) -> float:
+        return _share_check("clv.margin", v, low_open=True)
+
     @field_validator("max_fit_customers", "ml_max_train_rows")
     @classmethod
     def _cap(cls, v: int | None) -> int | None:
@@ -328,10 +354,8 @@ class ChurnConfig(_Section):
 
     @field_validator("offer_acceptance", "top_k_share")
     @classmethod
-    def _share(cls, v: float) -> float:
-        if not 0 < v <= 1:
-            raise ValueError("must be in (0, 1]")
-        return v
+    def _share(cls, v: float, info: ValidationInfo) -> float:
+        return _share_check(f"churn.{info.field_name}", v, low_open=True)
 
 
 class TierConfig(_Section):
@@ -349,7 +373,10 @@ class TierConfig(_Section):
         if sorted(self.thresholds) != list(self.thresholds):
             raise ValueError("thresholds must be ascending")
         if self.method == "quantile" and any(not 0 < t < 1 for t in self.thresholds):
-            raise ValueError("quantile thresholds must be in (0, 1)")
+            big = [t for t in self.thresholds if t > 1]
+            hint = (f": write {big[0] / 100:g}, not {big[0]:g}" if big and big[0] <= 100 else
+                    ": write 0.3, not 30" if big else "")
+            raise ValueError(f"quantile thresholds are shares of the scored population, each in (0, 1){hint}")
         return self
 
 
@@ -404,6 +431,16 @@ class SegmentsConfig(_Section):
     value: TierConfig = Field(default_factory=TierConfig)
     matrix: dict[str, str] = Field(default_factory=_default_matrix)
     playbook: dict[str, PlaybookEntry] = Field(default_factory=_default_playbook)
+
+    @field_validator("risk", "value")
+    @classmethod
+    def _tier_shares(cls, v: TierConfig, info: ValidationInfo) -> TierConfig:
+        # risk thresholds are churn probabilities (absolute) or shares (quantile): both in [0, 1];
+        # value thresholds with method absolute are currency and may be any size
+        if v.method == "quantile" or info.field_name == "risk":
+            for t in v.thresholds:
+                _share_check(f"segments.{info.field_name}.thresholds", t)
+        return v
 
     @field_validator("playbook", mode="before")
     @classmethod
@@ -504,10 +541,9 @@ class ActionConfig(_Section):
 
     @field_validator("churn_reduction")
     @classmethod
-    def _reduction(cls, v: float) -> float:
-        if not 0 <= v <= 1:
-            raise ValueError("churn_reduction is a share in [0, 1]")
-        return v
+    def _reduction(cls, v: float, info: ValidationInfo) -> float:
+        name = info.data.get("name")
+        return _share_check(f"campaign.actions[{name}].churn_reduction" if name else "churn_reduction", v)
 
     @field_validator("cost")
     @classmethod
@@ -567,9 +603,7 @@ class CampaignConfig(_Section):
     @field_validator("control_share")
     @classmethod
     def _share(cls, v: float) -> float:
-        if not 0 <= v < 1:
-            raise ValueError("control_share must be in [0, 1)")
-        return v
+        return _share_check("campaign.control_share", v, high_open=True)
 
     @field_validator("actions")
     @classmethod
