@@ -225,7 +225,37 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     missing = [c for c in ("customer_id", "churn_probability", "predicted_clv", "value_at_risk", "segment") if c not in df.columns]
     if missing:
         raise DataError(f"{p}: not a churnml scores file, missing column(s) {missing}; the file has {list(df.columns)}")
+    _check_score_values(df, p)
     return df
+
+
+def _check_score_values(df: pd.DataFrame, p: Path) -> None:
+    """Refuse a scores table whose values changed meaning: customer ids that are not one scalar
+    each, a ``churn_probability`` that is not a number in [0, 1], or ``predicted_clv`` /
+    ``value_at_risk`` that are not finite numbers (currency). Numeric columns read as text are
+    converted in place (ids are kept as written)."""
+    from churnml.io import _examples, normalise_ids
+
+    rows = df.reset_index(drop=True)
+    first_line = 2 if p.suffix.lower() not in {".parquet", ".pq"} else 0  # CSV: line 1 is the header
+    if rows["customer_id"].dtype == object:  # refuses list-typed ids (Parquet) naming the rows
+        normalise_ids(rows["customer_id"], source=str(p), column="customer_id", df=rows, first_line=first_line)
+    for col in ("churn_probability", "predicted_clv", "value_at_risk"):
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce").astype("float64") if not pd.api.types.is_numeric_dtype(raw) else raw.astype("float64")
+        arr = num.to_numpy()
+        missing = raw.isna().to_numpy()
+        if col == "churn_probability":
+            bad = ~missing & ~((arr >= 0) & (arr <= 1))
+            what = "values that are not probabilities between 0 and 1"
+        else:
+            bad = ~missing & ~np.isfinite(arr)
+            what = "non-numeric or infinite values (currency amounts expected)"
+        if bad.any():
+            raise DataError(f"{p}: column {col!r} has {what}: " + _examples(rows, bad, first_line, ["customer_id", col]))
+        if missing.any() and col == "churn_probability":
+            raise DataError(f"{p}: column {col!r} has missing values: " + _examples(rows, missing, first_line, ["customer_id", col]))
+        df[col] = arr
 
 
 def _psi_warning(meta: dict[str, Any]) -> str | None:
