@@ -17,6 +17,8 @@ rewritten (a list restricted to 0600 stays 0600); a new file gets the process-wi
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import re
 import socket
@@ -32,7 +34,8 @@ try:  # advisory lock held on a temporary file while its writer is alive (POSIX 
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["DEFAULT_FILE_MODE", "atomic_path", "file_mode", "parse_mode", "set_file_mode", "write_table"]
+__all__ = ["DEFAULT_FILE_MODE", "atomic_path", "file_mode", "json_safe", "json_text", "parse_mode", "set_file_mode",
+           "write_json", "write_table"]
 
 DEFAULT_FILE_MODE = 0o600
 _file_mode = DEFAULT_FILE_MODE
@@ -207,15 +210,57 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()  # ours: left only when the write failed
 
 
+def json_safe(obj):
+    """``obj`` with every non-finite float (NaN, +-Infinity, numpy or Python, pandas NA/NaT)
+    replaced by ``None``, numpy scalars and arrays as Python values, tuples and sets as lists;
+    dicts and lists recursively. Other objects are left for ``default=str``."""
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in obj]
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return obj
+
+
+def json_text(obj, *, indent: int | None = 2) -> str:
+    """Valid JSON text of ``obj`` (RFC 8259: no NaN or Infinity; those become ``null``, see
+    :func:`json_safe`); objects JSON cannot hold are written as their ``str``."""
+    return json.dumps(json_safe(obj), indent=indent, default=str, allow_nan=False)
+
+
+def write_json(path: str | Path, obj, *, indent: int | None = 2) -> Path:
+    """Write ``obj`` as valid JSON (:func:`json_text`) to ``path`` atomically; return the path."""
+    path = Path(path)
+    text = json_text(obj, indent=indent)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
 def write_table(df: pd.DataFrame, path: str | Path, *, index: bool = True) -> Path:
-    """Write ``df`` as Parquet or CSV (by the file extension) atomically; return the path."""
+    """Write ``df`` as Parquet or CSV (by the file extension) atomically; return the path. CSV
+    text cells that a spreadsheet would run as a formula get a leading quote
+    (:func:`churnml.excel.neutralise_formulas`); Parquet keeps values as they are."""
     path = Path(path)
     suffixes = "".join(path.suffixes[-2:]).lower()
     with atomic_path(path) as tmp:
         if suffixes.endswith(".parquet"):
             df.to_parquet(tmp, index=index)
         elif suffixes.endswith(".csv") or suffixes.endswith(".csv.gz"):
-            df.to_csv(tmp, index=index, compression="gzip" if suffixes.endswith(".gz") else None)
+            from churnml.excel import neutralise_formulas
+
+            neutralise_formulas(df).to_csv(tmp, index=index, compression="gzip" if suffixes.endswith(".gz") else None)
         else:
             from churnml.errors import DataError
 

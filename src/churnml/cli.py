@@ -651,17 +651,14 @@ def audit(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Check what a scores file tells a marketer: true reasons, P(alive) and CLV that agree with the log, actions that pay, shipped models not worse than baselines. Exit 3 when a check fails."""
-    import json
-
-    from churnml._atomic import atomic_path
+    from churnml._atomic import write_json
     from churnml.jobs import audit_scores
 
     with _errors():
         cfg = _config(config, None, tracking_uri, model_name)
         result = audit_scores(scores, cfg, report)
         if out is not None:
-            with atomic_path(out) as tmp:
-                tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+            write_json(out, result.to_dict())
     typer.echo("\n".join(_audit_lines(result.to_dict())))
     if not result.ok:
         raise typer.Exit(3)
@@ -701,11 +698,9 @@ def campaign(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Plan a retention campaign within a budget: one action per customer, random control group held out."""
-    import json
-
     import pandas as pd
 
-    from churnml._atomic import atomic_path, write_table
+    from churnml._atomic import write_json, write_table
     from churnml.campaigns import apply_effects, plan_campaign
     from churnml.campaigns import power as plan_power
     from churnml.errors import DataError
@@ -744,12 +739,10 @@ def campaign(
         start = str(pd.Timestamp(sc["as_of"].iloc[0]).date()) if "as_of" in sc.columns and len(sc) else None
         write_table(plan.plan, out, index=False)
         summary_path = out.with_name(out.name + ".summary.json")
-        with atomic_path(summary_path) as tmp:
-            tmp.write_text(json.dumps({"method": plan.method, **plan.totals(), "warnings": plan.warnings,
-                                       "assumptions": plan.assumptions, "per_action": plan.summary.to_dict("index"),
-                                       "notes": plan.notes, "campaign_start": start, "power": pw,
-                                       "effects": {"file": str(effects), "changes": effect_lines} if effects else None},
-                                      indent=2, default=str))
+        write_json(summary_path, {"method": plan.method, **plan.totals(), "warnings": plan.warnings,
+                                  "assumptions": plan.assumptions, "per_action": plan.summary.to_dict("index"),
+                                  "notes": plan.notes, "campaign_start": start, "power": pw,
+                                  "effects": {"file": str(effects), "changes": effect_lines} if effects else None})
     t = plan.totals()
     for line in effect_lines:
         typer.echo(f"effect: {line}")
@@ -920,12 +913,10 @@ def uplift(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Train an uplift model (who reacts to being contacted) on a past randomised campaign; print its held-out Qini vs random."""
-    import json
-
     import joblib
     import pandas as pd
 
-    from churnml._atomic import atomic_path
+    from churnml._atomic import atomic_path, write_json
     from churnml.errors import DataError
     from churnml.uplift import train_uplift
 
@@ -967,8 +958,7 @@ def uplift(
         with atomic_path(out) as tmp:
             joblib.dump(res.model, tmp)
         meta_path = out.with_name(out.name + ".meta.json")
-        with atomic_path(meta_path) as tmp:
-            tmp.write_text(json.dumps(meta, indent=2, default=str))
+        write_json(meta_path, meta)
     m = res.metrics
     typer.echo(f"{type(res.model).__name__} on {source}: {res.n_train + res.n_test:,} customers, {len(res.features)} features")
     typer.echo(f"held out {res.n_test:,} customers: Qini coefficient {m['qini']:.3f} (random about 0), "

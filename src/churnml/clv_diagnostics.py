@@ -12,14 +12,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from churnml._atomic import atomic_path
+from churnml._atomic import atomic_path, write_json
 from churnml.clv import CLVModel
 from churnml.features import _as_ns
 
@@ -203,7 +202,6 @@ def plot_clv_diagnostics(diag: CLVDiagnostics, out_dir: str | Path) -> list[Path
     ax.set_title("P(alive) by frequency and recency")
     save(fig, "clv_p_alive.png")
     path = out / "clv_summary.json"
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(diag.to_dict(), indent=2, default=str))
+    write_json(path, diag.to_dict())
     written.append(path)
     return written

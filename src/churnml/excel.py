@@ -10,7 +10,8 @@ import pandas as pd
 
 from churnml._atomic import atomic_path
 
-__all__ = ["action_label", "action_labels", "presentable", "write_list"]
+__all__ = ["FORMULA_TRIGGERS", "action_label", "action_labels", "neutralise_formulas", "neutralise_text", "presentable",
+           "restore_formulas", "write_list"]
 
 # column (raw or plain header) -> kind; kinds decide rounding and the Excel number format
 _KINDS = {
@@ -26,6 +27,64 @@ _KINDS = {
 _FORMATS = {"share": "0.0%", "money": "#,##0.00", "decimal": "#,##0.00", "count": "#,##0"}
 _ROUND = {"share": 4, "money": 2, "decimal": 2}
 _WIDE_TEXT = {"reasons", "Risk drivers"}
+
+# first characters that make a spreadsheet read a text cell as a formula (OWASP CSV injection)
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_text(value):
+    """``value`` with a single quote in front when it is text a spreadsheet would run as a
+    formula (starts with ``= + - @``, tab or carriage return); anything else unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def _is_text(col: pd.Series | pd.Index) -> bool:
+    dtype = col.dtype
+    return (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype))
+
+
+def _neutralise_values(values: pd.Series | pd.Index):
+    if not _is_text(values):
+        return None
+    hit = np.fromiter((isinstance(v, str) and v.startswith(FORMULA_TRIGGERS) for v in values), bool, len(values))
+    if not hit.any():
+        return None
+    return [("'" + v) if h else v for v, h in zip(values, hit)]
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` safe to open in a spreadsheet: every text cell (object, string or
+    categorical columns, the index and the column names) that would run as a formula gets a
+    leading single quote (see :func:`neutralise_text`). Numbers, including negative ones, stay
+    numbers. The rule every ``.csv``/``.xlsx`` writer of churnml applies."""
+    out = frame.copy()
+    for i, col in enumerate(frame.columns):
+        fixed = _neutralise_values(frame.iloc[:, i])
+        if fixed is not None:
+            out.isetitem(i, pd.Series(fixed, index=frame.index, dtype=object))
+    fixed = _neutralise_values(frame.index)
+    if fixed is not None and not isinstance(frame.index, pd.MultiIndex):
+        out.index = pd.Index(fixed, name=frame.index.name, dtype=object)
+    out.columns = [neutralise_text(c) for c in frame.columns] if not isinstance(frame.columns, pd.MultiIndex) else frame.columns
+    return out
+
+
+def restore_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`neutralise_formulas` on a table read back from a churnml CSV: text cells of
+    the form ``'`` + formula trigger + rest lose the quote, so ids round-trip."""
+    out = frame.copy()
+    for i in range(frame.shape[1]):
+        col = frame.iloc[:, i]
+        if not _is_text(col):
+            continue
+        hit = np.fromiter((isinstance(v, str) and len(v) > 1 and v[0] == "'" and v[1:].startswith(FORMULA_TRIGGERS)
+                           for v in col), bool, len(col))
+        if hit.any():
+            out.isetitem(i, pd.Series([v[1:] if h else v for v, h in zip(col, hit)], index=frame.index, dtype=object))
+    return out
 
 
 def action_label(name, labels=None) -> str:
@@ -77,10 +136,11 @@ def economics_notes(economics: dict | None) -> list[str]:
 def write_list(table: pd.DataFrame, path: str | Path, *, sheet: str = "At risk", notes: list[str] | None = None) -> Path:
     """Write a customer list as ``.csv`` or ``.xlsx`` (by extension), atomically. The workbook has
     number formats (shares as %, money with thousands separators), column widths fitted to the
-    content, an autofilter on the header row and the header frozen; ``notes`` (e.g.
+    content, an autofilter on the header row and the header frozen; text that a spreadsheet would run
+    as a formula gets a leading quote (:func:`neutralise_formulas`); ``notes`` (e.g.
     :func:`economics_notes`) go to a second sheet "Assumptions", one line a row."""
     path = Path(path)
-    table = presentable(table)
+    table = neutralise_formulas(presentable(table))
     suffix = path.suffix.lower()
     with atomic_path(path) as tmp:
         if suffix == ".csv":
@@ -105,6 +165,11 @@ def _write_xlsx(table: pd.DataFrame, tmp: Path, sheet: str, notes: list[str] | N
     ws.append([str(c) for c in table.columns])
     for row in table.itertuples(index=False, name=None):
         ws.append([_cell(v) for v in row])
+    for row in ws.iter_rows():
+        for cell in row:  # text is never a formula (neutralise_formulas already quoted it; belt and braces)
+            if cell.data_type == "f":
+                cell.value = "'" + str(cell.value)
+                cell.data_type = "s"
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for j, col in enumerate(table.columns, 1):
@@ -132,7 +197,7 @@ def _write_xlsx(table: pd.DataFrame, tmp: Path, sheet: str, notes: list[str] | N
     if notes:
         ns = wb.create_sheet("Assumptions")
         for line in notes:
-            ns.append([line])
+            ns.append([neutralise_text(line)])
         ns.column_dimensions["A"].width = 120
     wb.save(tmp)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from churnml._atomic import atomic_path, write_table
+from churnml._atomic import write_json, write_table
 from churnml.config import Config
 from churnml.errors import DataError
 from churnml.features import snapshot_features
@@ -222,8 +222,7 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
     # the same table shape as `churnml score` (customer_id a column), with every feature after it
     files = [write_table(scores, out / "customers.parquet", index=False), write_table(seg, out / "rfm_segments.csv")]
     meta_path = out / "customers.parquet.meta.json"  # horizons, tiers, currency: what the report states
-    with atomic_path(meta_path) as tmp:
-        tmp.write_text(json.dumps(scored.meta, indent=2, default=str))
+    write_json(meta_path, scored.meta)
     files.append(meta_path)
     files += marketing_outputs(scored.scores, scored.meta, config, out, dataset)
     if bt is not None:
@@ -247,8 +246,7 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
         "economics": scored.meta.get("economics"),
     }
     report_path = out / "run_report.json"
-    with atomic_path(report_path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=str))
+    write_json(report_path, report)
     files.append(report_path)
     return RunResult(
         out, files, len(scores), str(as_of), timings, seg, metrics, pipe.value_model.chosen_, shipped_clv_summary(pipe, diag),
@@ -269,8 +267,7 @@ def backtest(config: Config, *, out_dir: str | Path | None = None) -> tuple["Chu
     out = Path(out_dir or config.output.dir)
     files = [write_table(bt.per_cutoff, out / "churn_backtest.csv")]
     path = out / "churn_backtest.json"
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(bt.to_dict(), indent=2, default=str))
+    write_json(path, bt.to_dict())
     files.append(path)
     return bt, files
 

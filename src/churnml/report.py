@@ -77,7 +77,8 @@ function render(){
   document.getElementById('next').onclick = ()=>{ if(page<pages-1){page++; render();} };
 }
 function esc(s){ return String(s).replace(/[&<>"]/g, ch => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[ch])); }
-function csvCell(v){ const s = String(v); return /[",\n]/.test(s) ? '"' + s.replace(/"/g,'""') + '"' : s; }
+function csvCell(v){ let s = String(v); if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) { s = "'" + s; }
+  return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g,'""') + '"' : s; }
 document.querySelectorAll('th[data-key]').forEach(th => th.onclick = () => {
   const k = th.dataset.key; if(sortKey===k){ sortDir = -sortDir; } else { sortKey = k; sortDir = th.dataset.type==='num' ? -1 : 1; }
   page = 0; render();

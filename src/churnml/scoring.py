@@ -10,7 +10,6 @@ on large logs; segment tiers and RFM quintiles are computed over the whole score
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnml._atomic import atomic_path, write_table
+from churnml._atomic import write_json, write_table
 from churnml.audit import AUDIT_COLUMNS, audit
 from churnml.config import Config
 from churnml.errors import DataError, ModelError
@@ -200,8 +199,7 @@ def write_scores(result: ScoreResult, out: str | Path) -> tuple[Path, Path]:
     write_table(result.scores, out, index=False)
     result.meta["timings"]["write_s"] = round(time.perf_counter() - t, 3)
     meta_path = out.with_name(out.name + ".meta.json")
-    with atomic_path(meta_path) as tmp:
-        tmp.write_text(json.dumps(result.meta, indent=2, default=str))
+    write_json(meta_path, result.meta)
     return out, meta_path
 
 
@@ -213,7 +211,12 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     if not p.is_file():
         raise DataError(f"scores file not found: {p}")
     try:
-        df = pd.read_parquet(p) if p.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(p, dtype={"customer_id": str})
+        if p.suffix.lower() in {".parquet", ".pq"}:
+            df = pd.read_parquet(p)
+        else:  # a churnml CSV quotes text a spreadsheet would run as a formula: ids round-trip
+            from churnml.excel import restore_formulas
+
+            df = restore_formulas(pd.read_csv(p, dtype={"customer_id": str}))
     except OSError as err:
         if err.errno is not None:  # the OS refused (permission, I/O): the environment's fault, exit 4 at the CLI
             raise

@@ -20,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from churnml._atomic import json_text
+from churnml.excel import neutralise_formulas
 from churnml.config import Config
 from churnml.errors import EnvironmentFault, ModelError
 
@@ -302,15 +304,15 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
             mlflow.log_metrics(
                 {f"{s}_{m}_mean": float(v) for s, r in backtest.summary.iterrows() for m, v in r.items() if pd.notna(v)}
             )
-            backtest.per_cutoff.to_csv(tmpd / "backtest.csv")
-            (tmpd / "backtest.json").write_text(json.dumps(backtest.to_dict(), indent=2, default=str))
+            neutralise_formulas(backtest.per_cutoff).to_csv(tmpd / "backtest.csv")
+            (tmpd / "backtest.json").write_text(json_text(backtest.to_dict()))
             mlflow.log_artifact(str(tmpd / "backtest.csv"), "backtest")
             mlflow.log_artifact(str(tmpd / "backtest.json"), "backtest")
             for p in plot_backtest(backtest.predictions, ["model", *BASELINES], tmpd / "plots"):
                 mlflow.log_artifact(str(p), "plots")
         mlflow.log_artifact(str(plot_feature_importance(pipe.churn_model.feature_importance(), tmpd / "plots" / "feature_importance.png")), "plots")
         if pipe.value_model.backtest_ is not None:
-            pipe.value_model.backtest_.metrics.to_csv(tmpd / "value_backtest.csv")
+            neutralise_formulas(pipe.value_model.backtest_.metrics).to_csv(tmpd / "value_backtest.csv")
             mlflow.log_artifact(str(tmpd / "value_backtest.csv"), "backtest")
         if clv_diagnostics is not None:
             for p in plot_clv_diagnostics(clv_diagnostics, tmpd / "clv"):
@@ -319,7 +321,7 @@ def log_training(pipe, backtest, dataset, config: Config, *, clv_diagnostics=Non
             sev = [f["severity"] for f in audit["findings"]]
             mlflow.set_tag("audit_status", "pass" if audit["ok"] else "fail")
             mlflow.log_metrics({"audit_fail_count": float(sev.count("fail")), "audit_warn_count": float(sev.count("warn"))})
-            (tmpd / "audit.json").write_text(json.dumps(audit, indent=2, default=str))
+            (tmpd / "audit.json").write_text(json_text(audit))
             mlflow.log_artifact(str(tmpd / "audit.json"), "audit")
         bundle = tmpd / "pipeline.joblib"
         joblib.dump(pipe, bundle)
