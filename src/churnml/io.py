@@ -842,6 +842,125 @@ def _to_datetime(values: pd.Series, fmt: str | None, *, utc: bool) -> pd.Series:
     return ts
 
 
+MIN_DATE = pd.Timestamp("1970-01-01")
+"""Default earliest plausible timestamp, ``data.min_date``."""
+_SAMPLE = 5000
+_ISO = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T].*)?$")
+_DMY = re.compile(r"^(\d{1,2})([-/.])(\d{1,2})\2(\d{4}|\d{2})(?:[ T].*)?$")
+_COMPACT = re.compile(r"^\d{8}$")
+_TIME_ONLY = re.compile(r"^\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?$")
+_KINDS = {
+    "iso": "ISO (2024-01-31)",
+    "dmy": "day/month or month/day (03/04/2024)",
+    "compact": "YYYYMMDD (20240131)",
+    "time": "a time without a date (10:00)",
+    "text": "other (5 Jan 2024)",
+}
+
+
+def date_window(min_date=None, max_date=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The plausible dates of a log: ``[min_date, max_date]`` as naive timestamps, the end day
+    inclusive. Defaults (``None``): 1970-01-01 .. tomorrow (UTC, the run date + 1 day)."""
+    lo = MIN_DATE if min_date is None else pd.Timestamp(min_date)
+    hi = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1) if max_date is None else pd.Timestamp(max_date)
+    return lo.normalize(), hi.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+
+
+def _kinds(text: pd.Series) -> pd.Series:
+    """The shape of each (stripped, non-empty) date text: one of ``_KINDS``."""
+    kind = pd.Series("text", index=text.index, dtype=object)
+    for name, rx in (("time", _TIME_ONLY), ("compact", _COMPACT), ("dmy", _DMY), ("iso", _ISO)):
+        kind[text.str.match(rx, na=False).to_numpy(dtype=bool)] = name
+    return kind
+
+
+def _readable(values: pd.Series) -> pd.Series:
+    """Whether each text reads as a date on its own (either day/month order); slow, for few values."""
+    ok = pd.Series(False, index=values.index)
+    for dayfirst in (False, True):
+        try:
+            ok |= pd.to_datetime(values, format="mixed", dayfirst=dayfirst, errors="coerce").notna().to_numpy()
+        except (ValueError, TypeError, OverflowError):  # pragma: no cover - offsets mixed with naive values
+            ok |= values.map(lambda v: pd.notna(pd.to_datetime(v, errors="coerce", dayfirst=dayfirst))).to_numpy(dtype=bool)
+    return ok
+
+
+def _infer_format(values: pd.Series, fail) -> str | None:
+    """One format for the whole text column ``values`` (``data.timestamp_format`` unset), checked on
+    a sample of its distinct values (all distinct values for day/month order): ``None`` = pandas
+    infers it (ISO, and text shapes it knows), or an explicit format. Refuses time-only values, a
+    column mixing shapes, and numeric day/month dates that fit both day-first and month-first."""
+    text = values.astype("string").str.strip()
+    present = text[(text.notna() & (text != "")).fillna(False).to_numpy(dtype=bool)]
+    if present.empty:
+        return None
+    distinct = pd.Series(present.iloc[: 4 * _SAMPLE].unique())
+    if len(present) > 4 * _SAMPLE:  # a spread-out sample too, not only the head
+        rest = present.iloc[4 * _SAMPLE :]
+        extra = rest.sample(min(_SAMPLE, len(rest)), random_state=0).unique()
+        distinct = pd.Series(pd.unique(np.concatenate([distinct.to_numpy(dtype=object), np.asarray(extra, dtype=object)])))
+    kinds = _kinds(distinct.astype("string"))
+    found = list(dict.fromkeys(kinds))
+    if len(found) > 1 and "time" not in found:  # values no format reads are named by the parse below
+        kinds = kinds[_readable(distinct).to_numpy()]
+        distinct = distinct[kinds.index]
+        found = list(dict.fromkeys(kinds))
+        if not found:
+            return None
+    rows = lambda wanted: text.isin(set(distinct[kinds.isin(wanted).to_numpy()])).to_numpy(dtype=bool)  # noqa: E731
+    if "time" in found:
+        raise fail(rows(["time"]), "holds times without a date; write full dates (YYYY-MM-DD HH:MM)")
+    if len(found) > 1:
+        first = {k: distinct[(kinds == k).to_numpy()].iloc[0] for k in found}
+        shown = ", ".join(f"{_KINDS[k]}: {first[k]!r}" for k in found)
+        mask = np.zeros(len(text), dtype=bool)
+        for k in found:  # one example row per shape
+            mask[int(np.flatnonzero(text.eq(first[k]).fillna(False).to_numpy(dtype=bool))[0])] = True
+        raise fail(
+            mask,
+            f"mixes date formats ({shown}); write one format for the whole column, or set data.timestamp_format",
+        )
+    kind = found[0]
+    if kind == "compact":
+        return "%Y%m%d"
+    if kind != "dmy":
+        return None
+    # day/month order over every distinct value: one order for the whole column
+    every = pd.Series(present.unique()).astype("string")
+    parts = every.str.extract(_DMY)
+    a, b = parts[0].astype(int), parts[2].astype(int)
+    day_first = bool(((a <= 31) & (b <= 12)).all())
+    month_first = bool(((a <= 12) & (b <= 31)).all())
+    if day_first and month_first:
+        sample = every.iloc[:3].tolist()
+        raise fail(
+            text.isin(set(sample)).to_numpy(dtype=bool),
+            "has dates that read both day-first and month-first (no day above 12); set data.timestamp_format "
+            "to '%d/%m/%Y' or '%m/%d/%Y' (with the column's separator)",
+        )
+    if not (day_first or month_first):
+        return None  # neither order fits every value: the parse below names the rows
+    from pandas.tseries.api import guess_datetime_format
+
+    first = str(every.iloc[int(np.flatnonzero(((a > 12) | (b > 12)).to_numpy())[0])] if ((a > 12) | (b > 12)).any() else every.iloc[0])
+    fmt = guess_datetime_format(first, dayfirst=day_first)
+    if fmt is None:  # pragma: no cover - a shape pandas cannot spell
+        sep, year = parts.iloc[0, 1], parts.iloc[0, 3]
+        fmt = ("%d{0}%m{0}" if day_first else "%m{0}%d{0}").format(sep) + ("%Y" if len(year) == 4 else "%y")
+    return fmt
+
+
+def _check_window(ts: pd.Series, window, fail) -> None:
+    lo, hi = window
+    out = ((ts < lo) | (ts > hi)).to_numpy(dtype=bool)
+    if out.any():
+        raise fail(
+            out,
+            f"has dates outside the plausible window {lo.date()} .. {hi.date()} (data.min_date, data.max_date; "
+            "the default end is the run date + 1 day)",
+        )
+
+
 def _parse_timestamps(
     values: pd.Series,
     fmt: str | None,
@@ -853,8 +972,14 @@ def _parse_timestamps(
     timezone: str | None = None,
     label: str | None = None,
     notes: list[str] | None = None,
+    window: tuple | None = None,
 ) -> pd.Series:
     """Timestamps as naive UTC ``datetime64[ns]``.
+
+    Without ``fmt`` one format is inferred for the whole column (see :func:`_infer_format`):
+    numeric day/month dates fitting both orders, time-only values and columns mixing formats
+    are refused. Timestamps outside ``window`` (see :func:`date_window`; ``None`` = its
+    defaults) are bad input naming the rows.
 
     Values with an offset (``+02:00``, ``Z``) are converted to UTC. Values without one are
     taken as they are, or, with ``timezone`` (IANA name), as local times there converted to
@@ -870,10 +995,13 @@ def _parse_timestamps(
         return DataError(f"{source}: {setting} {what}: " + _examples(df, mask, first_line, [column], label))
 
     mixed = False
+    given = fmt
     values = _numbers_as_dates(values, fmt, fail)
     if pd.api.types.is_datetime64_any_dtype(values):
         ts = values
     else:
+        if fmt is None:
+            fmt = _infer_format(values, fail)
         try:
             ts = pd.to_datetime(values, format=fmt, errors="coerce")
         except (ValueError, TypeError):  # e.g. several UTC offsets: parsed below
@@ -883,7 +1011,12 @@ def _parse_timestamps(
             mixed = True
     bad = ts.isna().to_numpy()
     if bad.any():
-        hint = f" with format {fmt!r} (data.timestamp_format)" if fmt else "; set data.timestamp_format (e.g. '%Y%m%d')"
+        if given:
+            hint = f" with format {fmt!r} (data.timestamp_format)"
+        elif fmt:
+            hint = f" with the column's format {fmt!r}; set data.timestamp_format"
+        else:
+            hint = "; set data.timestamp_format (e.g. '%Y%m%d')"
         raise fail(bad, f"has missing or unparseable timestamps{hint}")
     if not mixed:
         tz = getattr(ts.dt, "tz", None)
@@ -899,7 +1032,9 @@ def _parse_timestamps(
         out = (ts < _NS_MIN).to_numpy() | (ts > _NS_MAX).to_numpy()
         if out.any():
             raise fail(out, "has dates outside the supported range 1677-09-22 .. 2262-04-11")
-    return ts.astype("datetime64[ns]")
+    ts = ts.astype("datetime64[ns]")
+    _check_window(ts, window or date_window(), fail)
+    return ts
 
 
 def _numbers_as_dates(values: pd.Series, fmt: str | None, fail) -> pd.Series:
@@ -1233,6 +1368,8 @@ def prepare_transactions(
     max_abs_amount: float | None = MAX_ABS_AMOUNT,
     line_label: str | None = None,
     cancel_window_days: float = CANCEL_WINDOW_DAYS,
+    min_date=None,
+    max_date=None,
 ) -> tuple[pd.DataFrame, LoadReport]:
     """Validate raw order lines and collapse them to one purchase event per order.
 
@@ -1312,7 +1449,8 @@ def prepare_transactions(
 
     where = {"source": source, "df": raw, "first_line": first_line, "label": line_label}
     ts = _parse_timestamps(
-        raw[columns.timestamp], timestamp_format, column=columns.timestamp, timezone=timezone, notes=report.notes, **where
+        raw[columns.timestamp], timestamp_format, column=columns.timestamp, timezone=timezone, notes=report.notes,
+        window=date_window(min_date, max_date), **where
     )
     if len(amount_cols) == 2:
         qty = _parse_numbers(raw[amount_cols[0]], column=amount_cols[0], max_abs=max_abs_amount, **where)
@@ -1411,6 +1549,8 @@ def read_transactions(
     sheet: str | int | None = None,
     max_abs_amount: float | None = MAX_ABS_AMOUNT,
     cancel_window_days: float = CANCEL_WINDOW_DAYS,
+    min_date=None,
+    max_date=None,
 ) -> tuple[pd.DataFrame, LoadReport]:
     """Read a transaction log (CSV, gzipped CSV, Parquet or Excel .xlsx) into the canonical contract.
 
@@ -1435,6 +1575,8 @@ def read_transactions(
         max_abs_amount=max_abs_amount,
         line_label=table.line_label,
         cancel_window_days=cancel_window_days,
+        min_date=min_date,
+        max_date=max_date,
     )
     report.encoding = table.encoding
     report.notes[:0] = table.notes
@@ -1540,6 +1682,8 @@ def read_events(
     encoding: str = "auto",
     timezone: str | None = None,
     sheet: str | int | None = None,
+    min_date=None,
+    max_date=None,
 ) -> pd.DataFrame:
     """Read customer service events: ``customer_id, timestamp, type, value``.
 
@@ -1548,12 +1692,14 @@ def read_events(
     the transactions' rules (naive UTC; ``timezone`` for values without an offset).
     """
     return _read_events(
-        path, columns=columns, timestamp_format=timestamp_format, sep=sep, encoding=encoding, timezone=timezone, sheet=sheet
+        path, columns=columns, timestamp_format=timestamp_format, sep=sep, encoding=encoding, timezone=timezone, sheet=sheet,
+        min_date=min_date, max_date=max_date,
     )[0]
 
 
 def _read_events(
-    path, *, columns=None, timestamp_format=None, sep=None, encoding="auto", timezone=None, sheet=None
+    path, *, columns=None, timestamp_format=None, sep=None, encoding="auto", timezone=None, sheet=None, min_date=None,
+    max_date=None,
 ) -> tuple[pd.DataFrame, list[str]]:
     columns = columns or EventColumnsConfig()
     usecols = [columns.customer_id, columns.timestamp, columns.type] + ([columns.value] if columns.value else [])
@@ -1563,7 +1709,8 @@ def _read_events(
     if table.df.empty:
         raise DataError(f"{source}: no rows (the file has a header but no data)")
     events = prepare_events(table.df, columns=columns, timestamp_format=timestamp_format, timezone=timezone, source=source,
-                            first_line=table.first_line, line_label=table.line_label, notes=notes)
+                            first_line=table.first_line, line_label=table.line_label, notes=notes,
+                            min_date=min_date, max_date=max_date)
     return events, notes
 
 
@@ -1577,6 +1724,8 @@ def prepare_events(
     first_line: int = 0,
     line_label: str | None = None,
     notes: list[str] | None = None,
+    min_date=None,
+    max_date=None,
 ) -> pd.DataFrame:
     """Validate raw service events into ``customer_id, timestamp, type, value`` (the rules of
     :func:`read_events`; rows without a customer id are dropped); ``notes`` collects the
@@ -1588,7 +1737,7 @@ def prepare_events(
     raw, cid = raw.loc[keep], cid[keep]
     ts = _parse_timestamps(
         raw[columns.timestamp], timestamp_format, source=source, column=columns.timestamp, df=raw,
-        first_line=first_line, timezone=timezone, label=label, notes=notes,
+        first_line=first_line, timezone=timezone, label=label, notes=notes, window=date_window(min_date, max_date),
     )
     out = pd.DataFrame(
         {
@@ -1635,6 +1784,8 @@ def load_dataset(config: Config | DataConfig) -> Dataset:
         sheet=data.sheet,
         max_abs_amount=data.max_abs_amount,
         cancel_window_days=data.cancel_window_days,
+        min_date=getattr(data, "min_date", None),
+        max_date=getattr(data, "max_date", None),
     )
     customers = None
     if data.customers:
@@ -1647,7 +1798,8 @@ def load_dataset(config: Config | DataConfig) -> Dataset:
     if data.events:
         events, notes = _read_events(
             data.events, columns=data.event_columns, timestamp_format=data.timestamp_format, encoding=data.encoding,
-            timezone=data.timezone, sheet=data.sheet,
+            timezone=data.timezone, sheet=data.sheet, min_date=getattr(data, "min_date", None),
+            max_date=getattr(data, "max_date", None),
         )
         report.notes += notes
     return Dataset(transactions=tx, report=report, customers=customers, events=events)
