@@ -890,15 +890,20 @@ def _infer_format(values: pd.Series, fail) -> str | None:
     a sample of its distinct values (all distinct values for day/month order): ``None`` = pandas
     infers it (ISO, and text shapes it knows), or an explicit format. Refuses time-only values, a
     column mixing shapes, and numeric day/month dates that fit both day-first and month-first."""
-    text = values.astype("string").str.strip()
-    present = text[(text.notna() & (text != "")).fillna(False).to_numpy(dtype=bool)]
-    if present.empty:
+    n = len(values)
+    pos = np.arange(min(n, 4 * _SAMPLE))
+    if n > 4 * _SAMPLE:  # a spread-out sample too, not only the head
+        pos = np.concatenate([pos, np.random.default_rng(0).choice(np.arange(4 * _SAMPLE, n), _SAMPLE, replace=False)])
+    sample = values.iloc[pos].astype("string").str.strip()
+    sample = sample[(sample.notna() & (sample != "")).fillna(False).to_numpy(dtype=bool)]
+    if sample.empty:
         return None
-    distinct = pd.Series(present.iloc[: 4 * _SAMPLE].unique())
-    if len(present) > 4 * _SAMPLE:  # a spread-out sample too, not only the head
-        rest = present.iloc[4 * _SAMPLE :]
-        extra = rest.sample(min(_SAMPLE, len(rest)), random_state=0).unique()
-        distinct = pd.Series(pd.unique(np.concatenate([distinct.to_numpy(dtype=object), np.asarray(extra, dtype=object)])))
+    distinct = pd.Series(sample.unique())
+    text = values.astype("string").str.strip() if n <= 4 * _SAMPLE else None
+
+    def full() -> pd.Series:
+        return text if text is not None else values.astype("string").str.strip()
+
     kinds = _kinds(distinct.astype("string"))
     found = list(dict.fromkeys(kinds))
     if len(found) > 1 and "time" not in found:  # values no format reads are named by the parse below
@@ -907,15 +912,15 @@ def _infer_format(values: pd.Series, fail) -> str | None:
         found = list(dict.fromkeys(kinds))
         if not found:
             return None
-    rows = lambda wanted: text.isin(set(distinct[kinds.isin(wanted).to_numpy()])).to_numpy(dtype=bool)  # noqa: E731
+    rows = lambda wanted: full().isin(set(distinct[kinds.isin(wanted).to_numpy()])).to_numpy(dtype=bool)  # noqa: E731
     if "time" in found:
         raise fail(rows(["time"]), "holds times without a date; write full dates (YYYY-MM-DD HH:MM)")
     if len(found) > 1:
         first = {k: distinct[(kinds == k).to_numpy()].iloc[0] for k in found}
         shown = ", ".join(f"{_KINDS[k]}: {first[k]!r}" for k in found)
-        mask = np.zeros(len(text), dtype=bool)
+        mask, t = np.zeros(n, dtype=bool), full()
         for k in found:  # one example row per shape
-            mask[int(np.flatnonzero(text.eq(first[k]).fillna(False).to_numpy(dtype=bool))[0])] = True
+            mask[int(np.flatnonzero(t.eq(first[k]).fillna(False).to_numpy(dtype=bool))[0])] = True
         raise fail(
             mask,
             f"mixes date formats ({shown}); write one format for the whole column, or set data.timestamp_format",
@@ -926,20 +931,27 @@ def _infer_format(values: pd.Series, fail) -> str | None:
     if kind != "dmy":
         return None
     # day/month order over every distinct value: one order for the whole column
-    every = pd.Series(present.unique()).astype("string")
+    t = full()
+    every = pd.Series(t[(t.notna() & (t != "")).fillna(False).to_numpy(dtype=bool)].unique()).astype("string")
     parts = every.str.extract(_DMY)
     a, b = parts[0].astype(int), parts[2].astype(int)
-    day_first = bool(((a <= 31) & (b <= 12)).all())
-    month_first = bool(((a <= 12) & (b <= 31)).all())
+    valid = (a >= 1) & (b >= 1) & (a <= 31) & (b <= 31)  # others: named by the parse below
+    day_first = bool((b[valid] <= 12).all())
+    month_first = bool((a[valid] <= 12).all())
+    if not (day_first or month_first):
+        shown = [every[(valid & (b > 12)).to_numpy()].iloc[0], every[(valid & (a > 12)).to_numpy()].iloc[0]]
+        raise fail(
+            t.isin(set(shown)).to_numpy(dtype=bool),
+            f"mixes day-first ({shown[1]!r}) and month-first ({shown[0]!r}) dates; write one order for the whole "
+            "column, or set data.timestamp_format",
+        )
     if day_first and month_first:
         sample = every.iloc[:3].tolist()
         raise fail(
-            text.isin(set(sample)).to_numpy(dtype=bool),
+            t.isin(set(sample)).to_numpy(dtype=bool),
             "has dates that read both day-first and month-first (no day above 12); set data.timestamp_format "
             "to '%d/%m/%Y' or '%m/%d/%Y' (with the column's separator)",
         )
-    if not (day_first or month_first):
-        return None  # neither order fits every value: the parse below names the rows
     from pandas.tseries.api import guess_datetime_format
 
     first = str(every.iloc[int(np.flatnonzero(((a > 12) | (b > 12)).to_numpy())[0])] if ((a > 12) | (b > 12)).any() else every.iloc[0])
@@ -1007,6 +1019,17 @@ def _parse_timestamps(
         except (ValueError, TypeError):  # e.g. several UTC offsets: parsed below
             ts = None
         if ts is None or (ts.isna() & values.notna()).any():
+            if given is None and fmt is None and ts is not None:
+                # the rows the first value's format missed: the same shape as the column, or refused
+                keep = (ts.isna() & values.notna()).to_numpy() | (np.cumsum(ts.notna().to_numpy()) <= 50)
+                at = np.flatnonzero(keep)
+
+                def fail_at(mask, what: str) -> DataError:
+                    whole = np.zeros(len(values), dtype=bool)
+                    whole[at[np.asarray(mask, dtype=bool)]] = True
+                    return fail(whole, what)
+
+                _infer_format(values.iloc[at], fail_at)
             ts = _parse_mixed(values, fmt, timezone=timezone, source=source, setting=setting, fail=fail, notes=notes)
             mixed = True
     bad = ts.isna().to_numpy()
