@@ -799,14 +799,15 @@ def _show(value: Any) -> str:
 
 
 def _examples(
-    df: pd.DataFrame, mask: np.ndarray | pd.Series, first_line: int, cols: list[str], label: str | None = None
+    df: pd.DataFrame, mask: np.ndarray | pd.Series, first_line: int, cols: list[str], label: str | None = None,
+    limit: int = _EXAMPLES,
 ) -> str:
     """'<n> row(s), first <k>: line 3: col='value'; line 5: ...' on one line. Rows are named by
     their line in the file (``first_line`` = the line of the frame's first row, whose index is
     the row's position in the file) or, for a DataFrame (``first_line=0``), by index label."""
     mask = np.asarray(mask, dtype=bool)
     label = label or ("line" if first_line else "row")
-    pos = np.flatnonzero(mask)[:_EXAMPLES]
+    pos = np.flatnonzero(mask)[:limit]
     items = []
     for p in pos:
         idx = df.index[p]
@@ -1004,7 +1005,7 @@ def _parse_timestamps(
     setting = f"column {column!r}"
 
     def fail(mask, what: str) -> DataError:
-        return DataError(f"{source}: {setting} {what}: " + _examples(df, mask, first_line, [column], label))
+        return DataError(f"{source}: {setting} {what}: " + _examples(df, mask, first_line, [column], label, limit=3))
 
     mixed = False
     given = fmt
