@@ -121,6 +121,15 @@ class DataConfig(_Section):
     ``max_abs_amount``
         the largest plausible |amount| of one order line (currency); larger values, like
         non-finite ones, are an error naming the rows.
+    ``timestamp_format``
+        a strftime format (``%Y%m%d``) for every timestamp; ``None`` infers one format per
+        column: ISO 8601, ``YYYYMMDD``, or numeric day/month dates whose order (day-first or
+        month-first) the values decide. A column that fits both orders, mixes formats, or holds
+        times without a date is an error naming example rows.
+    ``min_date``, ``max_date``
+        the plausible window of timestamps (``YYYY-MM-DD``, both days inclusive) in the
+        transactions and events; ``None`` = 1970-01-01 and the run date + 1 day (UTC). Dates
+        outside are an error naming the rows.
     ``cancel_window_days``
         with ``returns: net``, how many days back a credit note looks for several orders whose
         amounts add up to its own (it then cancels them all); a credit note equal to one order
@@ -136,6 +145,8 @@ class DataConfig(_Section):
     timezone: str | None = None
     sheet: str | int | None = None
     max_abs_amount: float = 1e12
+    min_date: str | None = None
+    max_date: str | None = None
     returns: Literal["net", "drop"] = "net"
     cancel_window_days: float = Field(default=30.0, ge=0)
     customers: str | None = None
@@ -177,6 +188,31 @@ class DataConfig(_Section):
         if v is not None and (v == "" or v in ("\n", "\r", '"')):
             raise ValueError("must be a non-empty separator other than a newline or the quote character")
         return v
+
+    @field_validator("min_date", "max_date", mode="before")
+    @classmethod
+    def _date(cls, v: Any) -> str | None:
+        if v is None:
+            return v
+        import datetime
+
+        if isinstance(v, (datetime.date, datetime.datetime)):
+            v = v.isoformat()
+        if not isinstance(v, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v.strip()):
+            raise ValueError(f"must be a date YYYY-MM-DD or null, not {v!r}")
+        try:
+            import datetime as _dt
+
+            _dt.date.fromisoformat(v.strip())
+        except ValueError:
+            raise ValueError(f"{v!r} is not a calendar date (YYYY-MM-DD)") from None
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.min_date is not None and self.max_date is not None and self.min_date > self.max_date:
+            raise ValueError(f"min_date {self.min_date} is after max_date {self.max_date}")
+        return self
 
     @field_validator("max_abs_amount")
     @classmethod

@@ -800,14 +800,15 @@ def _show(value: Any) -> str:
 
 
 def _examples(
-    df: pd.DataFrame, mask: np.ndarray | pd.Series, first_line: int, cols: list[str], label: str | None = None
+    df: pd.DataFrame, mask: np.ndarray | pd.Series, first_line: int, cols: list[str], label: str | None = None,
+    limit: int = _EXAMPLES,
 ) -> str:
     """'<n> row(s), first <k>: line 3: col='value'; line 5: ...' on one line. Rows are named by
     their line in the file (``first_line`` = the line of the frame's first row, whose index is
     the row's position in the file) or, for a DataFrame (``first_line=0``), by index label."""
     mask = np.asarray(mask, dtype=bool)
     label = label or ("line" if first_line else "row")
-    pos = np.flatnonzero(mask)[:_EXAMPLES]
+    pos = np.flatnonzero(mask)[:limit]
     items = []
     for p in pos:
         idx = df.index[p]
@@ -904,6 +905,137 @@ def _to_datetime(values: pd.Series, fmt: str | None, *, utc: bool) -> pd.Series:
     return ts
 
 
+MIN_DATE = pd.Timestamp("1970-01-01")
+"""Default earliest plausible timestamp, ``data.min_date``."""
+_SAMPLE = 5000
+_ISO = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T].*)?$")
+_DMY = re.compile(r"^(\d{1,2})([-/.])(\d{1,2})\2(\d{4}|\d{2})(?:[ T].*)?$")
+_COMPACT = re.compile(r"^\d{8}$")
+_TIME_ONLY = re.compile(r"^\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?$")
+_KINDS = {
+    "iso": "ISO (2024-01-31)",
+    "dmy": "day/month or month/day (03/04/2024)",
+    "compact": "YYYYMMDD (20240131)",
+    "time": "a time without a date (10:00)",
+    "text": "other (5 Jan 2024)",
+}
+
+
+def date_window(min_date=None, max_date=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The plausible dates of a log: ``[min_date, max_date]`` as naive timestamps, the end day
+    inclusive. Defaults (``None``): 1970-01-01 .. tomorrow (UTC, the run date + 1 day)."""
+    lo = MIN_DATE if min_date is None else pd.Timestamp(min_date)
+    hi = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1) if max_date is None else pd.Timestamp(max_date)
+    return lo.normalize(), hi.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+
+
+def _kinds(text: pd.Series) -> pd.Series:
+    """The shape of each (stripped, non-empty) date text: one of ``_KINDS``."""
+    kind = pd.Series("text", index=text.index, dtype=object)
+    for name, rx in (("time", _TIME_ONLY), ("compact", _COMPACT), ("dmy", _DMY), ("iso", _ISO)):
+        kind[text.str.match(rx, na=False).to_numpy(dtype=bool)] = name
+    return kind
+
+
+def _readable(values: pd.Series) -> pd.Series:
+    """Whether each text reads as a date on its own (either day/month order); slow, for few values."""
+    ok = pd.Series(False, index=values.index)
+    for dayfirst in (False, True):
+        try:
+            ok |= pd.to_datetime(values, format="mixed", dayfirst=dayfirst, errors="coerce").notna().to_numpy()
+        except (ValueError, TypeError, OverflowError):  # pragma: no cover - offsets mixed with naive values
+            ok |= values.map(lambda v: pd.notna(pd.to_datetime(v, errors="coerce", dayfirst=dayfirst))).to_numpy(dtype=bool)
+    return ok
+
+
+def _infer_format(values: pd.Series, fail) -> str | None:
+    """One format for the whole text column ``values`` (``data.timestamp_format`` unset), checked on
+    a sample of its distinct values (all distinct values for day/month order): ``None`` = pandas
+    infers it (ISO, and text shapes it knows), or an explicit format. Refuses time-only values, a
+    column mixing shapes, and numeric day/month dates that fit both day-first and month-first."""
+    n = len(values)
+    pos = np.arange(min(n, 4 * _SAMPLE))
+    if n > 4 * _SAMPLE:  # a spread-out sample too, not only the head
+        pos = np.concatenate([pos, np.random.default_rng(0).choice(np.arange(4 * _SAMPLE, n), _SAMPLE, replace=False)])
+    sample = values.iloc[pos].astype("string").str.strip()
+    sample = sample[(sample.notna() & (sample != "")).fillna(False).to_numpy(dtype=bool)]
+    if sample.empty:
+        return None
+    distinct = pd.Series(sample.unique())
+    text = values.astype("string").str.strip() if n <= 4 * _SAMPLE else None
+
+    def full() -> pd.Series:
+        return text if text is not None else values.astype("string").str.strip()
+
+    kinds = _kinds(distinct.astype("string"))
+    found = list(dict.fromkeys(kinds))
+    if len(found) > 1 and "time" not in found:  # values no format reads are named by the parse below
+        kinds = kinds[_readable(distinct).to_numpy()]
+        distinct = distinct[kinds.index]
+        found = list(dict.fromkeys(kinds))
+        if not found:
+            return None
+    rows = lambda wanted: full().isin(set(distinct[kinds.isin(wanted).to_numpy()])).to_numpy(dtype=bool)  # noqa: E731
+    if "time" in found:
+        raise fail(rows(["time"]), "holds times without a date; write full dates (YYYY-MM-DD HH:MM)")
+    if len(found) > 1:
+        first = {k: distinct[(kinds == k).to_numpy()].iloc[0] for k in found}
+        shown = ", ".join(f"{_KINDS[k]}: {first[k]!r}" for k in found)
+        mask, t = np.zeros(n, dtype=bool), full()
+        for k in found:  # one example row per shape
+            mask[int(np.flatnonzero(t.eq(first[k]).fillna(False).to_numpy(dtype=bool))[0])] = True
+        raise fail(
+            mask,
+            f"mixes date formats ({shown}); write one format for the whole column, or set data.timestamp_format",
+        )
+    kind = found[0]
+    if kind == "compact":
+        return "%Y%m%d"
+    if kind != "dmy":
+        return None
+    # day/month order over every distinct value: one order for the whole column
+    t = full()
+    every = pd.Series(t[(t.notna() & (t != "")).fillna(False).to_numpy(dtype=bool)].unique()).astype("string")
+    parts = every.str.extract(_DMY)
+    a, b = parts[0].astype(int), parts[2].astype(int)
+    valid = (a >= 1) & (b >= 1) & (a <= 31) & (b <= 31)  # others: named by the parse below
+    day_first = bool((b[valid] <= 12).all())
+    month_first = bool((a[valid] <= 12).all())
+    if not (day_first or month_first):
+        shown = [every[(valid & (b > 12)).to_numpy()].iloc[0], every[(valid & (a > 12)).to_numpy()].iloc[0]]
+        raise fail(
+            t.isin(set(shown)).to_numpy(dtype=bool),
+            f"mixes day-first ({shown[1]!r}) and month-first ({shown[0]!r}) dates; write one order for the whole "
+            "column, or set data.timestamp_format",
+        )
+    if day_first and month_first:
+        sample = every.iloc[:3].tolist()
+        raise fail(
+            t.isin(set(sample)).to_numpy(dtype=bool),
+            "has dates that read both day-first and month-first (no day above 12); set data.timestamp_format "
+            "to '%d/%m/%Y' or '%m/%d/%Y' (with the column's separator)",
+        )
+    from pandas.tseries.api import guess_datetime_format
+
+    first = str(every.iloc[int(np.flatnonzero(((a > 12) | (b > 12)).to_numpy())[0])] if ((a > 12) | (b > 12)).any() else every.iloc[0])
+    fmt = guess_datetime_format(first, dayfirst=day_first)
+    if fmt is None:  # pragma: no cover - a shape pandas cannot spell
+        sep, year = parts.iloc[0, 1], parts.iloc[0, 3]
+        fmt = ("%d{0}%m{0}" if day_first else "%m{0}%d{0}").format(sep) + ("%Y" if len(year) == 4 else "%y")
+    return fmt
+
+
+def _check_window(ts: pd.Series, window, fail) -> None:
+    lo, hi = window
+    out = ((ts < lo) | (ts > hi)).to_numpy(dtype=bool)
+    if out.any():
+        raise fail(
+            out,
+            f"has dates outside the plausible window {lo.date()} .. {hi.date()} (data.min_date, data.max_date; "
+            "the default end is the run date + 1 day)",
+        )
+
+
 def _parse_timestamps(
     values: pd.Series,
     fmt: str | None,
@@ -915,8 +1047,14 @@ def _parse_timestamps(
     timezone: str | None = None,
     label: str | None = None,
     notes: list[str] | None = None,
+    window: tuple | None = None,
 ) -> pd.Series:
     """Timestamps as naive UTC ``datetime64[ns]``.
+
+    Without ``fmt`` one format is inferred for the whole column (see :func:`_infer_format`):
+    numeric day/month dates fitting both orders, time-only values and columns mixing formats
+    are refused. Timestamps outside ``window`` (see :func:`date_window`; ``None`` = its
+    defaults) are bad input naming the rows.
 
     Values with an offset (``+02:00``, ``Z``) are converted to UTC. Values without one are
     taken as they are, or, with ``timezone`` (IANA name), as local times there converted to
@@ -929,23 +1067,42 @@ def _parse_timestamps(
     setting = f"column {column!r}"
 
     def fail(mask, what: str) -> DataError:
-        return DataError(f"{source}: {setting} {what}: " + _examples(df, mask, first_line, [column], label))
+        return DataError(f"{source}: {setting} {what}: " + _examples(df, mask, first_line, [column], label, limit=3))
 
     mixed = False
+    given = fmt
     values = _numbers_as_dates(values, fmt, fail)
     if pd.api.types.is_datetime64_any_dtype(values):
         ts = values
     else:
+        if fmt is None:
+            fmt = _infer_format(values, fail)
         try:
             ts = pd.to_datetime(values, format=fmt, errors="coerce")
         except (ValueError, TypeError):  # e.g. several UTC offsets: parsed below
             ts = None
         if ts is None or (ts.isna() & values.notna()).any():
+            if given is None and fmt is None and ts is not None:
+                # the rows the first value's format missed: the same shape as the column, or refused
+                keep = (ts.isna() & values.notna()).to_numpy() | (np.cumsum(ts.notna().to_numpy()) <= 50)
+                at = np.flatnonzero(keep)
+
+                def fail_at(mask, what: str) -> DataError:
+                    whole = np.zeros(len(values), dtype=bool)
+                    whole[at[np.asarray(mask, dtype=bool)]] = True
+                    return fail(whole, what)
+
+                _infer_format(values.iloc[at], fail_at)
             ts = _parse_mixed(values, fmt, timezone=timezone, source=source, setting=setting, fail=fail, notes=notes)
             mixed = True
     bad = ts.isna().to_numpy()
     if bad.any():
-        hint = f" with format {fmt!r} (data.timestamp_format)" if fmt else "; set data.timestamp_format (e.g. '%Y%m%d')"
+        if given:
+            hint = f" with format {fmt!r} (data.timestamp_format)"
+        elif fmt:
+            hint = f" with the column's format {fmt!r}; set data.timestamp_format"
+        else:
+            hint = "; set data.timestamp_format (e.g. '%Y%m%d')"
         raise fail(bad, f"has missing or unparseable timestamps{hint}")
     if not mixed:
         tz = getattr(ts.dt, "tz", None)
@@ -961,7 +1118,9 @@ def _parse_timestamps(
         out = (ts < _NS_MIN).to_numpy() | (ts > _NS_MAX).to_numpy()
         if out.any():
             raise fail(out, "has dates outside the supported range 1677-09-22 .. 2262-04-11")
-    return ts.astype("datetime64[ns]")
+    ts = ts.astype("datetime64[ns]")
+    _check_window(ts, window or date_window(), fail)
+    return ts
 
 
 def _numbers_as_dates(values: pd.Series, fmt: str | None, fail) -> pd.Series:
@@ -1295,6 +1454,8 @@ def prepare_transactions(
     max_abs_amount: float | None = MAX_ABS_AMOUNT,
     line_label: str | None = None,
     cancel_window_days: float = CANCEL_WINDOW_DAYS,
+    min_date=None,
+    max_date=None,
 ) -> tuple[pd.DataFrame, LoadReport]:
     """Validate raw order lines and collapse them to one purchase event per order.
 
@@ -1372,7 +1533,8 @@ def prepare_transactions(
 
     where = {"source": source, "df": raw, "first_line": first_line, "label": line_label}
     ts = _parse_timestamps(
-        raw[columns.timestamp], timestamp_format, column=columns.timestamp, timezone=timezone, notes=report.notes, **where
+        raw[columns.timestamp], timestamp_format, column=columns.timestamp, timezone=timezone, notes=report.notes,
+        window=date_window(min_date, max_date), **where
     )
     if len(amount_cols) == 2:
         qty = _parse_numbers(raw[amount_cols[0]], column=amount_cols[0], max_abs=max_abs_amount, **where)
@@ -1471,6 +1633,8 @@ def read_transactions(
     sheet: str | int | None = None,
     max_abs_amount: float | None = MAX_ABS_AMOUNT,
     cancel_window_days: float = CANCEL_WINDOW_DAYS,
+    min_date=None,
+    max_date=None,
 ) -> tuple[pd.DataFrame, LoadReport]:
     """Read a transaction log (CSV, gzipped CSV, Parquet or Excel .xlsx) into the canonical contract.
 
@@ -1495,6 +1659,8 @@ def read_transactions(
         max_abs_amount=max_abs_amount,
         line_label=table.line_label,
         cancel_window_days=cancel_window_days,
+        min_date=min_date,
+        max_date=max_date,
     )
     report.encoding = table.encoding
     report.notes[:0] = table.notes
@@ -1601,6 +1767,8 @@ def read_events(
     encoding: str = "auto",
     timezone: str | None = None,
     sheet: str | int | None = None,
+    min_date=None,
+    max_date=None,
 ) -> pd.DataFrame:
     """Read customer service events: ``customer_id, timestamp, type, value``.
 
@@ -1609,12 +1777,14 @@ def read_events(
     the transactions' rules (naive UTC; ``timezone`` for values without an offset).
     """
     return _read_events(
-        path, columns=columns, timestamp_format=timestamp_format, sep=sep, encoding=encoding, timezone=timezone, sheet=sheet
+        path, columns=columns, timestamp_format=timestamp_format, sep=sep, encoding=encoding, timezone=timezone, sheet=sheet,
+        min_date=min_date, max_date=max_date,
     )[0]
 
 
 def _read_events(
-    path, *, columns=None, timestamp_format=None, sep=None, encoding="auto", timezone=None, sheet=None
+    path, *, columns=None, timestamp_format=None, sep=None, encoding="auto", timezone=None, sheet=None, min_date=None,
+    max_date=None,
 ) -> tuple[pd.DataFrame, list[str]]:
     columns = columns or EventColumnsConfig()
     usecols = [columns.customer_id, columns.timestamp, columns.type] + ([columns.value] if columns.value else [])
@@ -1624,7 +1794,8 @@ def _read_events(
     if table.df.empty:
         raise DataError(f"{source}: no rows (the file has a header but no data)")
     events = prepare_events(table.df, columns=columns, timestamp_format=timestamp_format, timezone=timezone, source=source,
-                            first_line=table.first_line, line_label=table.line_label, notes=notes)
+                            first_line=table.first_line, line_label=table.line_label, notes=notes,
+                            min_date=min_date, max_date=max_date)
     return events, notes
 
 
@@ -1638,6 +1809,8 @@ def prepare_events(
     first_line: int = 0,
     line_label: str | None = None,
     notes: list[str] | None = None,
+    min_date=None,
+    max_date=None,
 ) -> pd.DataFrame:
     """Validate raw service events into ``customer_id, timestamp, type, value`` (the rules of
     :func:`read_events`; rows without a customer id are dropped); ``notes`` collects the
@@ -1650,7 +1823,7 @@ def prepare_events(
     raw, cid = raw.loc[keep], cid[keep]
     ts = _parse_timestamps(
         raw[columns.timestamp], timestamp_format, source=source, column=columns.timestamp, df=raw,
-        first_line=first_line, timezone=timezone, label=label, notes=notes,
+        first_line=first_line, timezone=timezone, label=label, notes=notes, window=date_window(min_date, max_date),
     )
     out = pd.DataFrame(
         {
@@ -1697,6 +1870,8 @@ def load_dataset(config: Config | DataConfig) -> Dataset:
         sheet=data.sheet,
         max_abs_amount=data.max_abs_amount,
         cancel_window_days=data.cancel_window_days,
+        min_date=getattr(data, "min_date", None),
+        max_date=getattr(data, "max_date", None),
     )
     customers = None
     if data.customers:
@@ -1709,7 +1884,8 @@ def load_dataset(config: Config | DataConfig) -> Dataset:
     if data.events:
         events, notes = _read_events(
             data.events, columns=data.event_columns, timestamp_format=data.timestamp_format, encoding=data.encoding,
-            timezone=data.timezone, sheet=data.sheet,
+            timezone=data.timezone, sheet=data.sheet, min_date=getattr(data, "min_date", None),
+            max_date=getattr(data, "max_date", None),
         )
         report.notes += notes
     return Dataset(transactions=tx, report=report, customers=customers, events=events)
