@@ -7,7 +7,9 @@ Every section is a pydantic model that forbids unknown keys, so a typo such as
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -809,6 +811,57 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+MAX_CONFIG_BYTES = 1_000_000
+"""Largest config file read (bytes); a real config is a few kB, so a bigger one is refused unread."""
+
+
+class _AliasRefused(Exception):
+    def __init__(self, anchor: str, line: int) -> None:
+        super().__init__(anchor, line)
+        self.anchor, self.line = anchor, line
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses every alias (``*name``): an anchor bomb ("billion laughs")
+    expands a few hundred bytes into gigabytes, and no churnml setting needs to repeat a node."""
+
+    def compose_node(self, parent, index):  # noqa: D102
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasRefused(event.anchor, event.start_mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+def _read_config_text(path: Path) -> str:
+    """The text of the config file at ``path``, refusing non-regular files (a named pipe would block
+    forever) and files over :data:`MAX_CONFIG_BYTES`, without reading them."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path}: cannot read it: {err.strerror or err}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"config file {path} is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"config file {path} is not a regular file (a pipe, device or socket); name a YAML file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {path} is too large ({st.st_size:,} bytes; the limit is {MAX_CONFIG_BYTES:,})"
+        )
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"config file {path}: cannot read it: {err.strerror or err}") from None
+    if len(data) > MAX_CONFIG_BYTES:  # grew after the stat
+        raise ConfigError(f"config file {path} is too large (over {MAX_CONFIG_BYTES:,} bytes)")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate a YAML config; ``None`` gives the defaults.
 
@@ -822,10 +875,14 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    text = _read_config_text(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(text, Loader=_NoAliasLoader) or {}
+    except _AliasRefused as err:
+        raise ConfigError(
+            f"config file {path}: YAML aliases are not allowed (*{err.anchor} on line {err.line}); "
+            "write the value out instead of referring to an anchor"
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(raw, dict):

@@ -29,6 +29,7 @@ import gzip
 import json
 import re
 import shlex
+import stat
 import zlib
 from pathlib import Path
 from typing import Any
@@ -734,6 +735,15 @@ def _read(
     if path.is_dir():
         raise DataError(
             f"{path}: is a directory, not a file{hint}; name the CSV, .csv.gz, Parquet or .xlsx file itself"
+        )
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None  # reported with its reason by the read below
+    if mode is not None and not stat.S_ISREG(mode):
+        raise DataError(
+            f"{path}: is not a regular file (a named pipe, device or socket){hint}; "
+            "name the CSV, .csv.gz, Parquet or .xlsx file itself"
         )
     try:
         size = path.stat().st_size
