@@ -216,3 +216,81 @@ def test_bad_window_key_in_config_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(tmp_path / "c.yaml")
     assert "max_date" in str(exc.value)
+
+
+# --------------------------------------------------------------------------- --as-of / --cutoff: the same window
+
+
+def _log(tmp_path):
+    return _csv(tmp_path, [f"2024-01-{d:02d}" for d in range(2, 20)])
+
+
+@pytest.mark.parametrize(
+    ("cmd", "flag", "value"),
+    [
+        (["score", "--model", "models:/m@challenger", "--out", "s.parquet"], "--as-of", "2200-01-01"),
+        (["train", "--model-name", "m"], "--as-of", "2200-01-01"),
+        (["features", "--out", "f.parquet"], "--cutoff", "1900-01-01"),
+        (["run", "--no-track", "--out-dir", "out"], "--cutoff", "1900-01-01"),
+        (["run", "--no-track", "--out-dir", "out"], "--cutoff", "2200-01-01"),
+        (["rfm", "--out", "r.csv"], "--observation-end", "1900-01-01"),
+    ],
+)
+def test_date_flags_outside_the_window_exit_2_naming_the_flag(tmp_path, monkeypatch, cmd, flag, value):
+    from churnml.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tx = _log(tmp_path)
+    res = runner.invoke(app, [*cmd, "--transactions", str(tx), flag, value])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("error:")]
+    hi = date_window()[1].date()
+    assert len(lines) == 1, res.output
+    assert f"{flag} {value} is outside the plausible window 1970-01-01 .. {hi}" in lines[0], lines[0]
+    assert "data.min_date / data.max_date" in lines[0]
+    assert {p.name for p in tmp_path.iterdir()} == {"tx.csv"}  # no output, no store, no folder
+
+
+def test_configured_window_applies_to_cutoff_and_its_closing_midnight_is_inside(tmp_path, monkeypatch):
+    from churnml.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    tx = _log(tmp_path)
+    (tmp_path / "c.yaml").write_text("data:\n  max_date: 2024-01-19\n")
+    base = ["features", "--config", str(tmp_path / "c.yaml"), "--transactions", str(tx)]
+    res = runner.invoke(app, [*base, "--out", "late.parquet", "--cutoff", "2024-01-21"])
+    assert res.exit_code == 2 and "--cutoff 2024-01-21 is outside the plausible window 1970-01-01 .. 2024-01-19" in res.output
+    assert not (tmp_path / "late.parquet").exists()
+    res = runner.invoke(app, [*base, "--out", "f.parquet", "--cutoff", "2024-01-20"])  # exclusive: the day after max_date
+    assert res.exit_code == 0, res.output
+    assert (pd.read_parquet(tmp_path / "f.parquet")["as_of"] == pd.Timestamp("2024-01-20")).all()
+
+
+def test_date_inside_the_window_still_works(tmp_path, monkeypatch):
+    from churnml.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    tx = _log(tmp_path)
+    res = runner.invoke(app, ["features", "--transactions", str(tx), "--cutoff", "2024-01-10", "--out", "f.parquet"])
+    assert res.exit_code == 0, res.output
+    snap = pd.read_parquet(tmp_path / "f.parquet")
+    assert (snap["as_of"] == pd.Timestamp("2024-01-10")).all()
+    assert len(snap) == 8  # c0..c7 bought 2024-01-02..09, before the cutoff
+
+
+def test_resolve_as_of_and_cutoff_check_the_configured_window():
+    from churnml.io import Dataset, LoadReport
+    from churnml.jobs import resolve_cutoff
+    from churnml.scoring import resolve_as_of
+
+    tx = pd.DataFrame({"customer_id": ["a", "b"], "timestamp": pd.to_datetime(["2024-01-02", "2024-01-05"]),
+                       "amount": [1.0, 2.0]})
+    data = DataConfig(min_date="2024-01-01", max_date="2024-01-31")
+    with pytest.raises(DataError, match=r"--as-of 1990-01-01 is outside the plausible window 2024-01-01 \.\. 2024-01-31"):
+        resolve_as_of(tx, "1990-01-01", data=data)
+    assert resolve_as_of(tx, "2024-01-04", data=data) == pd.Timestamp("2024-01-04")
+    ds = Dataset(transactions=tx, report=LoadReport.__new__(LoadReport))
+    with pytest.raises(DataError, match=r"--cutoff 2024-03-01 is outside the plausible window 2024-01-01 \.\. 2024-01-31"):
+        resolve_cutoff(ds, "2024-03-01", data=data)
+    assert resolve_cutoff(ds, "2024-01-04", data=data) == pd.Timestamp("2024-01-04")

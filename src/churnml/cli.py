@@ -192,6 +192,7 @@ def features(
 
     with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
+        cutoff = _date_option("--cutoff", cutoff, cfg)
         snap = customer_snapshot(load_dataset(cfg), cfg, cutoff)
         write_table(snap, out)
     typer.echo(f"wrote {len(snap):,} customers as of {snap['as_of'].iloc[0]} to {out}")
@@ -209,20 +210,15 @@ def _day_after(date: str | None, default) -> "pd.Timestamp":
         raise DataError(f"--observation-end {date!r} is not a date (use YYYY-MM-DD)") from None
 
 
-def _date_option(flag: str, value: str | None) -> str | None:
-    """``value`` if it parses as a date (YYYY-MM-DD); DataError naming ``flag`` otherwise."""
-    import pandas as pd
-
-    from churnml.errors import DataError
+def _date_option(flag: str, value: str | None, cfg=None) -> str | None:
+    """``value`` if it is a date (YYYY-MM-DD) inside the plausible window of ``cfg.data``
+    (``data.min_date`` .. ``data.max_date``, :func:`churnml.io.date_setting`, the window the log is
+    checked against); DataError naming ``flag`` otherwise. Checked before any work or output."""
+    from churnml.io import date_setting
 
     if value is None:
         return None
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        stamp = None
-    if stamp is None or pd.isna(stamp):
-        raise DataError(f"{flag} {value!r} is not a date (use YYYY-MM-DD)")
+    date_setting(value, flag, cfg.data if cfg is not None else None)
     return value
 
 
@@ -248,6 +244,7 @@ def rfm(
 
     with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
+        observation_end = _date_option("--observation-end", observation_end, cfg)
         ds = load_dataset(cfg)
         end = _day_after(observation_end, ds.transactions["timestamp"].max())
         first = ds.transactions["timestamp"].min()
@@ -282,6 +279,7 @@ def run(
 
     with _errors():
         cfg = _config(config, transactions, tracking_uri, model_name)
+        cutoff = _date_option("--cutoff", cutoff, cfg)
         if track:
             from churnml.tracking import check_store, tracking_uri_for
 
@@ -400,8 +398,8 @@ def train(
     from churnml.jobs import train as run_train
 
     with _errors():
-        as_of = _date_option("--as-of", as_of)
         cfg = _config(config, transactions, tracking_uri, model_name)
+        as_of = _date_option("--as-of", as_of, cfg)
         from churnml.tracking import check_store, tracking_uri_for
 
         check_store(tracking_uri_for(cfg))  # before minutes of training: an unusable store is exit 4 now
@@ -488,8 +486,8 @@ def score(
     logging.basicConfig(level=logging.INFO, stream=_sys.stderr, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     log = logging.getLogger("churnml.score")
     with _errors():
-        as_of = _date_option("--as-of", as_of)
         cfg = _config(config, transactions, tracking_uri, model_name)
+        as_of = _date_option("--as-of", as_of, cfg)
         if not (out.suffix.lower() in {".parquet", ".csv"} or out.name.lower().endswith(".csv.gz")):
             from churnml.errors import DataError
 
@@ -530,7 +528,7 @@ def _score_spark(model, out, config, transactions, as_of, master, tracking_uri, 
             from churnml.errors import DataError
 
             raise DataError("no transaction file: set data.transactions or pass --transactions (Parquet)")
-        as_of = _date_option("--as-of", as_of)
+        as_of = _date_option("--as-of", as_of, cfg)
         src = str(cfg.data.transactions)
         if not ("://" in src or Path(src).is_dir() or src.lower().endswith((".parquet", ".pq"))):
             from churnml.errors import DataError

@@ -55,6 +55,7 @@ __all__ = [
     "load_dataset",
     "match_multi_order",
     "normalise_ids",
+    "date_setting",
     "parse_date",
     "prepare_events",
     "prepare_transactions",
@@ -1901,13 +1902,16 @@ def load_dataset(config: Config | DataConfig) -> Dataset:
     return Dataset(transactions=tx, report=report, customers=customers, events=events)
 
 
-def parse_date(value, *, setting: str) -> pd.Timestamp:
+def parse_date(value, *, setting: str, window: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> pd.Timestamp:
     """A date given as a setting (``--as-of``, ``--cutoff``) on the data's clock: naive UTC.
 
     ``YYYY-MM-DD`` (or any date and time pandas reads) is taken as it is; one with an offset or
     zone (``2024-01-01T00:00+02:00``, ``...Z``) is converted to UTC, as timestamps in the data
     are. Unreadable, empty, or outside 1677-09-22 .. 2262-04-11: :class:`DataError` naming
-    ``setting``.
+    ``setting``. With ``window`` (:func:`date_window`, the data's plausible dates
+    ``data.min_date`` .. ``data.max_date``, end day inclusive), a date outside it is a
+    :class:`DataError` naming ``setting`` and the window, the same window the log is checked against
+    (the midnight closing its last day is inside: cutoffs and ``--as-of`` are exclusive).
     """
     try:
         ts = pd.Timestamp(value)
@@ -1919,7 +1923,18 @@ def parse_date(value, *, setting: str) -> pd.Timestamp:
         ts = ts.tz_convert("UTC").tz_localize(None)
     if not _NS_MIN <= ts <= _NS_MAX:
         raise DataError(f"{setting} {value!r} is outside the supported date range 1677-09-22 .. 2262-04-11")
+    if window is not None and not window[0] <= ts <= window[1] + pd.Timedelta(microseconds=1):
+        shown = ts.date() if ts == ts.normalize() else ts
+        raise DataError(f"{setting} {shown} is outside the plausible window {window[0].date()} .. {window[1].date()} "
+                        "(data.min_date / data.max_date)")
     return ts.as_unit("ns")
+
+
+def date_setting(value, setting: str, data=None) -> pd.Timestamp:
+    """:func:`parse_date` checked against the plausible window of ``data`` (a :class:`DataConfig`:
+    ``min_date`` / ``max_date``; ``None`` = the defaults, 1970-01-01 .. the run date + 1 day)."""
+    window = date_window(getattr(data, "min_date", None), getattr(data, "max_date", None))
+    return parse_date(value, setting=setting, window=window)
 
 
 def report_json(report: LoadReport) -> str:

@@ -26,15 +26,17 @@ if TYPE_CHECKING:
 __all__ = ["RunResult", "audit_scores", "backtest", "clv_holdout_diagnostics", "train", "customer_snapshot", "resolve_cutoff", "run", "segment_summary"]
 
 
-def resolve_cutoff(dataset: Dataset, cutoff=None) -> pd.Timestamp:
+def resolve_cutoff(dataset: Dataset, cutoff=None, *, data=None) -> pd.Timestamp:
     """The snapshot cutoff: the given date, or the day after the last transaction (midnight),
-    so that every transaction of the log is before it."""
+    so that every transaction of the log is before it. A given date outside the plausible window
+    of ``data`` (``config.data``: ``min_date`` .. ``max_date``; default 1970-01-01 .. the run
+    date + 1 day) is a :class:`DataError` naming ``--cutoff``."""
     last = dataset.transactions["timestamp"].max()
     if cutoff is None:
         return (last + pd.Timedelta(days=1)).normalize()
-    from churnml.io import parse_date
+    from churnml.io import date_setting
 
-    ts = parse_date(cutoff, setting="--cutoff")  # an offset or zone is converted to UTC, the data's clock
+    ts = date_setting(cutoff, "--cutoff", data)  # an offset or zone is converted to UTC, the data's clock
     first = dataset.transactions["timestamp"].min()
     if ts <= first:
         raise DataError(f"cutoff {ts.date()} is on or before the first transaction ({first}); no customer is in scope")
@@ -44,7 +46,7 @@ def resolve_cutoff(dataset: Dataset, cutoff=None) -> pd.Timestamp:
 def customer_snapshot(dataset: Dataset, config: Config, cutoff=None) -> pd.DataFrame:
     """Snapshot features plus RFM scores and segment of every customer with a purchase before
     the cutoff (see :func:`churnml.features.snapshot_features`)."""
-    cut = resolve_cutoff(dataset, cutoff)
+    cut = resolve_cutoff(dataset, cutoff, data=config.data)
     feats = snapshot_features(
         dataset.transactions, cut, events=dataset.events, customers=dataset.customers, config=config.features
     )
@@ -196,7 +198,7 @@ def run(config: Config, *, cutoff=None, out_dir: str | Path | None = None, track
 
     set_file_mode(config.output.file_mode)  # new output files: output.file_mode (default 0600)
     dataset = load_dataset(config)
-    as_of = resolve_cutoff(dataset, cutoff)
+    as_of = resolve_cutoff(dataset, cutoff, data=config.data)
     lap("load")
     pipe, bt = fit_pipeline(dataset, config, as_of=as_of)
     lap("train")

@@ -43,18 +43,20 @@ EXTRA_COLUMNS = [
 ]
 
 
-def resolve_as_of(transactions: pd.DataFrame, as_of=None) -> pd.Timestamp:
+def resolve_as_of(transactions: pd.DataFrame, as_of=None, *, data=None) -> pd.Timestamp:
     """The scoring date: the given one, or the end of the last date in the data (the next
     midnight, so that date's purchases count). A date with a time zone or offset is converted
     to UTC, the data's clock (:func:`churnml.io.parse_date`). A date after the end of the data,
-    on/before the first transaction, or not a date is bad input naming ``--as-of``."""
-    from churnml.io import parse_date
+    on/before the first transaction, outside the plausible window of ``data`` (``config.data``:
+    ``min_date`` .. ``max_date``; default 1970-01-01 .. the run date + 1 day), or not a date is bad
+    input naming ``--as-of``."""
+    from churnml.io import date_setting
 
     first = transactions[TIMESTAMP].min()
     end = transactions[TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
     if as_of is None:
         return end
-    ts = parse_date(as_of, setting="--as-of")
+    ts = date_setting(as_of, "--as-of", data)
     shown = ts.date() if ts == ts.normalize() else ts
     if ts > end:
         raise DataError(f"--as-of {shown} is in the future of the data: the log ends {end.date() - pd.Timedelta(days=1)}")
@@ -83,7 +85,7 @@ def score_dataset(
     column after the output columns."""
     t0 = time.perf_counter()
     tx = dataset.transactions
-    as_of = resolve_as_of(tx, as_of)
+    as_of = resolve_as_of(tx, as_of, data=config.data)
     tx = tx.loc[tx[TIMESTAMP] < as_of]
     # customers in id order, chunk k = the k-th block of chunk_customers of them: one factorize of
     # the id column, then each chunk's rows are an integer comparison (no string matching per chunk)
