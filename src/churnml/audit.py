@@ -110,7 +110,7 @@ def examples(ids, mask, order=None) -> str:
     idx = np.flatnonzero(np.asarray(mask, dtype=bool))
     if order is not None and idx.size:
         o = np.asarray(order, dtype=float)[idx]
-        idx = idx[np.argsort(-np.nan_to_num(o, nan=-np.inf), kind="stable")]
+        idx = idx[np.argsort(-np.nan_to_num(o, nan=-np.inf, posinf=np.inf), kind="stable")]
     shown = ", ".join(str(ids[i]) for i in idx[:N_EXAMPLES])
     return f"e.g. {shown}" + (" ..." if idx.size > N_EXAMPLES else "")
 

@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnml.audit import customer_ids
+from churnml.audit import examples as _examples
 from churnml.config import Config
 from churnml.evaluation import BEATS, NO_DIFFERENCE, WORSE, interval_outcome
 from churnml.value import SPREADSHEET, SPREADSHEET_LABELS
@@ -79,8 +81,6 @@ CLV_POPULATION_QUANTILE = 0.99
 PURCHASE_RATE_MULTIPLE = 50.0
 MIN_TENURE_DAYS = 30.0
 MIN_CUSTOMERS_FOR_SPREAD = 100
-N_EXAMPLES = 5
-"""Example customer ids named per problem."""
 CHURN_BASELINE = "recency"
 VALUE_BASELINE = "naive"
 
@@ -89,19 +89,7 @@ VALUE_BASELINE = "naive"
 
 
 def _ids(scores: pd.DataFrame) -> pd.Index:
-    if "customer_id" in scores.columns:
-        return pd.Index(scores["customer_id"].astype(str).to_numpy(), name="customer_id")
-    return pd.Index(scores.index.astype(str), name="customer_id")
-
-
-def _examples(ids: pd.Index, mask: np.ndarray, order: np.ndarray | None = None) -> str:
-    """The first few ids where ``mask`` holds (by descending ``order`` when given)."""
-    idx = np.flatnonzero(mask)
-    if order is not None and idx.size:
-        o = np.asarray(order, dtype=float)[idx]
-        idx = idx[np.argsort(-np.nan_to_num(o, nan=-np.inf, posinf=np.inf), kind="stable")]
-    shown = ", ".join(str(ids[i]) for i in idx[:N_EXAMPLES])
-    return f"e.g. {shown}" + (" ..." if idx.size > N_EXAMPLES else "")
+    return pd.Index(customer_ids(scores), name="customer_id")
 
 
 def _fmt(x: float) -> str:
